@@ -1,0 +1,1 @@
+"""The ``exocheck`` command: thin shells over the library, one module per command group."""

@@ -1,0 +1,70 @@
+"""Entry point of the ``exocheck`` command.
+
+Each command group lives in its own module with a ``register(app)`` function; this module only
+assembles them and turns :class:`~exocheck.errors.ExocheckError` into one line on stderr and exit 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from exocheck import __version__
+from exocheck.cli._common import err_console
+from exocheck.errors import ExocheckError
+
+app = typer.Typer(
+    name="exocheck",
+    help="Verify what is inside an extracellular-vesicle (exosome) product: NTA analysis, "
+    "instrument imports, batch QC and stability.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"exocheck {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """exocheck: open, reproducible verification of exosome products."""
+
+
+# Command groups: each module adds its commands. Keep one line per module.
+_COMMAND_MODULES: tuple = ()
+for _module in _COMMAND_MODULES:
+    _module.register(app)
+
+
+def run() -> None:
+    """Console-script entry point: one-line errors, exit status 2 for user mistakes."""
+    try:
+        app()
+    except ExocheckError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except OSError as exc:  # a file the user named cannot be read or written
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        err_console.print(
+            f"[bold red]error:[/] {where}{exc.strerror or exc}", highlight=False, soft_wrap=True
+        )
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    run()

@@ -1,0 +1,206 @@
+"""The one measurement schema shared by the NTA engine, the instrument importers, the store,
+the QC layer and the reports.
+
+A :class:`Measurement` is what exocheck knows about one sample measured once (one or several
+videos / positions). It serialises to JSON carrying ``"schema": "exocheck.nta/1"``.
+
+Units live in field names. Size distributions are number-weighted unless a name says otherwise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from exocheck import __version__
+from exocheck.errors import FormatError
+
+SCHEMA = "exocheck.nta/1"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Interval(_Model):
+    """A two-sided confidence interval."""
+
+    low: float
+    high: float
+    level: float = 0.95
+
+
+class Source(_Model):
+    """Where a measurement came from."""
+
+    instrument: str = Field(description="'exocheck' for the engine, else the vendor instrument")
+    software_version: str | None = None
+    file_sha256: str | None = Field(default=None, description="SHA-256 of the primary input file")
+    files: list[str] = Field(default_factory=list, description="names of all input files")
+
+
+class SizeDistribution(_Model):
+    """Number-weighted size distribution on bins, with summary statistics.
+
+    ``density`` holds the fraction of particles in each bin and sums to 1 (or is empty when the
+    source gives only summary values).
+    """
+
+    bin_edges_nm: list[float] = Field(default_factory=list)
+    density: list[float] = Field(default_factory=list)
+    d10_nm: float | None = None
+    d50_nm: float | None = None
+    d90_nm: float | None = None
+    mode_nm: float | None = None
+    mean_nm: float | None = None
+    sd_nm: float | None = None
+    ci: dict[str, Interval] = Field(
+        default_factory=dict, description="confidence intervals keyed by statistic, e.g. 'd50_nm'"
+    )
+
+    @field_validator("density")
+    @classmethod
+    def _density_sums_to_one(cls, value: list[float]) -> list[float]:
+        if value:
+            total = float(np.sum(value))
+            if not np.isfinite(total) or abs(total - 1.0) > 1e-6:
+                raise ValueError(f"density must sum to 1, got {total:.6g}")
+        return value
+
+    def centres_nm(self) -> np.ndarray:
+        """Bin centres (arithmetic means of the edges), nm."""
+        edges = np.asarray(self.bin_edges_nm, dtype=float)
+        return 0.5 * (edges[:-1] + edges[1:])
+
+
+class Concentration(_Model):
+    """Particle number concentration.
+
+    ``particles_per_ml`` refers to the original sample (dilution-corrected where a dilution is
+    known); ``measured_per_ml`` is what was in the measurement cell.
+    """
+
+    particles_per_ml: float | None = None
+    measured_per_ml: float | None = None
+    dilution_factor: float | None = None
+    calibrated: bool | None = Field(
+        default=None, description="engine only: detection volume from a bead calibration"
+    )
+    ci: Interval | None = None
+    sd_per_ml: float | None = Field(default=None, description="SD over videos / positions")
+
+
+class TrackSummary(_Model):
+    count: int = 0
+    mean_length_frames: float | None = None
+
+
+class VideoSummary(_Model):
+    """Per-video (or per-position) values, as instruments report them."""
+
+    name: str
+    concentration_per_ml: float | None = None
+    particles_per_frame: float | None = None
+    tracks: int | None = None
+    d50_nm: float | None = None
+    mean_nm: float | None = None
+    mode_nm: float | None = None
+    valid: bool = True
+    note: str | None = None
+
+
+class Provenance(_Model):
+    exocheck_version: str = __version__
+    created: datetime = Field(default_factory=lambda: datetime.now().astimezone())
+    inputs: dict[str, str] = Field(default_factory=dict, description="file name -> SHA-256")
+
+
+class Measurement(_Model):
+    """One measurement of one sample: what the engine writes and what importers produce."""
+
+    schema_: Literal["exocheck.nta/1"] = Field(default=SCHEMA, alias="schema")
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+
+    source: Source
+    sample: str | None = None
+    date: datetime | None = None
+    temperature_c: float | None = None
+    viscosity_mpa_s: float | None = None
+    dilution_factor: float | None = None
+    size: SizeDistribution = Field(default_factory=SizeDistribution)
+    concentration: Concentration = Field(default_factory=Concentration)
+    tracks: TrackSummary = Field(default_factory=TrackSummary)
+    particles_per_frame: float | None = None
+    per_video: list[VideoSummary] = Field(default_factory=list)
+    instrument_summary: dict[str, Any] = Field(
+        default_factory=dict, description="the instrument's own stated statistics, verbatim keys"
+    )
+    settings: dict[str, Any] = Field(default_factory=dict)
+    provenance: Provenance = Field(default_factory=Provenance)
+    warnings: list[str] = Field(default_factory=list)
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return self.model_dump_json(by_alias=True, indent=indent)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Measurement:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise FormatError(f"not a JSON measurement record: {exc}") from None
+        if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+            raise FormatError(f"not an exocheck measurement record (schema must be '{SCHEMA}')")
+        try:
+            return cls.model_validate(data)
+        except ValueError as exc:
+            first = str(exc).splitlines()
+            raise FormatError(f"invalid measurement record: {' '.join(first[:3])}") from None
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Measurement:
+        path = Path(path)
+        try:
+            text = path.read_bytes()
+        except OSError as exc:
+            raise FormatError(f"{path}: cannot read ({exc.strerror})") from None
+        try:
+            return cls.from_json(text)
+        except FormatError as exc:
+            raise FormatError(f"{path}: {exc}") from None
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        atomic_write_text(Path(path), self.to_json())
+
+
+def sha256_file(path: str | os.PathLike[str], chunk_bytes: int = 1 << 20) -> str:
+    """SHA-256 of a file's content, streamed."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk_bytes):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary file in the same folder and rename into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
