@@ -1,0 +1,1 @@
+"""Quality control: specifications, release, batch comparability, stability and shelf life."""
