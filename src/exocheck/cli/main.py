@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from exocheck import __version__
+from exocheck.cli import stability
 from exocheck.cli._common import err_console
 from exocheck.errors import ExocheckError
 
@@ -43,7 +44,9 @@ def _root(
 
 
 # Command groups: each module adds its commands. Keep one line per module.
-_COMMAND_MODULES: tuple = ()
+_COMMAND_MODULES: tuple = (
+    stability,
+)
 for _module in _COMMAND_MODULES:
     _module.register(app)
 
