@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -123,3 +124,23 @@ def test_cli_user_error_exits_2_with_one_line(tmp_path):
     assert proc.returncode == 2
     assert "missing column(s) Potncy" in proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) <= 2
+
+
+def test_cli_accelerated_and_freeze_thaw(tmp_path):
+    rows = ["temperature_c,hour,count"]
+    for temp, k in ((25, 0.002), (40, 0.01), (55, 0.04)):
+        rows += [f"{temp},{t},{1e10 * math.exp(-k * t) * (1.02 if i else 0.98)}"
+                 for t in (0, 10, 20, 40) for i in (0, 1)]  # fmt: skip
+    path = tmp_path / "acc.csv"
+    path.write_text("\n".join(rows))
+    args = ["accelerated", str(path), "--time-col", "hour", "--count-col", "count"]
+    res = CliRunner().invoke(app, [*args, "--storage-temp", "4", "--fraction", "0.5", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert 0 < out["prediction"]["k"] < 0.002  # slower at 4 °C than at 25 °C
+    assert out["time_to_fraction_lower"] < out["time_to_fraction"]
+    ft = tmp_path / "ft.csv"
+    ft.write_text("cycle,count\n" + "\n".join(f"{c},{1e10 * 0.9**c * (1 + 0.01 * (-1) ** c)}"
+                                                  for c in range(5)))  # fmt: skip
+    res = CliRunner().invoke(app, ["freeze-thaw", str(ft), "--count-col", "count", "--json"])
+    assert json.loads(res.output)["loss_per_cycle"] == pytest.approx(0.1, abs=0.01)

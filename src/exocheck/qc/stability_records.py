@@ -88,12 +88,15 @@ class ShelfLifeResult(_Record):
     warnings: list[str]
 
     def line(self, batch: str | None = None) -> BatchLine:
-        """The fitted line for ``batch`` (the common line for ``cics``)."""
-        if self.model == "cics" or batch is None:
-            if batch is None and self.worst_batch is not None:
-                batch = self.worst_batch
-            elif self.model == "cics":
-                return self.lines[0]
+        """The fitted line of ``batch``; without ``batch``, the governing (worst) batch's line.
+
+        Under ``cics`` every batch shares the one common line.
+        """
+        if self.model == "cics" and len(self.lines) == 1:
+            return self.lines[0]
+        batch = batch if batch is not None else self.worst_batch
+        if batch is None:
+            raise StabilityError("no batch governs (limit never met): name the batch")
         for line in self.lines:
             if line.batch == batch:
                 return line
