@@ -1,0 +1,359 @@
+"""Release decisions: hold one lot's data against a specification.
+
+Each criterion gives ``pass``, ``fail``, ``inconclusive`` (the measurement's uncertainty interval
+straddles a limit, so the data cannot decide) or ``missing`` (no data for it). The lot decision is
+
+* ``does-not-conform`` when any criterion fails,
+* else ``incomplete`` when any is missing,
+* else ``inconclusive`` when any is inconclusive,
+* else ``conforms``.
+
+Everything here is a pure function of :class:`~exocheck.qc.lotdata.LotData` and
+:class:`~exocheck.qc.specification.Specification`; signing a decision is the store's job.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from exocheck.qc.lotdata import LotData
+from exocheck.qc.specification import (
+    LabelClaimCriterion,
+    LimitCriterion,
+    MisevCriterion,
+    PresenceCriterion,
+    PurityCriterion,
+    RangeCriterion,
+    SizeFractionCriterion,
+    Specification,
+)
+
+Result = Literal["pass", "fail", "inconclusive", "missing"]
+Decision = Literal["conforms", "does-not-conform", "inconclusive", "incomplete"]
+
+#: MISEV2018/2023 marker categories (Théry et al. 2018, Table 3; Welsh et al. 2024).
+TRANSMEMBRANE = {"cd9", "cd63", "cd81", "cd82", "cd47", "cd29", "cd44", "cd73", "cd90",
+                 "itgb1", "itga", "lamp1", "lamp2", "epcam", "mhc-i", "hla-abc", "tspan"}
+CYTOSOLIC = {"tsg101", "alix", "pdcd6ip", "syntenin", "syntenin-1", "sdcbp", "flotillin-1",
+             "flot1", "flotillin-2", "flot2", "hsp70", "hsc70", "hspa8", "annexin", "anxa1",
+             "anxa2", "anxa5", "vps4", "chmp4"}
+NEGATIVE = {"calnexin", "canx", "gm130", "golga2", "apoa1", "apoa2", "apob", "albumin", "alb",
+            "histone", "histones", "cytochrome c", "cyc1", "grp94", "hsp90b1", "bip", "hspa5",
+            "umod", "tamm-horsfall"}
+
+#: Webber & Clayton (J Extracell Vesicles 2013, 2:19861): particles per µg protein.
+PURITY_HIGH = 3e10
+PURITY_LOW = 2e9
+PURITY_IMPURE = 1.5e9
+
+
+class CriterionResult(BaseModel):
+    """The outcome of one criterion."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    kind: str
+    result: Result
+    value: float | str | None = Field(description="the measured value (None when missing)")
+    limit: str = Field(description="the acceptance limit, in words")
+    unit: str | None = None
+    interval: tuple[float, float] | None = Field(
+        default=None, description="uncertainty interval of the value (95 %)"
+    )
+    detail: str | None = None
+
+    @property
+    def display_value(self) -> str:
+        if self.value is None:
+            return "—"
+        if isinstance(self.value, str):
+            return self.value
+        text = fmt(self.value)
+        if self.interval is not None:
+            text += f" ({fmt(self.interval[0])}–{fmt(self.interval[1])})"
+        return f"{text} {self.unit}".strip() if self.unit else text
+
+
+class ReleaseResult(BaseModel):
+    """A lot held against a specification."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lot: str
+    specification: str
+    decision: Decision
+    criteria: list[CriterionResult]
+    evaluated_at: datetime = Field(default_factory=lambda: datetime.now().astimezone())
+
+    def summary(self) -> dict:
+        """The ``exocheck release --json`` object."""
+        return {
+            "lot": self.lot,
+            "decision": self.decision,
+            "criteria": [
+                {"name": c.name, "result": c.result, "value": c.value, "limit": c.limit}
+                for c in self.criteria
+            ],
+        }
+
+
+def fmt(value: float) -> str:
+    """Three significant figures; scientific notation for large or small magnitudes."""
+    if value == 0 or 1e-3 <= abs(value) < 1e5:
+        return f"{value:.3g}"
+    return f"{value:.2e}"
+
+
+def decide(results: list[CriterionResult]) -> Decision:
+    """The lot decision from its criterion results (see the module docstring)."""
+    outcomes = {r.result for r in results}
+    if "fail" in outcomes:
+        return "does-not-conform"
+    if "missing" in outcomes:
+        return "incomplete"
+    if "inconclusive" in outcomes:
+        return "inconclusive"
+    return "conforms"
+
+
+def _judge(value: float, interval: tuple[float, float] | None, low: float | None,
+           high: float | None, strict_low: bool = False, strict_high: bool = False) -> Result:
+    """Pass when the whole interval lies inside the acceptance region, fail when it lies wholly
+    outside, inconclusive otherwise. Without an interval the point value decides."""
+
+    def inside(x: float) -> bool:
+        ok_low = low is None or (x > low if strict_low else x >= low)
+        ok_high = high is None or (x < high if strict_high else x <= high)
+        return ok_low and ok_high
+
+    if interval is None:
+        return "pass" if inside(value) else "fail"
+    lo, hi = sorted(interval)
+    if inside(lo) and inside(hi):
+        return "pass"
+    # the interval misses the acceptance region entirely
+    if (high is not None and (lo >= high if strict_high else lo > high)) or (
+        low is not None and (hi <= low if strict_low else hi < low)
+    ):
+        return "fail"
+    return "inconclusive"
+
+
+def quantity_value(data: LotData, quantity: str) -> tuple[float | None, tuple[float, float] | None]:
+    """A named quantity of a lot with its 95 % interval where one is known."""
+    nta = data.nta
+    if quantity.startswith("size."):
+        if nta is None:
+            return None, None
+        stat = quantity.removeprefix("size.")
+        value = getattr(nta.size, stat)
+        ci = nta.size.ci.get(stat)
+        return value, (ci.low, ci.high) if ci is not None else None
+    if quantity == "concentration.particles_per_ml":
+        if nta is None or nta.concentration.particles_per_ml is None:
+            return None, None
+        ci = nta.concentration.ci
+        return nta.concentration.particles_per_ml, (ci.low, ci.high) if ci else None
+    if quantity == "particles_per_unit":
+        conc, ci = quantity_value(data, "concentration.particles_per_ml")
+        if conc is None or data.fill_volume_ml is None:
+            return None, None
+        fill = data.fill_volume_ml
+        return conc * fill, (ci[0] * fill, ci[1] * fill) if ci else None
+    if quantity == "protein.ug_per_ml":
+        if data.protein is None:
+            return None, None
+        return data.protein.ug_per_ml, _protein_interval(data)
+    if quantity == "particles_per_ug":
+        conc, ci = quantity_value(data, "concentration.particles_per_ml")
+        if conc is None or data.protein is None:
+            return None, None
+        protein = data.protein.ug_per_ml
+        p_int = _protein_interval(data)
+        if ci is None and p_int is None:
+            return conc / protein, None
+        c_lo, c_hi = ci if ci else (conc, conc)
+        p_lo, p_hi = p_int if p_int else (protein, protein)
+        return conc / protein, (c_lo / p_hi, c_hi / max(p_lo, 1e-300))
+    if quantity.startswith("safety."):
+        value = data.safety.get(quantity.removeprefix("safety."))
+        return (value, None) if isinstance(value, float) else (None, None)
+    raise ValueError(f"unknown quantity {quantity!r}")
+
+
+def _protein_interval(data: LotData) -> tuple[float, float] | None:
+    protein = data.protein
+    if protein is None or protein.sd_ug_per_ml is None:
+        return None
+    half = 1.96 * protein.sd_ug_per_ml
+    return max(protein.ug_per_ml - half, 1e-12), protein.ug_per_ml + half
+
+
+def size_fraction(data: LotData, low_nm: float, high_nm: float) -> float | None:
+    """Number fraction of particles between ``low_nm`` and ``high_nm``, from the binned density
+    (uniform within a bin, i.e. the CDF interpolated linearly across bins)."""
+    if data.nta is None or not data.nta.size.density:
+        return None
+    edges = np.asarray(data.nta.size.bin_edges_nm, dtype=float)
+    cdf = np.concatenate([[0.0], np.cumsum(data.nta.size.density)])
+    at = np.interp([low_nm, high_nm], edges, cdf, left=0.0, right=1.0)
+    return float(np.clip(at[1] - at[0], 0.0, 1.0))
+
+
+def purity_class(particles_per_ug: float) -> str:
+    """Webber & Clayton (2013) purity class of a particles-per-µg-protein ratio."""
+    if particles_per_ug >= PURITY_HIGH:
+        return "high purity"
+    if particles_per_ug >= PURITY_LOW:
+        return "low purity"
+    if particles_per_ug < PURITY_IMPURE:
+        return "impure"
+    return "between low purity and impure"
+
+
+def misev_completeness(data: LotData) -> tuple[float, list[str]]:
+    """MISEV2023 characterisation completeness: the fraction of four requirements met, and the
+    requirements not met.
+
+    1. at least two quantification methods (particle count and total protein);
+    2. at least three positive (EV) markers present;
+    3. among them at least one transmembrane/GPI-anchored and one cytosolic protein;
+    4. at least one negative (non-EV) marker tested.
+    """
+    methods = int(data.nta is not None and data.nta.concentration.particles_per_ml is not None)
+    methods += int(data.protein is not None)
+    present = {k.strip().lower() for k, v in data.markers.items() if v == "present"}
+    tested = {k.strip().lower() for k in data.markers}
+
+    def member(name: str, group: set[str]) -> bool:
+        return name in group or any(name.startswith(g) for g in group if len(g) >= 4)
+
+    positive = {m for m in present if not member(m, NEGATIVE)}
+    unmet = []
+    if methods < 2:
+        unmet.append("≥2 quantification methods")
+    if len(positive) < 3:
+        unmet.append("≥3 positive markers")
+    if not (any(member(m, TRANSMEMBRANE) for m in positive)
+            and any(member(m, CYTOSOLIC) for m in positive)):
+        unmet.append("a transmembrane and a cytosolic marker")
+    if not any(member(m, NEGATIVE) for m in tested):
+        unmet.append("≥1 negative marker")
+    return (4 - len(unmet)) / 4, unmet
+
+
+def _range_limit(low: float | None, high: float | None, unit: str) -> str:
+    if low is not None and high is not None:
+        text = f"{fmt(low)}–{fmt(high)}"
+    elif low is not None:
+        text = f"≥ {fmt(low)}"
+    else:
+        text = f"≤ {fmt(high)}"  # type: ignore[arg-type]
+    return f"{text} {unit}".strip()
+
+
+def evaluate_criterion(criterion, data: LotData) -> CriterionResult:
+    """Evaluate one criterion against one lot."""
+    base = {"name": criterion.name, "kind": criterion.kind}
+    if isinstance(criterion, RangeCriterion | LimitCriterion):
+        unit = criterion.display_unit
+        if isinstance(criterion, RangeCriterion):
+            low, high, s_low, s_high = criterion.min, criterion.max, False, False
+            limit = _range_limit(low, high, unit)
+        else:
+            op, bound = criterion.operator
+            low = bound if op in (">", "≥") else None
+            high = bound if op in ("<", "≤") else None
+            s_low, s_high = op == ">", op == "<"
+            limit = f"{op} {fmt(bound)} {unit}".strip()
+        value, interval = quantity_value(data, criterion.quantity)
+        if value is None:
+            return CriterionResult(**base, result="missing", value=None, limit=limit, unit=unit,
+                                   detail=f"no {criterion.quantity}")
+        return CriterionResult(**base, result=_judge(value, interval, low, high, s_low, s_high),
+                               value=float(value), limit=limit, unit=unit, interval=interval)
+
+    if isinstance(criterion, SizeFractionCriterion):
+        low_nm, high_nm = criterion.window_nm
+        limit = f"≥ {criterion.min_fraction:.0%} in {low_nm:g}–{high_nm:g} nm"
+        fraction = size_fraction(data, low_nm, high_nm)
+        if fraction is None:
+            return CriterionResult(**base, result="missing", value=None, limit=limit,
+                                   detail="no binned size distribution")
+        result = "pass" if fraction >= criterion.min_fraction - 1e-12 else "fail"
+        return CriterionResult(**base, result=result, value=round(fraction, 6), limit=limit,
+                               unit="fraction")
+
+    if isinstance(criterion, LabelClaimCriterion):
+        tol = criterion.tolerance_percent / 100
+        unit = f"particles/{data.unit_name}"
+        claim = data.particles_per_unit_claim
+        if claim is None:
+            return CriterionResult(**base, result="missing", value=None,
+                                   limit=f"label claim ± {criterion.tolerance_percent:g} %",
+                                   detail="the product has no label claim")
+        low, high = claim * (1 - tol), claim * (1 + tol)
+        limit = (f"{fmt(claim)} ± {criterion.tolerance_percent:g} % "
+                 f"({fmt(low)}–{fmt(high)}) {unit}")
+        value, interval = quantity_value(data, "particles_per_unit")
+        if value is None:
+            return CriterionResult(**base, result="missing", value=None, limit=limit, unit=unit,
+                                   detail="no particle concentration or fill volume")
+        return CriterionResult(**base, result=_judge(value, interval, low, high),
+                               value=float(value), limit=limit, unit=unit, interval=interval,
+                               detail=f"{value / claim:.0%} of label claim")
+
+    if isinstance(criterion, PresenceCriterion):
+        want = "present" if criterion.expected in ("present", "positive") else "absent"
+        limit = f"{', '.join(criterion.analytes)}: {criterion.expected}"
+        readings: dict[str, str | None] = {}
+        lookup = {k.lower(): v for k, v in data.markers.items()}
+        lookup.update({k.lower(): v for k, v in data.safety.items() if isinstance(v, str)})
+        for analyte in criterion.analytes:
+            readings[analyte] = lookup.get(analyte.lower())
+        words = ({"present": "positive", "absent": "negative"}
+                 if criterion.expected in ("positive", "negative") else {})
+        shown = "; ".join(f"{k} {words.get(v, v) if v else 'not tested'}"
+                          for k, v in readings.items())
+        if any(v is None for v in readings.values()):
+            wrong = [k for k, v in readings.items() if v is not None and v != want]
+            result: Result = "fail" if wrong else "missing"
+        else:
+            result = "pass" if all(v == want for v in readings.values()) else "fail"
+        return CriterionResult(**base, result=result, value=shown, limit=limit)
+
+    if isinstance(criterion, PurityCriterion):
+        limit = f"≥ {fmt(criterion.min_particles_per_ug)} particles/µg"
+        value, interval = quantity_value(data, "particles_per_ug")
+        if value is None:
+            return CriterionResult(**base, result="missing", value=None, limit=limit,
+                                   unit="particles/µg", detail="needs concentration and protein")
+        return CriterionResult(**base, result=_judge(value, interval,
+                                                     criterion.min_particles_per_ug, None),
+                               value=float(value), limit=limit, unit="particles/µg",
+                               interval=interval, detail=purity_class(value))
+
+    if isinstance(criterion, MisevCriterion):
+        score, unmet = misev_completeness(data)
+        limit = f"score ≥ {criterion.min_score:g}"
+        result = "pass" if score >= criterion.min_score - 1e-12 else "fail"
+        detail = "missing: " + "; ".join(unmet) if unmet else "all four requirements met"
+        return CriterionResult(**base, result=result, value=score, limit=limit, detail=detail)
+
+    raise TypeError(f"unsupported criterion {criterion!r}")
+
+
+def evaluate(spec: Specification, data: LotData) -> ReleaseResult:
+    """Hold a lot against a specification: one result per criterion and the lot decision."""
+    results = [evaluate_criterion(c, data) for c in spec.criteria]
+    for r in results:  # JSON has no NaN: a non-finite value is treated as missing
+        if isinstance(r.value, float) and not math.isfinite(r.value):
+            r.value, r.result = None, "missing"
+    return ReleaseResult(lot=data.lot, specification=spec.label, decision=decide(results),
+                         criteria=results)

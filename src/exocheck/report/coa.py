@@ -1,0 +1,158 @@
+"""Certificate of analysis: HTML (Jinja2) and PDF (WeasyPrint).
+
+The certificate shows the product and lot, the specification version, every criterion with
+value, limit and result, the decision, the size distribution with the specification window
+shaded, the particle count against the label claim, the product's control chart, the SHA-256
+of every raw file, the software version, and who signed when. An optional section gives the
+particles per unit predicted at expiry (from a stability study), rendered only when given.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from pydantic import BaseModel, ConfigDict
+
+from exocheck import __version__
+from exocheck.errors import AnalysisError, ParameterError
+from exocheck.qc.comparability import capability, control_chart, particles_per_unit
+from exocheck.qc.release import fmt, quantity_value
+from exocheck.qc.specification import (
+    LabelClaimCriterion,
+    RangeCriterion,
+    SizeFractionCriterion,
+    Specification,
+)
+from exocheck.records import atomic_write_bytes, atomic_write_text
+from exocheck.report import plots
+
+
+class ExpiryPrediction(BaseModel):
+    """Remaining particles at expiry, from a stability study (``exocheck.qc.stability``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    expiry: datetime | str
+    particles_per_unit: float
+    lower_95: float
+    label_claim: float | None = None
+    note: str | None = None
+
+
+def _data_uri(svg: str) -> str:
+    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
+
+
+def _environment() -> Environment:
+    env = Environment(loader=PackageLoader("exocheck.report", "templates"),
+                      autoescape=select_autoescape(["html"]))
+    env.filters["sci"] = lambda v: "—" if v is None else fmt(float(v))
+    return env
+
+
+def _size_figure(lot_data, spec: Specification) -> str | None:
+    nta = lot_data.nta
+    if nta is None or not nta.size.density:
+        return None
+    windows = []
+    for c in spec.criteria:
+        if isinstance(c, SizeFractionCriterion):
+            windows.append((*c.window_nm, f"{c.name} (≥ {c.min_fraction:.0%})"))
+        elif isinstance(c, RangeCriterion) and c.quantity in ("size.mode_nm", "size.d50_nm"):
+            low = c.min if c.min is not None else 0.0
+            high = c.max if c.max is not None else max(nta.size.bin_edges_nm)
+            windows.append((low, high, f"{c.name}: {low:g}–{high:g} nm"))
+    marks = {k: v for k, v in (("mode", nta.size.mode_nm), ("D50", nta.size.d50_nm))
+             if v is not None}
+    return _data_uri(plots.size_distribution_svg(nta.size, windows, marks))
+
+
+def _claim_figure(lot_data, spec: Specification) -> str | None:
+    claim = lot_data.particles_per_unit_claim
+    criterion = next((c for c in spec.criteria if isinstance(c, LabelClaimCriterion)), None)
+    value, interval = quantity_value(lot_data, "particles_per_unit")
+    if claim is None or value is None:
+        return None
+    tolerance = criterion.tolerance_percent if criterion else 20.0
+    return _data_uri(plots.claim_svg(value, interval, claim, tolerance,
+                                     f"particles per {lot_data.unit_name}"))
+
+
+def _chart(product_lots, lot: str, claim: float | None, spec: Specification):
+    points = [(d.lot, particles_per_unit(d)) for d in product_lots]
+    points = [(name, v) for name, v in points if v is not None]
+    if len(points) < 2:
+        return None, None
+    labels, values = zip(*points, strict=True)
+    chart = control_chart(values, labels, attribute="particles per unit")
+    criterion = next((c for c in spec.criteria if isinstance(c, LabelClaimCriterion)), None)
+    limits: tuple[float | None, float | None] = (None, None)
+    cap = None
+    if claim is not None and criterion is not None:
+        tol = criterion.tolerance_percent / 100
+        limits = (claim * (1 - tol), claim * (1 + tol))
+        try:
+            cap = capability(values, *limits, attribute="particles per unit")
+        except AnalysisError:
+            cap = None
+    svg = plots.control_chart_svg(chart, lot, "particles per unit", limits)
+    return {"figure": _data_uri(svg), "chart": chart, "capability": cap}, chart
+
+
+def coa_context(store, lot: str, *, expiry: ExpiryPrediction | dict | None = None) -> dict[str, Any]:
+    """Everything the certificate template shows, gathered from the store."""
+    info = store.lot_info(lot)
+    result = store.evaluate(lot)
+    spec = store.get_specification(info["specification"])
+    data = store.lot_data(lot)
+    product = next(p for p in store.list_products() if p["product"] == info["product"])
+    chart, _ = _chart(store.product_lot_data(info["product"]), lot,
+                      data.particles_per_unit_claim, spec)
+    if isinstance(expiry, dict):
+        expiry = ExpiryPrediction.model_validate(expiry)
+    return {
+        "product": product, "lot": info, "spec": spec, "result": result,
+        "status": None if info["approved_by"] is None else (
+            "RELEASED" if result.decision == "conforms" else "REJECTED"),
+        "size_figure": _size_figure(data, spec), "claim_figure": _claim_figure(data, spec),
+        "chart": chart, "nta": data.nta, "protein": data.protein,
+        "attachments": info["attachments"], "expiry": expiry,
+        "spec_sha256": info["specification_sha256"], "software": f"exocheck {__version__}",
+        "generated_at": datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+    }
+
+
+def render_html(store, lot: str, *, expiry: ExpiryPrediction | dict | None = None) -> str:
+    """The certificate of analysis of ``lot`` as a standalone HTML page."""
+    context = coa_context(store, lot, expiry=expiry)
+    return _environment().get_template("coa.html").render(**context)
+
+
+def render_pdf(html: str) -> bytes:
+    """Render certificate HTML to PDF bytes with WeasyPrint."""
+    try:
+        from weasyprint import HTML
+    except (ImportError, OSError) as exc:  # OSError: pango missing
+        raise ParameterError(f"PDF output needs WeasyPrint and pango ({exc}); "
+                             "write .html instead or install exocheck[pdf]") from None
+    return HTML(string=html).write_pdf()
+
+
+def write_coa(store, lot: str, path: str | Path, *,
+              expiry: ExpiryPrediction | dict | None = None) -> Path:
+    """Write the certificate of ``lot`` to ``path``: PDF for ``.pdf``, HTML for ``.html``/``.htm``.
+    The file appears complete or not at all."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".pdf", ".html", ".htm"):
+        raise ParameterError(f"{path}: the certificate file must end in .pdf or .html")
+    html = render_html(store, lot, expiry=expiry)
+    if suffix == ".pdf":
+        atomic_write_bytes(path, render_pdf(html))
+    else:
+        atomic_write_text(path, html)
+    return path

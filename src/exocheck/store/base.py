@@ -1,0 +1,142 @@
+"""The store's core: opening, one transaction per user action, the audit trail, look-ups."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from exocheck.errors import StoreError
+from exocheck.store import models as m
+from exocheck.store.session import make_engine, redact, resolve_url, upgrade
+
+
+def aware(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes: they were stored in UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def check_actor(by: str, role: str = "user") -> str:
+    name = (by or "").strip()
+    if not name:
+        raise StoreError(f"name the {role}: a person's name is required for the audit trail")
+    return name
+
+
+class StoreBase:
+    """Opening, sessions and the audit trail; the actions live in the mixins."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    def open(cls, url: str | None = None, *, migrate: bool = True):
+        """Open (and create or upgrade) the store at ``url``.
+
+        ``url`` defaults to ``$EXOCHECK_DATABASE_URL``, then to a SQLite file in the per-user
+        data directory. A plain path means a SQLite file.
+        """
+        engine = make_engine(resolve_url(url))
+        try:
+            if migrate:
+                upgrade(engine)
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine)
+
+    @property
+    def url(self) -> str:
+        """The database URL, password hidden."""
+        return redact(self.engine.url.render_as_string(hide_password=False))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _action(self) -> Iterator[Session]:
+        """One user action = one transaction: everything or nothing."""
+        session = self._sessions()
+        try:
+            with session.begin():
+                yield session
+        except SQLAlchemyError as exc:
+            orig = getattr(exc, "orig", None) or exc
+            first = str(orig).strip().splitlines()[0] if str(orig).strip() else type(exc).__name__
+            raise StoreError(f"database refused the change: {first}") from None
+        finally:
+            session.close()
+
+    @contextmanager
+    def _read(self) -> Iterator[Session]:
+        session = self._sessions()
+        try:
+            yield session
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot read the database: {exc.__class__.__name__}") from None
+        finally:
+            session.close()
+
+    @staticmethod
+    def _audit(session: Session, actor: str, action: str, entity: str, key: str, *,
+               lot_id: int | None = None, before: dict[str, Any] | None = None,
+               after: dict[str, Any] | None = None) -> None:
+        session.add(m.AuditEvent(actor=actor, action=action, entity=entity, entity_key=key,
+                                 lot_id=lot_id, before=before, after=after))
+
+    @staticmethod
+    def _product(session: Session, name: str) -> m.Product:
+        product = session.scalar(select(m.Product).where(m.Product.name == name))
+        if product is None:
+            raise StoreError(f"unknown product {name!r} (add it with 'exocheck product add')")
+        return product
+
+    @staticmethod
+    def _lot(session: Session, number: str) -> m.Lot:
+        lot = session.scalar(select(m.Lot).where(m.Lot.number == number))
+        if lot is None:
+            raise StoreError(f"unknown lot {number!r}")
+        return lot
+
+    @staticmethod
+    def _spec(session: Session, ref: str) -> m.Specification:
+        """``name`` (newest version) or ``name@version``."""
+        name, _, version = ref.partition("@")
+        query = select(m.Specification).where(m.Specification.name == name)
+        if version:
+            try:
+                number = int(version.lstrip("v"))
+            except ValueError:
+                raise StoreError(f"bad specification reference {ref!r} (use NAME@VERSION)") from None
+            query = query.where(m.Specification.version == number)
+        spec = session.scalar(query.order_by(m.Specification.version.desc()).limit(1))
+        if spec is None:
+            raise StoreError(f"unknown specification {ref!r} (add it with 'exocheck spec add')")
+        return spec
+
+    def history(self, lot: str | None = None) -> list[dict[str, Any]]:
+        """The audit trail, oldest first; only the events of ``lot`` when given."""
+        with self._read() as session:
+            query = select(m.AuditEvent).order_by(m.AuditEvent.id)
+            if lot is not None:
+                lot_id = self._lot(session, lot).id
+                query = query.where(m.AuditEvent.lot_id == lot_id)
+            return [
+                {"id": e.id, "at": aware(e.at).isoformat(), "actor": e.actor, "action": e.action,
+                 "entity": e.entity, "key": e.entity_key, "before": e.before, "after": e.after}
+                for e in session.scalars(query)
+            ]

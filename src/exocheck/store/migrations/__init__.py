@@ -1,0 +1,1 @@
+"""Alembic migrations of the exocheck store (run programmatically by :func:`exocheck.store.session.upgrade`)."""

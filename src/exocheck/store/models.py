@@ -1,0 +1,203 @@
+"""SQLAlchemy 2 models of the exocheck store.
+
+Tables: products (with label claims), specifications (versioned YAML, immutable once a lot uses
+them), lots, measurements (NTA records, protein assays, marker panels, safety tests; JSON
+payloads), attachments (original files, content-addressed by SHA-256), releases (signed
+decisions), audit_events (append-only), and the stability tables (studies, storage conditions,
+results linked to lots and measurements).
+
+The schema is created and upgraded by the Alembic migrations in ``exocheck.store.migrations``;
+never by ``metadata.create_all``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict] = {dict[str, Any]: JSON, datetime: DateTime(timezone=True)}
+
+
+class Product(Base):
+    __tablename__ = "products"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    particles_per_unit: Mapped[float | None] = mapped_column(Float)
+    fill_volume_ml: Mapped[float | None] = mapped_column(Float)
+    unit_name: Mapped[str] = mapped_column(String(50), default="vial")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200))
+
+    lots: Mapped[list[Lot]] = relationship(back_populates="product")
+
+
+class Specification(Base):
+    __tablename__ = "specifications"
+    __table_args__ = (UniqueConstraint("name", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer)
+    yaml_text: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    product_id: Mapped[int | None] = mapped_column(ForeignKey("products.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+class Lot(Base):
+    __tablename__ = "lots"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(200), unique=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
+    specification_id: Mapped[int | None] = mapped_column(ForeignKey("specifications.id"))
+    manufactured: Mapped[datetime | None] = mapped_column()
+    expiry: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200))
+
+    product: Mapped[Product] = relationship(back_populates="lots")
+    specification: Mapped[Specification | None] = relationship()
+    measurements: Mapped[list[Measurement]] = relationship(
+        back_populates="lot", order_by="Measurement.id"
+    )
+    release: Mapped[Release | None] = relationship(back_populates="lot", uselist=False)
+
+
+class Attachment(Base):
+    """An original file, stored once per content (SHA-256) and never altered."""
+
+    __tablename__ = "attachments"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    filename: Mapped[str] = mapped_column(String(500))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Measurement(Base):
+    """One result attached to a lot. ``kind`` is ``nta``, ``protein``, ``markers`` or
+    ``safety``; ``data`` holds the record as JSON (an ``exocheck.nta/1`` record for NTA)."""
+
+    __tablename__ = "measurements"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lot_id: Mapped[int] = mapped_column(ForeignKey("lots.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    particles_per_ml: Mapped[float | None] = mapped_column(Float)
+    d50_nm: Mapped[float | None] = mapped_column(Float)
+    attachment_sha256: Mapped[str | None] = mapped_column(ForeignKey("attachments.sha256"))
+    measured_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200))
+
+    lot: Mapped[Lot] = relationship(back_populates="measurements")
+    attachment: Mapped[Attachment | None] = relationship()
+
+
+class Release(Base):
+    """A signed decision. Once it exists the lot's data can no longer change."""
+
+    __tablename__ = "releases"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lot_id: Mapped[int] = mapped_column(ForeignKey("lots.id"), unique=True)
+    specification_id: Mapped[int] = mapped_column(ForeignKey("specifications.id"))
+    decision: Mapped[str] = mapped_column(String(30))
+    result: Mapped[dict[str, Any]] = mapped_column(JSON)
+    approved_by: Mapped[str] = mapped_column(String(200))
+    approved_at: Mapped[datetime] = mapped_column(default=utcnow)
+    comment: Mapped[str | None] = mapped_column(Text)
+
+    lot: Mapped[Lot] = relationship(back_populates="release")
+    specification: Mapped[Specification] = relationship()
+
+
+class AuditEvent(Base):
+    """Append-only: who did what, when, with the record before and after."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(100))
+    entity: Mapped[str] = mapped_column(String(50))
+    entity_key: Mapped[str] = mapped_column(String(300), index=True)
+    lot_id: Mapped[int | None] = mapped_column(ForeignKey("lots.id"), index=True)
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class StabilityStudy(Base):
+    """A stability study (see :mod:`exocheck.qc.study`)."""
+
+    __tablename__ = "stability_studies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    product_id: Mapped[int | None] = mapped_column(ForeignKey("products.id"))
+    attribute: Mapped[str] = mapped_column(String(200))
+    unit: Mapped[str | None] = mapped_column(String(50))
+    time_unit: Mapped[str] = mapped_column(String(20), default="month")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200))
+
+    conditions: Mapped[list[StorageCondition]] = relationship(
+        back_populates="study", order_by="StorageCondition.position"
+    )
+    results: Mapped[list[StabilityResult]] = relationship(back_populates="study")
+
+
+class StorageCondition(Base):
+    __tablename__ = "storage_conditions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("stability_studies.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    temperature_c: Mapped[float | None] = mapped_column(Float)
+    container: Mapped[str | None] = mapped_column(String(200))
+    buffer: Mapped[str | None] = mapped_column(String(200))
+
+    study: Mapped[StabilityStudy] = relationship(back_populates="conditions")
+
+
+class StabilityResult(Base):
+    """One time point of one lot under one condition, optionally linked to a measurement."""
+
+    __tablename__ = "stability_results"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("stability_studies.id"), index=True)
+    condition_id: Mapped[int] = mapped_column(ForeignKey("storage_conditions.id"))
+    lot_number: Mapped[str] = mapped_column(String(200))
+    lot_id: Mapped[int | None] = mapped_column(ForeignKey("lots.id"))
+    time: Mapped[float] = mapped_column(Float)
+    value: Mapped[float] = mapped_column(Float)
+    measurement_id: Mapped[int | None] = mapped_column(ForeignKey("measurements.id"))
+
+    study: Mapped[StabilityStudy] = relationship(back_populates="results")
