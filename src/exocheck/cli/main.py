@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from exocheck import __version__
-from exocheck.cli import stability
+from exocheck.cli import qc_cmds, stability, store_cmds
 from exocheck.cli._common import err_console
 from exocheck.errors import ExocheckError
 
@@ -46,6 +46,8 @@ def _root(
 # Command groups: each module adds its commands. Keep one line per module.
 _COMMAND_MODULES: tuple = (
     stability,
+    store_cmds,
+    qc_cmds,
 )
 for _module in _COMMAND_MODULES:
     _module.register(app)

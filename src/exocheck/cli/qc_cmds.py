@@ -1,0 +1,131 @@
+"""``exocheck release|compare|coa|history``: decisions, comparability, certificates, audit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from exocheck.cli._common import console
+from exocheck.cli.store_cmds import DbOption, JsonOption, open_store, print_json
+from exocheck.errors import ParameterError
+
+_STYLE = {"pass": "green", "fail": "red", "inconclusive": "yellow", "missing": "dim",
+          "conforms": "bold green", "does-not-conform": "bold red",
+          "inconclusive-decision": "bold yellow", "incomplete": "bold yellow"}
+
+
+def release(
+    lot: Annotated[str, typer.Argument(help="Lot number.")],
+    approve: Annotated[bool, typer.Option("--approve", help="Sign the decision (needs --by).")]
+    = False,
+    by: Annotated[str | None, typer.Option(
+        "--by", help="Approver; must not have entered any of the lot's data.")] = None,
+    comment: Annotated[str | None, typer.Option(help="Comment stored with the signature.")] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Evaluate a lot against its specification; with --approve --by NAME, sign the decision.
+
+    A lot already signed prints its signed decision.
+    """
+    if approve and not by:
+        raise ParameterError("--approve needs --by NAME (the approver)")
+    if by and not approve:
+        raise ParameterError("--by is for signing: add --approve")
+    with open_store(db) as store:
+        result = store.approve(lot, by=by, comment=comment) if approve else store.evaluate(lot)
+        info = store.lot_info(lot)
+    if as_json:
+        print_json(result.summary())
+        return
+    table = Table("criterion", "value", "limit", "result")
+    for c in result.criteria:
+        table.add_row(c.name, c.display_value, c.limit,
+                      f"[{_STYLE[c.result]}]{c.result}[/]")
+    console.print(table)
+    style = _STYLE.get(result.decision if result.decision != "inconclusive"
+                       else "inconclusive-decision")
+    signed = (f" — signed by {info['approved_by']} at {info['approved_at']:%Y-%m-%d %H:%M %Z}"
+              if info["approved_by"] else " — not signed")
+    console.print(f"lot {lot}: [{style}]{result.decision}[/]{signed}", highlight=False)
+
+
+def compare(
+    lot: Annotated[str, typer.Argument(help="Lot under test.")],
+    reference: Annotated[list[str] | None, typer.Option(
+        "--reference", "-r", help="Reference lot (repeat); default: the product's other lots "
+        "signed as conforming.")] = None,
+    margin_sigma: Annotated[float, typer.Option(help="TOST margin in reference σ.")] = 1.5,
+    k: Annotated[float, typer.Option(help="Quality range: mean ± k·σ.")] = 3.0,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Compare a lot with reference lots (TOST, quality ranges, size distributions)."""
+    from exocheck.qc.comparability import compare as compare_lots
+
+    with open_store(db) as store:
+        test = store.lot_data(lot)
+        if reference:
+            refs = [store.lot_data(r) for r in reference]
+        else:
+            signed = {r["lot"] for r in store.list_lots(test.product) if r["lot"] != lot
+                      and r["decision"] == "conforms" and store.lot_info(r["lot"])["approved_by"]}
+            refs = [d for d in store.product_lot_data(test.product) if d.lot in signed]
+    report = compare_lots(test, refs, margin_sigma=margin_sigma, k=k)
+    if as_json:
+        print_json(report.model_dump(mode="json"))
+        return
+    table = Table("attribute", "test", "result")
+    for e in report.equivalence:
+        table.add_row(e.attribute, f"TOST ±{e.margin:.3g}: diff {e.difference:.3g}, "
+                      f"p = {e.p_value:.3g}", "equivalent" if e.equivalent else "not shown")
+    for q in report.quality_ranges:
+        table.add_row(q.attribute, f"{q.value:.4g} in [{q.low:.4g}, {q.high:.4g}]",
+                      "within" if q.within else "outside")
+    if report.size is not None:
+        table.add_row("size distribution", f"overlap {report.size.overlap:.2f}, KS "
+                      f"{report.size.ks_distance:.2f}, W {report.size.wasserstein_nm:.1f} nm",
+                      "similar" if report.size.similar else "different")
+    console.print(table)
+    verdict = "comparable" if report.comparable else "not shown comparable"
+    console.print(f"lot {lot} vs {', '.join(report.references)}: {verdict}")
+
+
+def coa(
+    lot: Annotated[str, typer.Argument(help="Lot number.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output file: .pdf or .html.")],
+    db: DbOption = None,
+) -> None:
+    """Write the certificate of analysis (PDF or HTML by the file suffix)."""
+    from exocheck.report import write_coa
+
+    with open_store(db) as store:
+        path = write_coa(store, lot, out)
+    console.print(f"certificate of analysis of lot {lot}: {path}")
+
+
+def history(
+    lot: Annotated[str | None, typer.Argument(help="Only this lot's events.")] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The audit trail: who did what, when."""
+    with open_store(db) as store:
+        events = store.history(lot)
+    if as_json:
+        print_json(events)
+        return
+    table = Table("when", "who", "action", "record")
+    for e in events:
+        table.add_row(e["at"][:19], e["actor"], e["action"], e["key"])
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("release")(release)
+    app.command("compare")(compare)
+    app.command("coa")(coa)
+    app.command("history")(history)

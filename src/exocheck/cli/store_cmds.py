@@ -1,0 +1,260 @@
+"""``exocheck product|spec|lot|measurement``: the QC store's records.
+
+Every command takes ``--db URL`` (default ``$EXOCHECK_DATABASE_URL``, then a SQLite file in the
+per-user data directory) and changes the store in one transaction.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from exocheck.cli._common import console
+from exocheck.errors import FormatError, ParameterError
+
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", help="Database URL or SQLite file (default: $EXOCHECK_DATABASE_URL, "
+                 "then the per-user store).", show_default=False),
+]
+ByOption = Annotated[
+    str | None,
+    typer.Option("--by", help="Who enters this (default: $EXOCHECK_USER, then the login name).",
+                 show_default=False),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def actor(by: str | None) -> str:
+    """The person recorded in the audit trail."""
+    return by or os.environ.get("EXOCHECK_USER") or getpass.getuser()
+
+
+def open_store(db: str | None):
+    from exocheck.store import Store
+
+    return Store.open(db)
+
+
+def print_json(data: object) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+
+
+def _pairs(items: list[str], what: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ParameterError(f"{what}: expected NAME=VALUE, got {item!r}")
+        out[key.strip()] = value.strip()
+    if not out:
+        raise ParameterError(f"{what}: give at least one NAME=VALUE")
+    return out
+
+
+product_app = typer.Typer(help="Products and their label claims.", no_args_is_help=True)
+spec_app = typer.Typer(help="Release specifications (versioned YAML).", no_args_is_help=True)
+lot_app = typer.Typer(help="Lots of a product.", no_args_is_help=True)
+measurement_app = typer.Typer(help="Results of a lot: NTA, protein, markers, safety tests.",
+                              no_args_is_help=True)
+
+
+@product_app.command("add")
+def product_add(
+    name: Annotated[str, typer.Argument(help="Product name.")],
+    particles_per_unit: Annotated[float | None, typer.Option(
+        help="Label claim: particles per unit (vial).")] = None,
+    fill_volume_ml: Annotated[float | None, typer.Option(help="Fill volume per unit, mL.")] = None,
+    unit: Annotated[str, typer.Option(help="What one unit is called.")] = "vial",
+    description: Annotated[str | None, typer.Option(help="Free text.")] = None,
+    db: DbOption = None,
+    by: ByOption = None,
+) -> None:
+    """Add a product with its label claim."""
+    with open_store(db) as store:
+        store.add_product(name, particles_per_unit=particles_per_unit,
+                          fill_volume_ml=fill_volume_ml, unit_name=unit,
+                          description=description, by=actor(by))
+    console.print(f"product {name} added")
+
+
+@product_app.command("list")
+def product_list(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """List products."""
+    with open_store(db) as store:
+        rows = store.list_products()
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("product", "particles per unit", "fill volume (mL)")
+    for r in rows:
+        table.add_row(r["product"], f"{r['particles_per_unit']:.3g}" if r["particles_per_unit"]
+                      else "—", f"{r['fill_volume_ml']:g}" if r["fill_volume_ml"] else "—")
+    console.print(table)
+
+
+@spec_app.command("add")
+def spec_add(
+    file: Annotated[Path, typer.Argument(help="Specification YAML.")],
+    product: Annotated[str | None, typer.Option(help="Product it applies to.")] = None,
+    db: DbOption = None,
+    by: ByOption = None,
+) -> None:
+    """Store a specification version (immutable once a lot uses it)."""
+    with open_store(db) as store:
+        info = store.add_specification(file, product=product, by=actor(by))
+    state = "stored" if info["changed"] else "already stored, unchanged"
+    console.print(f"specification {info['specification']} v{info['version']} {state}")
+
+
+@spec_app.command("check")
+def spec_check(file: Annotated[Path, typer.Argument(help="Specification YAML.")]) -> None:
+    """Validate a specification file without storing it."""
+    from exocheck.qc.specification import load_specification
+
+    spec = load_specification(file)
+    console.print(f"{file}: {spec.label}, {len(spec.criteria)} criteria, valid")
+
+
+@spec_app.command("list")
+def spec_list(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """List stored specifications and how many lots use each."""
+    with open_store(db) as store:
+        rows = store.list_specifications()
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("specification", "version", "lots", "sha256")
+    for r in rows:
+        table.add_row(r["specification"], str(r["version"]), str(r["lots"]), r["sha256"][:12])
+    console.print(table)
+
+
+@lot_app.command("add")
+def lot_add(
+    number: Annotated[str, typer.Argument(help="Lot number.")],
+    product: Annotated[str, typer.Option(help="Product name.")],
+    spec: Annotated[str | None, typer.Option(
+        help="Specification NAME or NAME@VERSION (default: newest for the product).")] = None,
+    manufactured: Annotated[str | None, typer.Option(help="Date of manufacture, YYYY-MM-DD.")] = None,
+    expiry: Annotated[str | None, typer.Option(help="Expiry date, YYYY-MM-DD.")] = None,
+    db: DbOption = None,
+    by: ByOption = None,
+) -> None:
+    """Create a lot."""
+    with open_store(db) as store:
+        info = store.add_lot(number, product, specification=spec, manufactured=manufactured,
+                             expiry=expiry, by=actor(by))
+    console.print(f"lot {number} of {product} added (specification {info['specification']})")
+
+
+@lot_app.command("list")
+def lot_list(
+    product: Annotated[str | None, typer.Option(help="Only this product.")] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List lots with their decision (signed, or evaluated now)."""
+    with open_store(db) as store:
+        rows = store.list_lots(product)
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("lot", "product", "decision")
+    for r in rows:
+        table.add_row(r["lot"], r["product"], r["decision"] or "—")
+    console.print(table)
+
+
+@lot_app.command("show")
+def lot_show(number: Annotated[str, typer.Argument(help="Lot number.")], db: DbOption = None,
+             as_json: JsonOption = False) -> None:
+    """Show a lot: product, specification, who entered and signed, raw files."""
+    with open_store(db) as store:
+        info = store.lot_info(number)
+    if as_json:
+        print_json(info)
+        return
+    for key, value in info.items():
+        console.print(f"[bold]{key}[/]: {value}", highlight=False)
+
+
+@measurement_app.command("add")
+def measurement_add(
+    lot: Annotated[str, typer.Argument(help="Lot number.")],
+    file: Annotated[Path, typer.Argument(help="NTA result JSON or an instrument export.")],
+    db: DbOption = None,
+    by: ByOption = None,
+) -> None:
+    """Attach an NTA result (exocheck JSON or instrument export); the file is kept by SHA-256."""
+    from exocheck.records import SCHEMA, Measurement
+
+    head = file.read_bytes()[:4096]
+    if f'"{SCHEMA}"'.encode() in head:
+        record = Measurement.load(file)
+    else:
+        try:
+            from exocheck.instruments import read_measurement
+        except ImportError:
+            raise FormatError(f"{file}: not an exocheck measurement record ({SCHEMA}) and "
+                              "instrument imports are not available") from None
+        record = read_measurement(file)
+    with open_store(db) as store:
+        store.add_measurement(lot, record, by=actor(by), original_file=file)
+    console.print(f"lot {lot}: measurement from {file.name} added")
+
+
+@measurement_app.command("protein")
+def measurement_protein(
+    lot: Annotated[str, typer.Argument(help="Lot number.")],
+    ug_per_ml: Annotated[float, typer.Option(help="Total protein, µg/mL.")],
+    sd_ug_per_ml: Annotated[float | None, typer.Option(help="Its standard deviation.")] = None,
+    method: Annotated[str, typer.Option(help="Assay (BCA, micro-BCA, Bradford...).")] = "BCA",
+    db: DbOption = None,
+    by: ByOption = None,
+) -> None:
+    """Record the lot's total protein."""
+    with open_store(db) as store:
+        store.add_protein(lot, ug_per_ml, sd_ug_per_ml=sd_ug_per_ml, method=method, by=actor(by))
+    console.print(f"lot {lot}: protein {ug_per_ml:g} µg/mL added")
+
+
+@measurement_app.command("markers")
+def measurement_markers(
+    lot: Annotated[str, typer.Argument(help="Lot number.")],
+    results: Annotated[list[str], typer.Argument(help="MARKER=present|absent, e.g. CD9=present.")],
+    method: Annotated[str | None, typer.Option(help="Western blot, flow, ELISA...")] = None,
+    db: DbOption = None,
+    by: ByOption = None,
+) -> None:
+    """Record a marker panel."""
+    with open_store(db) as store:
+        store.add_markers(lot, _pairs(results, "markers"), method=method, by=actor(by))
+    console.print(f"lot {lot}: {len(results)} marker result(s) added")
+
+
+@measurement_app.command("safety")
+def measurement_safety(
+    lot: Annotated[str, typer.Argument(help="Lot number.")],
+    results: Annotated[list[str], typer.Argument(
+        help="TEST=VALUE, e.g. endotoxin_eu_per_ml=0.05 sterility=negative.")],
+    db: DbOption = None,
+    by: ByOption = None,
+) -> None:
+    """Record safety tests (numeric, or positive/negative)."""
+    with open_store(db) as store:
+        store.add_safety(lot, _pairs(results, "safety"), by=actor(by))
+    console.print(f"lot {lot}: {len(results)} safety result(s) added")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(product_app, name="product")
+    app.add_typer(spec_app, name="spec")
+    app.add_typer(lot_app, name="lot")
+    app.add_typer(measurement_app, name="measurement")
