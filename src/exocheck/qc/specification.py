@@ -26,7 +26,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from exocheck.errors import SpecificationError
 
@@ -62,14 +69,13 @@ class _QuantityCriterion(_Criterion):
     quantity: str
     unit: str | None = None
 
-    @model_validator(mode="after")
-    def _known_quantity(self) -> _QuantityCriterion:
-        if self.quantity not in QUANTITIES and not _SAFETY.match(self.quantity):
+    @field_validator("quantity")
+    @classmethod
+    def _known_quantity(cls, value: str) -> str:
+        if value not in QUANTITIES and not _SAFETY.match(value):
             known = ", ".join(sorted(QUANTITIES))
-            raise ValueError(
-                f"unknown quantity {self.quantity!r} (use one of {known} or safety.<test>)"
-            )
-        return self
+            raise ValueError(f"unknown quantity {value!r} (use one of {known} or safety.<test>)")
+        return value
 
     @property
     def display_unit(self) -> str:
