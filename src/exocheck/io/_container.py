@@ -1,0 +1,144 @@
+"""Video containers (AVI, MP4, MOV, MKV, ...) decoded with PyAV (FFmpeg).
+
+Frames are decoded sequentially. The frame count is the number of video packets the
+demuxer delivers (one pass over the file without decoding, done when the video is opened);
+a file whose packets stop short of the count its header states, or that fails while demuxing
+or decoding, raises :class:`~exocheck.errors.VideoError` naming the file and the cause.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import av
+import numpy as np
+
+from exocheck.io._common import Reader, luminance, video_error
+
+
+def _luma_plane_only(fmt: av.VideoFormat) -> bool:
+    """True if plane 0 of ``fmt`` holds only the luma samples (planar YUV, NV12, grey)."""
+    components = fmt.components
+    if fmt.is_rgb or fmt.has_palette or fmt.is_bayer or fmt.is_big_endian or not components:
+        return False
+    in_plane0 = [c for c in components if c.plane == 0]
+    return len(in_plane0) == 1 and in_plane0[0].is_luma
+
+
+def _bits(fmt: av.VideoFormat) -> int:
+    return max((c.bits for c in fmt.components), default=8)
+
+
+class ContainerReader(Reader):
+    """The first video stream of a container file."""
+
+    format = "video"
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        try:
+            container = av.open(str(path))
+        except Exception as exc:  # av.FFmpegError, UnicodeDecodeError on odd headers, ...
+            raise video_error(path, f"not a readable video file ({exc})") from exc
+        try:
+            self._inspect(container)
+        finally:
+            container.close()
+
+    def _inspect(self, container: av.container.InputContainer) -> None:
+        if not container.streams.video:
+            raise video_error(self.path, "file holds no video stream")
+        stream = container.streams.video[0]
+        ctx = stream.codec_context
+        self.codec = ctx.name
+        self.height, self.width = ctx.height or stream.height, ctx.width or stream.width
+        fmt = stream.format if ctx.pix_fmt else None
+        self._pix_fmt = ctx.pix_fmt
+        self.dtype = np.dtype(np.uint16 if fmt is not None and _bits(fmt) > 8 else np.uint8)
+        rate = stream.average_rate or stream.guessed_rate
+        self.fps = float(rate) if rate and float(rate) > 0 else None
+        stated = int(stream.frames or 0)
+        counted = 0
+        try:
+            for packet in container.demux(stream):
+                if packet.size:
+                    counted += 1
+        except Exception as exc:
+            raise video_error(
+                self.path,
+                f"damaged or truncated video: demuxing stopped after {counted} frames ({exc})",
+            ) from exc
+        if counted == 0 or not self.width or not self.height:
+            raise video_error(self.path, "video stream holds no frames")
+        if stated and counted < stated:
+            raise video_error(
+                self.path,
+                f"truncated video: the header states {stated} frames, only {counted} are present",
+            )
+        self.n_frames = counted
+
+    def _frame_array(self, frame: av.VideoFrame) -> np.ndarray:
+        fmt = frame.format
+        if _luma_plane_only(fmt):
+            plane = frame.planes[0]
+            dtype = np.dtype("<u2" if _bits(fmt) > 8 else np.uint8)
+            rows = np.frombuffer(plane, np.uint8, count=plane.line_size * frame.height)
+            rows = rows.reshape(frame.height, plane.line_size)
+            return rows[:, : frame.width * dtype.itemsize].view(dtype)
+        if fmt.is_rgb or fmt.has_palette:
+            rgb = frame.to_ndarray(format="rgb48le" if self.dtype == np.uint16 else "rgb24")
+            return luminance(rgb)
+        return frame.to_ndarray(format="gray16le" if self.dtype == np.uint16 else "gray")
+
+    def _frames(self) -> Iterator[av.VideoFrame]:
+        try:
+            container = av.open(str(self.path))
+        except Exception as exc:
+            raise video_error(self.path, f"cannot reopen video ({exc})") from exc
+        try:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            yield from container.decode(stream)
+        finally:
+            container.close()
+
+    def chunks(self, chunk_frames: int, start: int, stop: int) -> Iterator[tuple[int, np.ndarray]]:
+        shape = (self.height, self.width)
+        index = 0
+        out = np.empty((min(chunk_frames, stop - start), *shape), dtype=self.dtype)
+        filled, first = 0, start
+        frames = self._frames()
+        try:
+            while index < stop:
+                try:
+                    frame = next(frames, None)
+                except Exception as exc:
+                    raise video_error(
+                        self.path, f"decoding failed at frame {index} ({exc})"
+                    ) from exc
+                if frame is None:
+                    raise video_error(
+                        self.path, f"truncated video: decoded {index} of {self.n_frames} frames"
+                    )
+                if index >= start:
+                    array = self._frame_array(frame)
+                    if array.shape != shape:
+                        raise video_error(
+                            self.path, f"frame {index} is {array.shape[1]}x{array.shape[0]}, "
+                            f"expected {shape[1]}x{shape[0]} (size changes mid-stream)",
+                        )  # fmt: skip
+                    out[filled] = array
+                    filled += 1
+                    if filled == out.shape[0]:
+                        yield first, out
+                        first += filled
+                        filled = 0
+                        out = np.empty((min(chunk_frames, stop - first), *shape), dtype=self.dtype)
+                index += 1
+        finally:
+            frames.close()
+
+    def read_range(self, start: int, stop: int) -> np.ndarray:
+        parts = [chunk for _, chunk in self.chunks(max(stop - start, 1), start, stop)]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
