@@ -86,7 +86,8 @@ class CatalogMixin(StoreBase):
                         f"store the new text as version {self._next_version(session, spec.name)}")
                 before = {"sha256": existing.sha256}
                 existing.yaml_text, existing.sha256 = text, digest
-                existing.product_id = product_row.id if product_row else None
+                if product_row is not None:
+                    existing.product_id = product_row.id
                 self._audit(session, by, "specification.replace", "specification", spec.label,
                             before=before, after=info)
                 return info | {"changed": True}
