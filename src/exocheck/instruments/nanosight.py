@@ -1,0 +1,381 @@
+"""Malvern NanoSight NTA 3.x: ``<experiment>-ExperimentSummary.csv`` (+ companion ``.nano``).
+
+The summary CSV is a sequence of bracketed sections (``[Experiment Details]``, ``[Results]``,
+``[Size Data]``, ...) whose rows are ``key,value(s)``; one value column per video and, in the
+result tables, ``Average,Standard Error`` after the video columns. Keys are matched by name,
+case-insensitively; rows may be ragged.
+
+Definitions (as the instrument states them): the concentration ``Average`` is the plain mean
+over videos, failed videos (concentration 0) included, adjusted for the recorded dilution; the
+merged distribution is the ``Concentration average`` column of 1-nm bins, and its D10/D50/D90
+are read from the cumulative at the upper bin edge.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from exocheck.errors import FormatError
+from exocheck.instruments._build import computed_from_bins, disagrees, distribution, file_sha256
+from exocheck.instruments._text import (
+    decode,
+    edges_from_centres,
+    norm_key,
+    parse_datetime,
+    quantiles_from_bins,
+    read_bytes,
+    to_float,
+)
+from exocheck.instruments.nanofile import find_companion, read_nano
+from exocheck.records import Concentration, Measurement, Source, TrackSummary, VideoSummary
+
+INSTRUMENT = "NanoSight NTA"
+_SECTION = re.compile(r"^\[(.+)\]$")
+_STATS = {
+    "mean": "mean_nm",
+    "mode": "mode_nm",
+    "sd": "sd_nm",
+    "d10": "d10_nm",
+    "d50": "d50_nm",
+    "d90": "d90_nm",
+}
+
+
+@dataclass
+class _Block:
+    """One distribution block of ``[Size Data]`` / ``[Diffusion Coefficient Data]``."""
+
+    weighting: str
+    rows: list[list[str]] = field(default_factory=list)
+
+
+def _rows(text: str, path: Path) -> list[list[str]]:
+    try:
+        reader = csv.reader(io.StringIO(text, newline=""))
+        rows = []
+        for row in reader:
+            cells = [c.strip() for c in row]
+            while cells and not cells[-1]:
+                cells.pop()
+            rows.append(cells)
+        return rows
+    except csv.Error as exc:
+        raise FormatError(f"{path}: damaged CSV ({exc})") from None
+
+
+def _sections(rows: list[list[str]]) -> dict[str, list[list[str]]]:
+    sections: dict[str, list[list[str]]] = {"": []}
+    current = ""
+    for row in rows:
+        match = _SECTION.match(row[0]) if len(row) == 1 else None
+        if match:
+            current = norm_key(match.group(1))
+            sections.setdefault(current, [])
+        else:
+            sections[current].append(row)
+    return sections
+
+
+def _find(rows: list[list[str]], *names: str) -> list[str] | None:
+    """The first row whose key equals or starts with one of ``names`` (normalised)."""
+    for name in names:
+        for row in rows:
+            if row and norm_key(row[0]) == name:
+                return row
+    for name in names:
+        for row in rows:
+            if row and norm_key(row[0]).startswith(name):
+                return row
+    return None
+
+
+def _cell(row: list[str] | None, index: int | None) -> str | None:
+    if row is None or index is None or index >= len(row):
+        return None
+    return row[index] or None
+
+
+class _Columns:
+    """Video and Average columns of a result table, from its header row."""
+
+    def __init__(self, header: list[str] | None, n_videos: int) -> None:
+        keys = [norm_key(c) for c in header] if header else []
+        self.average = keys.index("average") if "average" in keys else None
+        self.stderr = keys.index("standard error") if "standard error" in keys else None
+        last = self.average if self.average is not None else max(len(keys), n_videos + 1)
+        self.videos = list(range(1, last)) if last > 1 else []
+        self.names = [
+            header[i] if header and i < len(header) else f"video {i}" for i in self.videos
+        ]
+
+    def values(self, row: list[str] | None) -> list[float | None]:
+        return [to_float(_cell(row, i)) for i in self.videos]
+
+    def average_of(self, row: list[str] | None) -> float | None:
+        stated = to_float(_cell(row, self.average))
+        if stated is not None:
+            return stated
+        vals = [v for v in self.values(row) if v is not None]
+        return float(np.mean(vals)) if vals else None
+
+
+def _blocks(rows: list[list[str]]) -> list[_Block]:
+    blocks: list[_Block] = []
+    for row in rows:
+        if row and norm_key(row[0]) == "weighting":
+            blocks.append(_Block(weighting=norm_key(row[1]) if len(row) > 1 else ""))
+        elif blocks:
+            blocks[-1].rows.append(row)
+    return blocks
+
+
+def _graph(block: _Block) -> tuple[np.ndarray, list[np.ndarray], np.ndarray | None]:
+    """(bin centres, per-video values, stated average or None) from a block's Graph Data."""
+    start = next(
+        (i for i, r in enumerate(block.rows) if r and norm_key(r[0]).startswith("bin centre")), None
+    )
+    if start is None:
+        return np.array([]), [], None
+    keys = [norm_key(c) for c in block.rows[start]]
+    avg_col = next((i for i, k in enumerate(keys) if k.startswith("concentration average")), None)
+    video_cols = [
+        i
+        for i, k in enumerate(keys)
+        if i != avg_col and "conc" in k and not k.startswith("concentration average")
+    ]
+    centres, per_video, average = [], [[] for _ in video_cols], []
+    for row in block.rows[start + 1 :]:
+        centre = to_float(row[0]) if row else None
+        if centre is None:
+            break
+        centres.append(centre)
+        for values, col in zip(per_video, video_cols, strict=True):
+            values.append(to_float(_cell(row, col)) or 0.0)
+        if avg_col is not None:
+            average.append(to_float(_cell(row, avg_col)) or 0.0)
+    stated_avg = np.array(average) if avg_col is not None else None
+    return np.array(centres), [np.array(v) for v in per_video], stated_avg
+
+
+def _check_bins(centres: np.ndarray, path: Path) -> None:
+    if centres.size < 2 or np.any(np.diff(centres) <= 0):
+        raise FormatError(f"{path}: [Size Data] bin centres are not increasing")
+
+
+def _flags(sections: dict[str, list[list[str]]], names: list[str]) -> tuple[dict, list[str]]:
+    flags: dict[str, list[str]] = {}
+    warnings: list[str] = []
+    for section in ("concentration warnings", "information"):
+        for row in sections.get(section, []):
+            if len(row) < 2:
+                continue
+            key, values = row[0].rstrip(":"), row[1:]
+            flags[key] = values
+            k = norm_key(key)
+            for i, value in enumerate(values[: len(names)] if names else values):
+                v = norm_key(value)
+                who = names[i] if i < len(names) else f"video {i + 1}"
+                bad = (
+                    ("noise" in k and v not in ("", "no", "none", "ok"))
+                    or ("vibration detected" in k and v in ("yes", "true", "detected"))
+                    or ("validity" in k and v and not v.startswith("valid"))
+                    or ("settings changed" in k and v in ("yes", "true"))
+                )
+                if bad:
+                    warnings.append(f"{who}: {key} = {value}")
+    return flags, warnings
+
+
+def read_nanosight(path: str | Path) -> Measurement:
+    """Read a NanoSight NTA 3.x ``ExperimentSummary.csv`` (and its ``.nano`` if beside it).
+
+    Raises
+    ------
+    FormatError
+        The file is not an NTA experiment summary, or lacks the concentration or the
+        number-weighted size statistics.
+    """
+    path = Path(path)
+    text = decode(read_bytes(path))
+    rows = _rows(text, path)
+    head = " ".join(" ".join(r) for r in rows[:3]).lower()
+    sections = _sections(rows)
+    if "nta experiment summary" not in head and "results" not in sections:
+        raise FormatError(f"{path}: not a NanoSight ExperimentSummary.csv (no NTA header)")
+    details = sections.get("experiment details", [])
+    conditions = sections.get("conditions", []) + details
+    results = sections.get("results", [])
+    warnings: list[str] = []
+
+    file_row = _find(details, "filename")
+    video_names = [c for c in (file_row or [])[1:] if c]
+    header = next((r for r in results if "average" in [norm_key(c) for c in r]), None)
+    cols = _Columns(header, len(video_names))
+    if video_names and len(video_names) == len(cols.videos):
+        cols.names = video_names
+
+    conc_row = _find(results, "concentration (particles / ml)", "concentration (particles")
+    particles_per_ml = cols.average_of(conc_row)
+    if particles_per_ml is None:
+        raise FormatError(f"{path}: no 'Concentration (Particles / ml)' value in [Results]")
+    video_conc = cols.values(conc_row)
+
+    dil_row = _find(results, "dilution factor")
+    dilution = cols.average_of(dil_row)
+    if dilution is not None and dilution <= 0:
+        dilution = None
+    if dilution is None:
+        warnings.append("dilution not recorded: concentration is as measured in the cell")
+
+    # number-weighted size block
+    blocks = _blocks(sections.get("size data", []))
+    number = next((b for b in blocks if b.weighting.startswith("number")), None)
+    if number is None:
+        raise FormatError(f"{path}: no number-weighted block in [Size Data]")
+    size_cols = _Columns(_find(number.rows, "filename"), len(cols.videos))
+    stated = {_STATS[k]: size_cols.average_of(_find(number.rows, k)) for k in _STATS}
+    if stated["d50_nm"] is None and stated["mean_nm"] is None:
+        raise FormatError(f"{path}: [Size Data] states neither Mean nor D50 (number-weighted)")
+    centres, per_video_bins, stated_avg = _graph(number)
+    if centres.size:
+        _check_bins(centres, path)
+        if stated_avg is None:
+            if not per_video_bins:
+                raise FormatError(f"{path}: [Size Data] graph has no concentration columns")
+            stated_avg = np.mean(per_video_bins, axis=0)
+        edges = edges_from_centres(centres)
+        q = quantiles_from_bins(edges[1:], stated_avg, start=float(edges[0]))
+        size = distribution(edges, stated_avg, stated, q)
+        recomputed = computed_from_bins(centres, stated_avg, q)
+        for key in ("d50_nm", "mean_nm"):
+            if disagrees(stated[key], recomputed[key]):
+                warnings.append(
+                    f"stated {key} {stated[key]:g} disagrees with the distribution ({recomputed[key]:.4g})"
+                )
+    else:
+        size = distribution(np.array([]), np.array([]), stated, [None, None, None])
+        recomputed = {}
+        warnings.append("no size distribution (Graph Data) in the file: statistics only")
+
+    # per-video values
+    ppf = cols.values(_find(results, "particles per frame"))
+    tracks_row = cols.values(_find(results, "completed tracks"))
+    valid_tracks = size_cols.values(_find(number.rows, "valid tracks"))
+    video_stats = {k: size_cols.values(_find(number.rows, k)) for k in ("d50", "mean", "mode")}
+    per_video: list[VideoSummary] = []
+    for i, name in enumerate(cols.names):
+        conc = video_conc[i] if i < len(video_conc) else None
+        failed = conc is None or conc <= 0
+        tracks = valid_tracks[i] if i < len(valid_tracks) else None
+        tracks = tracks if tracks is not None else (tracks_row[i] if i < len(tracks_row) else None)
+        stat = {k: (v[i] if i < len(v) else None) for k, v in video_stats.items()}
+        per_video.append(
+            VideoSummary(
+                name=name,
+                concentration_per_ml=conc,
+                particles_per_frame=ppf[i] if i < len(ppf) else None,
+                tracks=int(tracks) if tracks is not None else None,
+                d50_nm=stat["d50"],
+                mean_nm=stat["mean"],
+                mode_nm=stat["mode"],
+                valid=not failed,
+                note="failed video: concentration 0 (included in the stated average)"
+                if failed
+                else None,
+            )
+        )
+        if failed:
+            warnings.append(
+                f"{name}: failed video (concentration 0); the stated average includes it"
+            )
+    flags, flag_warnings = _flags(sections, cols.names)
+    warnings.extend(flag_warnings)
+
+    temps = [v for v in cols.values(_find(conditions, "temperature")) if v is not None]
+    visc = [v for v in cols.values(_find(conditions, "viscosity")) if v is not None]
+    version_row = _find(details, "software version")
+    version = _cell(version_row, 1)
+    if version is None:
+        match = re.search(r"NTA\s*[\d.]+", head, re.IGNORECASE)
+        version = match.group(0).upper() if match else None
+    sample = _cell(_find(details, "sample description"), 1) or _cell(
+        _find(details, "experiment name"), 1
+    )
+    date = parse_datetime(_cell(_find(details, "time captured"), 1))
+    settings = {
+        row[0].rstrip(":"): (row[1] if len(row) == 2 else row[1:])
+        for row in sections.get("settings", [])
+        if len(row) >= 2
+    }
+    files = [path.name]
+    sha = {path.name: file_sha256(path)}
+
+    nano_path = find_companion(path)
+    if nano_path is not None:
+        nano = read_nano(nano_path)
+        files.append(nano_path.name)
+        sha[nano_path.name] = file_sha256(nano_path)
+        settings["nano"] = nano.capture
+        sample = sample or nano.details.get("samplename")
+        date = date or parse_datetime(nano.details.get("timecaptured"))
+        temps = temps or nano.numbers("temperature")
+        visc = visc or nano.numbers("viscosity")
+        nano_dil = nano.numbers("dilutionfactor")
+        if (
+            nano_dil
+            and dilution is not None
+            and not math.isclose(nano_dil[0], dilution, rel_tol=1e-3)
+        ):
+            warnings.append(
+                f".nano dilution {nano_dil[0]:g} differs from the summary's {dilution:g}"
+            )
+
+    se = to_float(_cell(conc_row, cols.stderr))
+    finite = [v for v in video_conc if v is not None]
+    summary = {
+        "Concentration (Particles / ml)": {"Average": particles_per_ml, "Standard Error": se},
+        "Dilution factor": _cell(dil_row, cols.average) or _cell(dil_row, 1),
+        "Particles per frame": cols.average_of(_find(results, "particles per frame")),
+        "Completed tracks": cols.average_of(_find(results, "completed tracks")),
+        "Size (number)": {k: v for k, v in stated.items() if v is not None},
+        "Valid Tracks": size_cols.average_of(_find(number.rows, "valid tracks")),
+        "from_distribution": {k: v for k, v in recomputed.items() if v is not None},
+        "flags": flags,
+        "Operator Name": _cell(_find(details, "operator name"), 1),
+        "Diluent": _cell(_find(details, "diluent"), 1),
+        "Experiment Name": _cell(_find(details, "experiment name"), 1),
+    }
+    total_tracks = [v for v in valid_tracks if v is not None] or [
+        v for v in tracks_row if v is not None
+    ]
+    return Measurement(
+        source=Source(
+            instrument=INSTRUMENT, software_version=version, file_sha256=sha[path.name], files=files
+        ),
+        sample=sample,
+        date=date,
+        temperature_c=float(np.mean(temps)) if temps else None,
+        viscosity_mpa_s=float(np.mean(visc)) if visc else None,
+        dilution_factor=dilution,
+        size=size,
+        concentration=Concentration(
+            particles_per_ml=particles_per_ml,
+            measured_per_ml=particles_per_ml / dilution if dilution else particles_per_ml,
+            dilution_factor=dilution,
+            sd_per_ml=float(np.std(finite, ddof=1)) if len(finite) > 1 else None,
+        ),
+        tracks=TrackSummary(count=int(sum(total_tracks))),
+        particles_per_frame=summary["Particles per frame"],
+        per_video=per_video,
+        instrument_summary=summary,
+        settings=settings,
+        warnings=warnings,
+        provenance={"inputs": sha},
+    )

@@ -1,0 +1,518 @@
+"""Builders of realistic synthetic instrument exports from a known size distribution.
+
+Each builder writes the layout described for the instrument (sections, key names, column
+orders) and can inject the quirks seen in real files. The statistics a builder states are
+computed here, independently of exocheck, by the instrument's own definitions:
+NanoSight reads quantiles from the cumulative at the upper bin edge, ZetaView at bin centres.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import stats
+
+
+@dataclass
+class Truth:
+    """A known log-normal number distribution and concentration."""
+
+    median_nm: float = 110.0
+    gsd: float = 1.45
+    measured_per_ml: float = 4.0e8  # in the cell
+    dilution: float | None = 500.0
+    temperature_c: float = 25.02
+    viscosity_mpa_s: float = 0.8902
+
+    def bin_fractions(self, edges: np.ndarray) -> np.ndarray:
+        dist = stats.lognorm(s=math.log(self.gsd), scale=self.median_nm)
+        cdf = dist.cdf(edges)
+        return np.diff(cdf) / (cdf[-1] - cdf[0])
+
+
+def quantile_walk(positions: list[float], weights: list[float], q: float, start: float | None):
+    """Quantile by walking the cumulative and interpolating linearly (reference definition)."""
+    total = sum(weights)
+    prev_x = start if start is not None else positions[0]
+    prev_c = 0.0
+    running = 0.0
+    for x, w in zip(positions, weights, strict=True):
+        running += w
+        c = running / total
+        if c >= q:
+            if start is None and prev_c == 0.0 and x == positions[0]:
+                return x
+            return prev_x + (q - prev_c) / (c - prev_c) * (x - prev_x)
+        prev_x, prev_c = x, c
+    return positions[-1]
+
+
+def stats_of(centres: list[float], weights: list[float], positions: list[float], start):
+    total = sum(weights)
+    mean = sum(c * w for c, w in zip(centres, weights, strict=True)) / total
+    var = sum(w * (c - mean) ** 2 for c, w in zip(centres, weights, strict=True)) / total
+    mode = centres[max(range(len(weights)), key=lambda i: weights[i])]
+    d10, d50, d90 = (quantile_walk(positions, weights, q, start) for q in (0.1, 0.5, 0.9))
+    return {"mean": mean, "mode": mode, "sd": math.sqrt(var), "d10": d10, "d50": d50, "d90": d90}
+
+
+# --------------------------------------------------------------------------------- NanoSight
+@dataclass
+class NanoSightOptions:
+    n_videos: int = 5
+    failed: tuple[int, ...] = ()  # video indices with concentration 0
+    nbins: int = 1000
+    autosampler: bool = False  # no 'Concentration average' / 'Standard Error' graph columns
+    dilution_recorded: bool = True
+    noise: tuple[int, ...] = ()  # videos flagged 'Noise detected'
+    vibration: tuple[int, ...] = ()
+    newline: str = "\n"
+    encoding: str = "latin-1"
+    version: str = "3.3.301"
+    experiment: str = "EV-lot-17"
+    sample_description: str = "EV lot 17 UC pellet"
+    drop_rows: tuple[str, ...] = ()  # keys of rows to leave out (missing columns)
+    header_case: str = "Particles / ml"
+    seed: int = 1
+
+
+@dataclass
+class NanoSightExport:
+    csv: bytes
+    truth: Truth
+    stated: dict[str, float]  # number-weighted Average statistics
+    stated_conc: float  # the Average concentration (incl. failed videos)
+    video_conc: list[float]
+    average_bins: np.ndarray
+    centres: np.ndarray
+    video_names: list[str] = field(default_factory=list)
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.6g}"
+
+
+def nanosight_summary(truth: Truth | None = None, opts: NanoSightOptions | None = None):
+    """An NTA 3.x ExperimentSummary.csv (bytes) with its ground truth."""
+    truth = truth or Truth()
+    o = opts or NanoSightOptions()
+    rng = np.random.default_rng(o.seed)
+    edges = np.arange(o.nbins + 1, dtype=float)
+    centres = edges[:-1] + 0.5
+    frac = truth.bin_fractions(edges)
+    dil = truth.dilution if (o.dilution_recorded and truth.dilution) else 1.0
+    names = [f"{o.experiment}_{i + 1:03d}.avi" for i in range(o.n_videos)]
+    video_conc, video_bins = [], []
+    for i in range(o.n_videos):
+        if i in o.failed:
+            video_conc.append(0.0)
+            video_bins.append(np.zeros_like(frac))
+            continue
+        conc = truth.measured_per_ml * dil * float(rng.uniform(0.9, 1.1))
+        shape = frac * rng.uniform(0.95, 1.05, frac.size)
+        bins = conc * shape / shape.sum()
+        video_conc.append(conc)
+        video_bins.append(bins)
+    avg_bins = np.mean(video_bins, axis=0)
+    stated_conc = float(np.mean(video_conc))
+    c, up = centres.tolist(), edges[1:].tolist()
+    avg_stats = stats_of(c, avg_bins.tolist(), up, 0.0)
+    video_stats = [stats_of(c, b.tolist(), up, 0.0) if b.sum() > 0 else None for b in video_bins]
+
+    lines: list[str] = []
+
+    def row(*cells) -> None:
+        key = str(cells[0]) if cells else ""
+        if any(key.lower().startswith(d.lower()) for d in o.drop_rows if d):
+            return
+        lines.append(",".join(str(x) for x in cells) + ",")
+
+    def per_video(key, values, avg=True):
+        vals = [_fmt(v) if isinstance(v, float) else ("" if v is None else str(v)) for v in values]
+        extra = []
+        if avg:
+            nums = [v for v in values if isinstance(v, float)]
+            se = float(np.std(nums, ddof=1) / math.sqrt(len(nums))) if len(nums) > 1 else 0.0
+            extra = [_fmt(float(np.mean(nums))) if nums else "", _fmt(se)]
+        row(key, *vals, *extra)
+
+    lines.append("NTA Experiment Summary File,")
+    lines.append(f"Created with NTA {o.version[:3]} - Sample Assistant Dev Build {o.version},")
+    row("")
+    lines.append("[Experiment Details],")
+    row("Software Version", o.version)
+    row("Experiment Name", o.experiment)
+    row("Operator Name", "Jürgen Ölçer")
+    row("Time Captured", "15:42:48  01/04/2021")
+    row("Sample Description", o.sample_description)
+    row("Pre-treatment", "")
+    row("Diluent", "PBS")
+    row("Remarks", "")
+    row("Filename:", *names)
+    row("")
+    lines.append("[Conditions],")
+    temps = [truth.temperature_c + 0.01 * (i - o.n_videos // 2) for i in range(o.n_videos)]
+    row("Temperature/C", *[f"{t:.2f}" for t in temps])
+    row("Viscosity/cP", *[f"{truth.viscosity_mpa_s:.4f}"] * o.n_videos)
+    row("")
+    lines.append("[Settings],")
+    for key, val in (
+        ("Camera Type", "sCMOS"),
+        ("Laser Type", "Blue488"),
+        ("Camera Level", 14),
+        ("Slider Shutter", 1259),
+        ("Slider Gain", 366),
+        ("Shutter/ms", "30.00"),
+        ("Frame rate/fps", "24.98"),
+        ("Syringe Pump Speed/AU", 50),
+        ("Detection Threshold", 5),
+        ("Max Jump Mode", "Auto"),
+        ("Max Jump Distance", "15.8"),
+        ("Blur", "Auto"),
+        ("Min Track Length", "Auto"),
+        ("First frame", 0),
+        ("Total frames analysed", 1498),
+    ):
+        row(key, *[val] * o.n_videos)
+    row("")
+    lines.append("[Exclusion Regions],")
+    row("")
+    lines.append("[Results],")
+    row("", *names, "Average", "Standard Error")
+    if o.dilution_recorded and truth.dilution:
+        per_video(
+            "Dilution factor (concentrations adjusted for this factor)", [float(dil)] * o.n_videos
+        )
+    else:
+        row(
+            "Dilution factor (concentrations adjusted for this factor)",
+            *["Not recorded"] * (o.n_videos + 1),
+        )
+    per_video(f"Concentration ({o.header_case})", video_conc)
+    row("Concentration Upgrade?", *["No"] * o.n_videos)
+    ppf = [v / dil / 1.0e7 for v in video_conc]
+    per_video("Particles per frame", ppf)
+    per_video("Centres per frame", [p * 1.2 for p in ppf])
+    per_video("Completed tracks", [float(round(p * 40)) for p in ppf])
+    per_video("X-Drift (pix/frame)", [0.01] * o.n_videos)
+    per_video("Y-Drift (pix/frame)", [-0.02] * o.n_videos)
+    row("")
+    lines.append("[Concentration Warnings],")
+    row(
+        "Validity of concentration measurement",
+        *["Too Low" if i in o.failed else "Valid" for i in range(o.n_videos)],
+    )
+    row("")
+    lines.append("[Information],")
+    row("Noise level", *["Noise detected" if i in o.noise else "No" for i in range(o.n_videos)])
+    row("Vibration detected", *["Yes" if i in o.vibration else "No" for i in range(o.n_videos)])
+    row("Vibration correction applied", *["No"] * o.n_videos)
+    row("Settings changed?", *["No"] * o.n_videos)
+    row("")
+    lines.append("[Data Included],")
+    for n in names:
+        row(n, "Yes")
+    row("")
+
+    def block(kind: str, weighting: str, first: bool, weight_pow: int):
+        if first:
+            row("Analysis Method", "FTLA")
+        row("Weighting", weighting)
+        row("Filename", *names, "Average", "Standard Error")
+        wb = [b * centres**weight_pow for b in video_bins]
+        wavg = avg_bins * centres**weight_pow
+        vs = [stats_of(c, b.tolist(), up, 0.0) if b.sum() > 0 else None for b in wb]
+        st = stats_of(c, wavg.tolist(), up, 0.0)
+        if kind == "size" and weight_pow == 0:
+            vs, st = video_stats, avg_stats
+        for key in ("Mean", "Mode", "SD", "D10", "D50", "D90"):
+            vals = [("" if s is None else _fmt(s[key.lower()])) for s in vs]
+            row(key, *vals, _fmt(st[key.lower()]), _fmt(0.5))
+        tracks = [float(round(p * 40)) for p in ppf]
+        per_video("Valid Tracks", tracks)
+        row("")
+        row("Graph Data")
+        unit = {
+            0: "Concentration ({c})",
+            2: "Surface area conc. (nm² / ml)",
+            3: "Volume conc. (nm³ / ml)",
+        }[weight_pow].format(c="particles / ml")
+        xname = "Bin centre (nm)" if kind == "size" else "Bin centre (E4 nm²/s)"
+        head = [xname, unit] * o.n_videos
+        if not o.autosampler:
+            head += ["Concentration average", "Standard Error"]
+        row(*head)
+        for j in range(o.nbins):
+            cells = []
+            for b in wb:
+                cells += [f"{centres[j]:.1f}", _fmt(float(b[j]))]
+            if not o.autosampler:
+                cells += [_fmt(float(wavg[j])), _fmt(0.0)]
+            row(*cells)
+        row("")
+        ylabel = "Size (nm)" if kind == "size" else "Diffusion Coefficient (E4 nm²/s)"
+        row(*(["Percentile", ylabel] * o.n_videos))
+        for p in range(101):
+            row(*([str(p), _fmt(p * 2.0)] * o.n_videos))
+        row("")
+
+    lines.append("[Size Data],")
+    for k, (w, p) in enumerate((("Number", 0), ("Surface Area", 2), ("Volume", 3))):
+        block("size", w, k == 0, p)
+    lines.append("[Diffusion Coefficient Data],")
+    for k, (w, p) in enumerate((("Number", 0), ("Surface Area", 2), ("Volume", 3))):
+        block("diffusion", w, k == 0, p)
+    text = o.newline.join(lines) + o.newline
+    return NanoSightExport(
+        csv=text.encode(o.encoding, errors="replace"),
+        truth=truth,
+        stated=avg_stats,
+        stated_conc=stated_conc,
+        video_conc=video_conc,
+        average_bins=avg_bins,
+        centres=centres,
+        video_names=names,
+    )
+
+
+def nano_companion(export: NanoSightExport, dilution: float | None = None) -> bytes:
+    """The INI-style ``.nano`` file that goes with a summary."""
+    n = len(export.video_names)
+    d = dilution if dilution is not None else (export.truth.dilution or 1.0)
+    lines = ["[Filenames]"] + [f"File{i}={v}" for i, v in enumerate(export.video_names)]
+    lines += [
+        "[Details]",
+        "Operator=J. Ölçer",
+        "SampleName=EV lot 17 (nano)",
+        "Diluent=PBS",
+        "TimeCaptured=01/04/2021 15:42:48",
+        "ScriptName=standard-5x60s",
+    ]
+    lines += ["[CaptureSettings]"]
+    for key, val in (
+        ("PixelSize", "166.0"),
+        ("Temperature", f"{export.truth.temperature_c:.2f}"),
+        ("Viscosity", f"{export.truth.viscosity_mpa_s:.4f}"),
+        ("DilutionFactor", f"{d:g}"),
+        ("FramesPerSecond", "24.9825"),
+        ("TotalFrames", "1498"),
+        ("Shutter", "1259"),
+        ("Gain", "366"),
+        ("CameraLevel", "14"),
+    ):
+        lines.append(f"{key}=" + ",".join([val] * n))
+    return ("\r\n".join(lines) + "\r\n").encode("latin-1")
+
+
+# ---------------------------------------------------------------------------------- ZetaView
+@dataclass
+class ZetaViewOptions:
+    header_lines: int = 76  # seen: 74, 76, 89
+    traces: int = 630
+    decimal_comma: bool = False
+    newline: str = "\r\n"
+    nul_bytes: bool = False
+    old_keys: bool = False  # 'ZetaVIEW S/N', 'Sample Remarks0..2'
+    state_quantiles: bool = True  # write X10/X50/X90 lines in the header
+    dilution_recorded: bool = True
+    sample: str = "EV lot 17"
+    drop_keys: tuple[str, ...] = ()
+    seed: int = 2
+
+
+@dataclass
+class ZetaViewExport:
+    txt: bytes
+    truth: Truth
+    number: np.ndarray
+    centres: np.ndarray
+    stated: dict[str, float]
+    measured_per_ml: float
+
+
+def _zv(v: float, comma: bool) -> str:
+    if v == 0:
+        s = "0.000E+0"
+    else:
+        exp = math.floor(math.log10(abs(v)))
+        s = f"{v / 10**exp:.3f}E{exp:+d}"
+    return s.replace(".", ",") if comma else s
+
+
+def zetaview_size(
+    truth: Truth | None = None, opts: ZetaViewOptions | None = None
+) -> ZetaViewExport:
+    """A ZetaView ``_size_488.txt`` export (bytes) with its ground truth."""
+    truth = truth or Truth()
+    o = opts or ZetaViewOptions()
+    rng = np.random.default_rng(o.seed)
+    centres = 2.5 + 5.0 * np.arange(1200)
+    edges = np.concatenate([[0.0], centres + 2.5])
+    number = (
+        rng.multinomial(o.traces, truth.bin_fractions(edges)).astype(float)
+        if o.traces
+        else np.zeros(1200)
+    )
+    measured = truth.measured_per_ml if o.traces else 0.0
+    conc = measured * number / number.sum() if o.traces else np.zeros(1200)
+    c = o.decimal_comma
+
+    def num(v: float, digits: int = 6) -> str:
+        s = f"{v:.{digits}f}"
+        return s.replace(".", ",") if c else s
+
+    st = stats_of(centres.tolist(), number.tolist(), centres.tolist(), None) if o.traces else {}
+    sn_key = "ZetaVIEW S/N:" if o.old_keys else "ZetaView S/N:"
+    h = [
+        f"Original File:\tC:\\ZetaView\\Data\\20210401_0003_{o.sample.replace(' ', '_')}_size_488.avi",
+        "Section:\t",
+        "Operator:\tlab user",
+        "Experiment:\tEV release testing",
+        f"{sn_key}\t19-412",
+        "Cell S/N:\t0123",
+        "Software:\tZetaView (version 8.06.01 SP1)\tAnalyze:\t8.05.14 SP7",
+        "SOP:\tEV_488_size",
+        f"Sample:\t{o.sample}",
+    ]
+    if o.old_keys:
+        h += ["Sample Remarks0:\t", "Sample Remarks1:\tdiluted in PBS", "Sample Remarks2:\t"]
+    else:
+        h += ["Sample Info 1:\t", "Sample Info 2:\tdiluted in PBS", "Sample Info 3:\t"]
+    h += [
+        "Electrolyte:\tPBS",
+        f"pH:\t{num(7.2)}\tentered",
+        f"Conductivity: {num(65.0)}\tsensed",
+        f"Temperature:\t{num(truth.temperature_c, 2)}\tsensed",
+        f"Viscosity:\t{num(truth.viscosity_mpa_s, 6)}",
+        "Date:\t2021-04-01",
+        "Time:\t15:42:48",
+        "Type of Measurement:\tSize Distribution",
+        "Positions:\t11",
+        "Microscope Position:\tcentre",
+        f"Number of Traces:\t{o.traces}\t(at {num(0.09999)})\tAverage Number of Particles:\t{num(30.606061)}"
+        + (f"\tDilution::\t{num(truth.dilution or 1.0)}" if o.dilution_recorded else ""),
+        f"Concentration Correction Factor:\t{num(1.0)}",
+        "Laser Wavelength nm:\t488",
+        "Filter Wavelength nm:\tScatter",
+        f"Minimum Brightness:\t{num(30, 0)}",
+        "Minimum Area:\t10",
+        "Maximum Area:\t1000",
+        "Maximum Brightness:\t255",
+        "Tracking Radius2:\t100",
+        "Minimum Tracelength:\t15",
+        f"Camera:\tFpSec 30 #Cycles 3 FRate {num(30.0)}",
+        "Sensitivity:\t80",
+        "Shutter:\t100",
+        f"Micrometer per Pixel:\t{num(0.703)}",
+    ]
+    if o.traces:
+        h.append(f"Median Number (D50):\t{num(st['d50'], 3)}")
+        if o.state_quantiles:
+            h += [
+                f"X10:\t{num(st['d10'], 3)}",
+                f"X50:\t{num(st['d50'], 3)}",
+                f"X90:\t{num(st['d90'], 3)}",
+                f"Mean:\t{num(st['mean'], 3)}",
+            ]
+    h = [line for line in h if not any(line.startswith(k) for k in o.drop_keys)]
+    filler = 0
+    while len(h) < o.header_lines - 1:
+        h.append(f"Reserved {filler}:\t" if filler % 3 else "")
+        filler += 1
+    h.append("Size Distribution")
+    h.append("Size / nm\tNumber\tConcentration / cm-3\tVolume / nm^3\tArea / nm^2")
+    if o.traces:
+        for j in range(1200):
+            vol = number[j] * math.pi / 6 * centres[j] ** 3
+            area = number[j] * math.pi * centres[j] ** 2
+            h.append("\t".join(_zv(v, c) for v in (centres[j], number[j], conc[j], vol, area)))
+        h.append("\t".join([_zv(-1.0, c)] * 5))
+        log_centres = np.geomspace(5, 5000, 200)
+        for j in range(200):
+            h.append("\t".join(_zv(v, c) for v in (log_centres[j], 1.0, 1.0, 1.0, 1.0)))
+    text = o.newline.join(h) + o.newline
+    data = text.encode("latin-1", errors="replace")
+    if o.nul_bytes:
+        data = data.replace(
+            b"\r\n" if "\r" in o.newline else b"\n", b"\x00" + o.newline.encode(), 40
+        )
+    return ZetaViewExport(data, truth, number, centres, st, measured)
+
+
+def zetaview_positions(
+    truth: Truth | None = None, removed: dict[int, str] | None = None, newline: str = "\r\n"
+) -> tuple[bytes, list[float]]:
+    """An ``_11pos.txt`` table; returns (bytes, original concentration per position)."""
+    truth = truth or Truth()
+    removed = removed if removed is not None else {3: "MIN_TRACES", 8: "GRUBBS_SIZE"}
+    rng = np.random.default_rng(5)
+    dil = truth.dilution or 1.0
+    head = [
+        "Use",
+        "Position",
+        "Mean Int.",
+        "Av. No of Particles",
+        "Conc. (p./mL)",
+        "Orig. Conc. (p./cm^3)",
+        "No. of Traces",
+        "X50 (nm)",
+        "Peak ø (nm)",
+        "Span",
+        "Drift (µm/s)",
+        "Removal",
+    ]
+    lines = [
+        "Original File:\tC:\\ZetaView\\Data\\20210401_0003_EV_lot_17_11pos.txt",
+        "",
+        "\t".join(head),
+    ]
+    originals, rows = [], []
+    for pos in range(1, 12):
+        meas = truth.measured_per_ml * float(rng.uniform(0.85, 1.15))
+        reason = removed.get(pos, "")
+        rows.append(
+            [
+                0 if reason else 1,
+                pos,
+                60.0,
+                meas / 1.3e7,
+                meas,
+                meas * dil,
+                57,
+                110.0,
+                95.0,
+                0.9,
+                1.2,
+                reason,
+            ]
+        )
+        originals.append(meas * dil)
+    for r in rows:
+        lines.append("\t".join(f"{v:.4E}" if isinstance(v, float) else str(v) for v in r))
+    used = [r for r in rows if r[0] == 1]
+    for label, fn in (
+        ("Mean", np.mean),
+        ("St.Dev.", lambda x: np.std(x, ddof=1)),
+        ("Rel.St.Dev.", lambda x: np.std(x, ddof=1) / np.mean(x)),
+    ):
+        cells = [label, ""] + [f"{fn([r[k] for r in used]):.4E}" for k in range(2, 11)] + [""]
+        lines.append("\t".join(cells))
+    return (newline.join(lines) + newline).encode("latin-1"), originals
+
+
+def zetaview_profile() -> bytes:
+    """A zeta-potential 'Profile' file with NUL bytes and three spellings of µ."""
+    lines = [
+        "Original File:\tC:\\ZetaView\\Data\\20210401_0004_EV_lot_17_zeta.avi",
+        "Software:\tZetaView (version 8.05.12)",
+        "Sample:\tEV lot 17",
+        "Type of Measurement:\tProfile",
+        "Number of Traces:\t812",
+        "Electrophoretic Mobility \u00b5m/s/V/cm:\t-1.2",
+        "Drift \u03bcm/s:\t0.4",
+        "Zeta Potential um:\t-15.3",
+    ]
+    data = "\r\n".join(lines).encode("utf-8").replace(b"\r\n", b"\x00\r\n")
+    return data + b"\x00\x00\r\n"
