@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import math
 import os
+import re
 import tempfile
 import threading
 import xml.etree.ElementTree as ET
@@ -78,10 +80,16 @@ def _ome_meta(xml: str) -> dict[str, float | None]:
     step = _positive(pixels.get("TimeIncrement"))
     step_scale = _TO_S.get(pixels.get("TimeIncrementUnit", "s"))
     if not (step and step_scale):
-        times = [_positive(p.get("DeltaT")) for p in planes if p.get("DeltaT") is not None]
+        # mean interval between the first-channel, first-plane time points
+        times = {}
+        for plane in planes:
+            if plane.get("TheC", "0") == "0" and plane.get("TheZ", "0") == "0":
+                with contextlib.suppress(TypeError, ValueError):
+                    times[int(plane.get("TheT", "0"))] = float(plane.get("DeltaT"))  # type: ignore[arg-type]
         step, step_scale = None, _TO_S.get(planes[0].get("DeltaTUnit", "s")) if planes else None
-        if len(times) >= 2 and None not in times:
-            step = _positive((times[-1] - times[0]) / (len(times) - 1))  # type: ignore[operator]
+        if len(times) >= 2:
+            first, last = min(times), max(times)
+            step = _positive((times[last] - times[first]) / (last - first))
     if step and step_scale:
         out["fps"] = 1.0 / (step * step_scale)
     if planes and _positive(planes[0].get("ExposureTime")):
@@ -99,6 +107,28 @@ def _plain_meta(page: tifffile.TiffPage) -> dict[str, float | None]:
     return {"fps": None, "pixel_size_um": _resolution_um(page, scale), "exposure_ms": None}
 
 
+_DAMAGE = re.compile(r"invalid|corrupt|fail|truncat", re.IGNORECASE)
+
+
+class _TiffWarnings(logging.Handler):
+    """Collect (and keep off the console) what tifffile logs while a file is opened."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        self.messages.append(text.split("> ", 1)[-1] if text.startswith("<") else text)
+
+    def __enter__(self) -> _TiffWarnings:
+        logging.getLogger("tifffile").addHandler(self)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        logging.getLogger("tifffile").removeHandler(self)
+
+
 class TiffReader(Reader):
     """First image series of a TIFF file; frames are the pages (leading axes flattened)."""
 
@@ -108,18 +138,25 @@ class TiffReader(Reader):
         super().__init__(path)
         self._lock = threading.Lock()
         self._memmap: np.ndarray | None = None
-        try:
-            self._tif = tifffile.TiffFile(path)
-        except Exception as exc:  # tifffile raises TiffFileError, ValueError, struct.error, ...
-            raise video_error(path, f"not a readable TIFF file ({exc})") from exc
-        try:
-            self._inspect()
-        except VideoError:
-            self.close()
-            raise
-        except Exception as exc:
-            self.close()
-            raise video_error(path, f"damaged TIFF file ({exc})") from exc
+        with _TiffWarnings() as warnings:
+            try:
+                self._tif = tifffile.TiffFile(path)
+            except Exception as exc:  # TiffFileError, ValueError, struct.error, ...
+                raise video_error(path, f"not a readable TIFF file ({exc})") from exc
+            try:
+                self._inspect()
+                len(self._tif.pages)  # walk the whole page chain: a cut-off file shows here
+                # tifffile reads around a broken page chain with a logged warning; a video
+                # with silently missing frames is worse than an error.
+                damage = [m for m in warnings.messages if _DAMAGE.search(m)]
+                if damage:
+                    raise video_error(path, f"damaged or truncated TIFF file ({damage[0]})")
+            except VideoError:
+                self.close()
+                raise
+            except Exception as exc:
+                self.close()
+                raise video_error(path, f"damaged TIFF file ({exc})") from exc
 
     def _inspect(self) -> None:
         tif = self._tif
@@ -275,6 +312,8 @@ def write_tiff(
                 raise ParameterError(f"frames yields more than n_frames={n_frames} frames")
             count += 1
             yield item
+        if n_frames is not None and count != n_frames:
+            raise ParameterError(f"frames yielded {count} frames, n_frames={n_frames}")
 
     metadata: dict[str, Any] = {"axes": "TYX", "finterval": 1.0 / fps, "fps": fps, "unit": "micron"}
     if exposure_ms is not None:
@@ -300,8 +339,6 @@ def write_tiff(
                 writer.close()
             raise
         writer.close()
-        if n_frames is not None and count != n_frames:
-            raise ParameterError(f"frames yielded {count} frames, n_frames={n_frames}")
         if n_frames is None:
             tifffile.tiffcomment(tmp, tifffile.imagej_description((count, *shape), **metadata))
         os.replace(tmp, path)
