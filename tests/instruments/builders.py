@@ -516,3 +516,89 @@ def zetaview_profile() -> bytes:
     ]
     data = "\r\n".join(lines).encode("utf-8").replace(b"\r\n", b"\x00\r\n")
     return data + b"\x00\x00\r\n"
+
+
+# ----------------------------------------------------------------------------- ViewSizer 3000
+@dataclass
+class ViewSizerExport:
+    folder: object  # pathlib.Path
+    truth: Truth
+    original_per_ml: float
+    counts_1nm: np.ndarray
+    lower_1nm: np.ndarray
+
+
+def viewsizer_folder(root, truth: Truth | None = None, n_videos: int = 20, volume_ml: float = 2.3e-6,
+                     empty_videos: tuple[int, ...] = (4,), with_dilution: bool = True,
+                     particles: int = 4000, seed: int = 3) -> ViewSizerExport:  # fmt: skip
+    """Write a ViewSizer result folder under ``root`` and return its ground truth."""
+    from pathlib import Path
+
+    truth = truth or Truth()
+    rng = np.random.default_rng(seed)
+    folder = Path(root) / "EV_lot_17"
+    stamp = "20210401_154248"
+    results = folder / f"Results_EV_lot_17_{stamp}"
+    results.mkdir(parents=True, exist_ok=True)
+    dil = truth.dilution if with_dilution and truth.dilution else 1.0
+    dist = stats.lognorm(s=math.log(truth.gsd), scale=truth.median_nm)
+    sizes = dist.rvs(size=particles, random_state=rng)
+    per_video = np.array_split(sizes[sizes < 2000], n_videos)
+    per_video = [np.array([]) if i + 1 in empty_videos else v for i, v in enumerate(per_video)]
+    sizes = np.concatenate(per_video)
+    original = sizes.size / (n_videos * volume_ml) * dil
+    dilution_xml = f"<Dilution>{truth.dilution:g}</Dilution>" if with_dilution and truth.dilution else ""
+    xml = f"""<?xml version="1.0" encoding="utf-8"?>
+<ViewSizerMeasurement>
+  <Name>previous sample name</Name>
+  <RecordingSettings>
+    <FrameRate>30</FrameRate><Exposure>15</Exposure><Gain>20</Gain>
+    <Lasers>
+      <Laser><Wavelength>445</Wavelength><Power>210</Power><Enabled>true</Enabled></Laser>
+      <Laser><Wavelength>520</Wavelength><Power>12</Power><Enabled>true</Enabled></Laser>
+      <Laser><Wavelength>635</Wavelength><Power>8</Power><Enabled>false</Enabled></Laser>
+    </Lasers>
+    <FramesPerVideo>300</FramesPerVideo><NumOfVideos>{n_videos}</NumOfVideos>
+    <Volume>{volume_ml:.1E}</Volume>
+  </RecordingSettings>
+  <ProcessingSettings><DetectionThreshold>3</DetectionThreshold><FeatureSize>9</FeatureSize></ProcessingSettings>
+  <SampleInformation><Name>EV lot 17 (VS)</Name>{dilution_xml}<Temperature>22.0</Temperature></SampleInformation>
+  <MetaData>
+    <MeasurementStartDateTime>2021-04-01T15:42:48</MeasurementStartDateTime>
+    <AnalyzerModel>ViewSizer 3000</AnalyzerModel><SerialNumber>VS3-0042</SerialNumber>
+    <SoftwareVersion>3.2.1</SoftwareVersion>
+  </MetaData>
+</ViewSizerMeasurement>
+"""
+    (folder / f"EV_lot_17_{stamp}.xml").write_bytes(b"\xef\xbb\xbf" + xml.encode("utf-8"))
+    head = ("/LowerBinDiameter_[nm]\tCenterBinDiameter_[nm]\tUpperBinDiameter_[nm]\t"
+            "TotalParticlesCounted_WithinBin_AllVideosAnalyzed\tPSD_corrected_[counts/mL/nm]\t"
+            "PSD_corrected_LT_[counts/mL/nm]")  # fmt: skip
+    binnings = {
+        "constant_1nm": np.arange(0.0, 2001.0, 1.0),
+        "display_20nm": np.arange(0.0, 2001.0, 20.0),
+        "3nm": np.arange(0.0, 2001.0, 3.0),
+        "log": np.geomspace(10.0, 2000.0, 120),
+        "iso_10pct": 10.0 * 1.1 ** np.arange(0, 56),
+    }
+    counts_1nm = None
+    for name, edges in binnings.items():
+        counts, _ = np.histogram(sizes, bins=edges)
+        width = np.diff(edges)
+        psd = counts / (n_videos * volume_ml) * dil / width
+        lines = [f"/PSD {name}", head]
+        for j in range(width.size):
+            lines.append(f"{edges[j]:.3f}\t{0.5 * (edges[j] + edges[j + 1]):.3f}\t{edges[j + 1]:.3f}\t"
+                         f"{counts[j]}\t{psd[j]:.6E}\t{psd[j] * 0.98:.6E}")  # fmt: skip
+        (results / f"PSD_{name}_EV_lot_17.dat").write_text("\n".join(lines) + "\n")
+        if name == "constant_1nm":
+            counts_1nm = counts.astype(float)
+    lines = [f"/Number of videos analyzed: {n_videos}"]
+    for i, chunk in enumerate(per_video, start=1):
+        lines.append("/Video#\t#particles\tAVG size[nm]\tSD size[nm]")
+        avg = f"{chunk.mean():.2f}" if chunk.size else "nan"
+        sd = f"{chunk.std():.2f}" if chunk.size else "nan"
+        lines.append(f"{i}\t{chunk.size}\t{avg}\t{sd}")
+        lines += [f"{s:.2f}" for s in chunk] + (["nan"] if i == 2 else [])
+    (results / "Videos_EV_lot_17.dat").write_text("\n".join(lines) + "\n")
+    return ViewSizerExport(folder, truth, original, counts_1nm, binnings["constant_1nm"][:-1])

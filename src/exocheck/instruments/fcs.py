@@ -1,0 +1,204 @@
+"""Nano-flow cytometry: FCS 3.1 files (e.g. CytoFLEX nano, NanoFCM), read with ``flowio``.
+
+What is read: the event count (``$TOT``), a calibrated size channel if the file has one (a
+parameter whose ``$PnN``/``$PnS`` names size or diameter, values in nm), the analysed volume
+(``$VOL`` in nL, or a flow rate times the acquisition time) and a dilution keyword.
+
+Definitions: events per mL = events ÷ analysed volume (the measured concentration) × dilution
+(the original sample's). The number-weighted size distribution is the histogram of the size
+channel; its statistics are exocheck's, computed from the events (the file states none).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import struct
+import warnings as _warnings
+from pathlib import Path
+
+import flowio
+import numpy as np
+
+from exocheck.errors import FormatError
+from exocheck.instruments._build import file_sha256
+from exocheck.instruments._text import first_number, parse_datetime, read_bytes
+from exocheck.records import Concentration, Measurement, SizeDistribution, Source, TrackSummary
+
+INSTRUMENT = "FCS"
+_SIZE = re.compile(r"size|diam", re.IGNORECASE)
+
+
+def _keywords(flow: flowio.FlowData) -> dict[str, str]:
+    return {str(k).lower().lstrip("$"): str(v) for k, v in flow.text.items()}
+
+
+def _size_channel(flow: flowio.FlowData) -> tuple[int, str] | None:
+    for index, (number, channel) in enumerate(
+        sorted(flow.channels.items(), key=lambda kv: int(kv[0]))
+    ):
+        names = f"{channel.get('pnn', '')} {channel.get('pns', '')}"
+        if _SIZE.search(names) and not re.search(r"scatter|ssc|fsc", names, re.IGNORECASE):
+            return index, str(channel.get("pnn") or number)
+    return None
+
+
+def _volume_ml(
+    keys: dict[str, str], flow: flowio.FlowData, events: np.ndarray
+) -> tuple[float | None, str]:
+    """Analysed volume in mL and how it was found."""
+    vol_nl = first_number(keys.get("vol"))
+    if vol_nl and vol_nl > 0:
+        return vol_nl * 1e-6, "$VOL (nL)"
+    rate_key = next((k for k in keys if "flow" in k and "rate" in k), None)
+    rate = first_number(keys.get(rate_key)) if rate_key else None
+    if not rate or rate <= 0:
+        return None, "no $VOL or flow rate"
+    unit = f"{rate_key} {keys.get(rate_key)}".lower()
+    per_min = 1.0 / 60.0 if "min" in unit else 1.0
+    scale = 1e-6 if "nl" in unit else (1e-3 if ("ul" in unit or "µl" in unit) else 1e-6)
+    seconds = None
+    if flow.time_index is not None and events.size:
+        step = first_number(keys.get("timestep")) or 1.0
+        t = events[:, flow.time_index]
+        seconds = float(np.nanmax(t) - np.nanmin(t)) * step
+    if not seconds:
+        start, end = keys.get("btim"), keys.get("etim")
+        if start and end:
+            with contextlib.suppress(ValueError):
+                h0, m0, s0 = (float(x) for x in start.split(":")[:3])
+                h1, m1, s1 = (float(x) for x in end.split(":")[:3])
+                seconds = (h1 - h0) * 3600 + (m1 - m0) * 60 + (s1 - s0)
+    if not seconds or seconds <= 0:
+        return None, "flow rate without an acquisition time"
+    return rate * scale * per_min * seconds, f"{rate_key} × acquisition time"
+
+
+def read_fcs(path: str | Path) -> Measurement:
+    """Read a nano-flow FCS 2.0/3.x file into a measurement record.
+
+    Raises
+    ------
+    FormatError
+        Not an FCS file, or one ``flowio`` cannot parse.
+    """
+    path = Path(path)
+    data = read_bytes(path)
+    if not data.startswith(b"FCS"):
+        raise FormatError(f"{path}: not an FCS file (no FCS header)")
+    try:
+        with _warnings.catch_warnings():
+            _warnings.simplefilter("ignore")
+            flow = flowio.FlowData(path)
+            events = (
+                np.asarray(flow.as_array(preprocess=True), dtype=float)
+                if flow.event_count
+                else np.empty((0, flow.channel_count))
+            )
+    except (
+        flowio.exceptions.FlowIOException,
+        ValueError,
+        KeyError,
+        IndexError,
+        TypeError,
+        OverflowError,
+        MemoryError,
+        UnicodeError,
+        struct.error,
+    ) as exc:
+        raise FormatError(f"{path}: damaged FCS file ({type(exc).__name__}: {exc})") from None
+    keys = _keywords(flow)
+    warnings: list[str] = []
+    n_events = int(flow.event_count)
+    if n_events == 0:
+        warnings.append("empty run: the acquisition holds no events ($TOT 0)")
+    volume_ml, how = _volume_ml(keys, flow, events)
+    dilution = next((first_number(v) for k, v in keys.items() if "dilution" in k), None)
+    if dilution is not None and dilution <= 0:
+        dilution = None
+    measured = n_events / volume_ml if volume_ml else None
+    if measured is None:
+        warnings.append(f"no analysed volume ({how}): reporting event counts only")
+    elif dilution is None:
+        warnings.append("dilution not recorded: concentration is as measured")
+    size = SizeDistribution()
+    channel = _size_channel(flow)
+    summary: dict[str, object] = {"events": n_events, "volume_ml": volume_ml, "volume_from": how}
+    if channel is None:
+        warnings.append("no size channel ($PnN/$PnS naming size or diameter): no size distribution")
+    elif n_events:
+        sizes = events[:, channel[0]]
+        sizes = sizes[np.isfinite(sizes) & (sizes > 0)]
+        if sizes.size:
+            top = float(np.ceil(sizes.max()))
+            width = max(1.0, float(np.ceil(top / 2000.0)))
+            edges = np.arange(0.0, top + width, width)
+            counts, _ = np.histogram(sizes, bins=edges)
+            centres = 0.5 * (edges[:-1] + edges[1:])
+            d10, d50, d90 = (float(v) for v in np.quantile(sizes, [0.1, 0.5, 0.9]))
+            total = counts.sum()
+            density = counts / total
+            density[-1] += 1.0 - density.sum()
+            size = SizeDistribution(
+                bin_edges_nm=[float(e) for e in edges],
+                density=[float(max(v, 0.0)) for v in density],
+                d10_nm=d10,
+                d50_nm=d50,
+                d90_nm=d90,
+                mean_nm=float(sizes.mean()),
+                sd_nm=float(sizes.std(ddof=1)) if sizes.size > 1 else None,
+                mode_nm=float(centres[int(np.argmax(counts))]),
+            )
+            summary["size_channel"] = channel[1]
+            summary["computed_by_exocheck"] = "size statistics from the events of the size channel"
+    sample = keys.get("smno") or keys.get("sample id") or keys.get("sample") or keys.get("fil")
+    date = parse_datetime(" ".join(filter(None, [_fcs_date(keys.get("date")), keys.get("btim")])))
+    sha = file_sha256(path)
+    return Measurement(
+        source=Source(
+            instrument=keys.get("cyt") or INSTRUMENT,
+            software_version=keys.get("creator"),
+            file_sha256=sha,
+            files=[path.name],
+        ),
+        sample=sample or None,
+        date=date,
+        dilution_factor=dilution,
+        size=size,
+        concentration=Concentration(
+            particles_per_ml=(measured * dilution if dilution else measured)
+            if measured is not None
+            else None,
+            measured_per_ml=measured,
+            dilution_factor=dilution,
+        ),
+        tracks=TrackSummary(count=n_events),
+        instrument_summary=summary,
+        settings={
+            "channels": [
+                c.get("pnn") for _, c in sorted(flow.channels.items(), key=lambda kv: int(kv[0]))
+            ],
+            "fcs_version": str(flow.version),
+        },
+        warnings=warnings,
+        provenance={"inputs": {path.name: sha}},
+    )
+
+
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"],
+        start=1,
+    )
+}
+
+
+def _fcs_date(value: str | None) -> str | None:
+    """FCS ``$DATE`` (``dd-mmm-yyyy``) as ISO ``yyyy-mm-dd``."""
+    if not value:
+        return None
+    match = re.match(r"\s*(\d{1,2})-([A-Za-z]{3})-(\d{4})", value)
+    if match and match.group(2).lower() in _MONTHS:
+        return f"{match.group(3)}-{_MONTHS[match.group(2).lower()]:02d}-{int(match.group(1)):02d}"
+    return value
