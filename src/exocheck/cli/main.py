@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from exocheck import __version__
-from exocheck.cli import qc_cmds, stability, store_cmds
+from exocheck.cli import imports, qc_cmds, stability, store_cmds
 from exocheck.cli._common import err_console
 from exocheck.errors import ExocheckError
 
@@ -48,6 +48,7 @@ _COMMAND_MODULES: tuple = (
     stability,
     store_cmds,
     qc_cmds,
+    imports,
 )
 for _module in _COMMAND_MODULES:
     _module.register(app)
