@@ -17,15 +17,6 @@ import numpy as np
 from exocheck.io._common import Reader, luminance, video_error
 
 
-def _luma_plane_only(fmt: av.VideoFormat) -> bool:
-    """True if plane 0 of ``fmt`` holds only the luma samples (planar YUV, NV12, grey)."""
-    components = fmt.components
-    if fmt.is_rgb or fmt.has_palette or fmt.is_bayer or fmt.is_big_endian or not components:
-        return False
-    in_plane0 = [c for c in components if c.plane == 0]
-    return len(in_plane0) == 1 and in_plane0[0].is_luma
-
-
 def _bits(fmt: av.VideoFormat) -> int:
     return max((c.bits for c in fmt.components), default=8)
 
@@ -40,7 +31,8 @@ class ContainerReader(Reader):
         try:
             container = av.open(str(path))
         except Exception as exc:  # av.FFmpegError, UnicodeDecodeError on odd headers, ...
-            raise video_error(path, f"not a readable video file ({exc})") from exc
+            reason = getattr(exc, "strerror", None) or exc
+            raise video_error(path, f"not a readable video file, or truncated ({reason})") from exc
         try:
             self._inspect(container)
         finally:
@@ -55,7 +47,8 @@ class ContainerReader(Reader):
         self.height, self.width = ctx.height or stream.height, ctx.width or stream.width
         fmt = stream.format if ctx.pix_fmt else None
         self._pix_fmt = ctx.pix_fmt
-        self.dtype = np.dtype(np.uint16 if fmt is not None and _bits(fmt) > 8 else np.uint8)
+        self.wide = fmt is not None and _bits(fmt) > 8
+        self.dtype = np.dtype(np.uint16 if self.wide else np.uint8)
         rate = stream.average_rate or stream.guessed_rate
         self.fps = float(rate) if rate and float(rate) > 0 else None
         stated = int(stream.frames or 0)
@@ -80,22 +73,17 @@ class ContainerReader(Reader):
 
     def _frame_array(self, frame: av.VideoFrame) -> np.ndarray:
         fmt = frame.format
-        if _luma_plane_only(fmt):
-            plane = frame.planes[0]
-            dtype = np.dtype("<u2" if _bits(fmt) > 8 else np.uint8)
-            rows = np.frombuffer(plane, np.uint8, count=plane.line_size * frame.height)
-            rows = rows.reshape(frame.height, plane.line_size)
-            return rows[:, : frame.width * dtype.itemsize].view(dtype)
-        if fmt.is_rgb or fmt.has_palette:
-            rgb = frame.to_ndarray(format="rgb48le" if self.dtype == np.uint16 else "rgb24")
-            return luminance(rgb)
-        return frame.to_ndarray(format="gray16le" if self.dtype == np.uint16 else "gray")
+        if fmt.is_rgb or fmt.has_palette:  # same luma weights as TIFF and PNG frames
+            return luminance(frame.to_ndarray(format="rgb48le" if self.wide else "rgb24"))
+        # YUV and grey: FFmpeg's luma, expanded to full range for limited-range (TV) video
+        return frame.to_ndarray(format="gray16le" if self.wide else "gray")
 
     def _frames(self) -> Iterator[av.VideoFrame]:
         try:
             container = av.open(str(self.path))
         except Exception as exc:
-            raise video_error(self.path, f"cannot reopen video ({exc})") from exc
+            reason = getattr(exc, "strerror", None) or exc
+            raise video_error(self.path, f"cannot reopen video ({reason})") from exc
         try:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"

@@ -13,9 +13,15 @@
   is the stream's average rate; containers carry no pixel size. Decoding is sequential: a chunk
   that starts at frame ``k`` costs decoding frames ``0..k`` (read videos front to back).
 
-Colour frames become grey (ITU-R BT.601 luma; for YUV video the luma plane as decoded). Frames
-keep their native dtype (uint8 or uint16). Every failure to read is a :class:`VideoError` whose
-message starts with the path.
+  The frame count is the number of video packets, counted at open without decoding. A file
+  that holds fewer frames than its header states, or that fails to demux or decode, raises
+  :class:`VideoError` (at open, or at the frame where decoding fails) rather than returning a
+  shorter video.
+
+Colour frames become grey: RGB(A) by ITU-R BT.601 luma weights (Pillow's ``L``); YUV video by
+FFmpeg's luma, limited-range (TV) video expanded to full range (what ``to_ndarray("gray")``
+gives). Frames keep their native dtype (uint8 or uint16). Every failure to read is a
+:class:`VideoError` whose message starts with the path.
 """
 
 from __future__ import annotations
