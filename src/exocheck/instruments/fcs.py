@@ -59,9 +59,8 @@ def _volume_ml(
     scale = 1e-6 if "nl" in unit else (1e-3 if ("ul" in unit or "µl" in unit) else 1e-6)
     seconds = None
     if flow.time_index is not None and events.size:
-        step = first_number(keys.get("timestep")) or 1.0
-        t = events[:, flow.time_index]
-        seconds = float(np.nanmax(t) - np.nanmin(t)) * step
+        t = events[:, flow.time_index]  # flowio scales the time channel by $TIMESTEP
+        seconds = float(np.nanmax(t) - np.nanmin(t))
     if not seconds:
         start, end = keys.get("btim"), keys.get("etim")
         if start and end:
