@@ -120,6 +120,17 @@ def test_write_tiff_rejects_float_frames(tmp_path):
         write_tiff(tmp_path / "v.tif", np.zeros((2, 4, 4)), fps=1.0, pixel_size_um=1.0)
 
 
+def test_big_endian_16bit_tiff(tmp_path):
+    data = frames_ramp(7, dtype=np.uint16) * 300
+    path = tmp_path / "be.tif"
+    tifffile.imwrite(path, data, byteorder=">", photometric="minisblack")
+    with open_video(path) as video:
+        assert video.meta.dtype == np.dtype("uint16")  # native order out
+        out = video.read(2, 7)
+    assert out.dtype.isnative
+    np.testing.assert_array_equal(out, data[2:7])
+
+
 # ---------------------------------------------------------------- TIFF metadata read
 
 

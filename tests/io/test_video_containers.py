@@ -4,6 +4,7 @@ MKV (FFV1 16-bit), truncated files, and the real bright-field recording tests/da
 
 from __future__ import annotations
 
+import itertools
 import tracemalloc
 from fractions import Fraction
 from pathlib import Path
@@ -123,6 +124,26 @@ def test_lossy_containers_are_close(tmp_path, name, codecs, pix_fmt, rate, optio
         assert np.unravel_index(np.argmin(frames[i]), data[i].shape) == np.unravel_index(
             np.argmin(data[i]), data[i].shape
         )
+
+
+@pytest.mark.parametrize(
+    ("name", "pix_fmt"),
+    [("tv.mp4", "yuv420p"), ("full.avi", "yuvj420p"), ("bulk-water.mov", None)],
+)
+def test_luma_equals_ffmpeg_grey_conversion(tmp_path, name, pix_fmt):
+    # Limited-range (TV) YUV is expanded to full range, full-range (JPEG) YUV is the luma
+    # plane as is: both exactly as FFmpeg's own conversion to "gray" does it.
+    if pix_fmt is None:
+        path = DATA / name
+    else:
+        codec = encoder(H264_ENCODERS) if pix_fmt == "yuv420p" else "mjpeg"
+        path = encode(tmp_path / name, scene(12), codec, pix_fmt)
+    with av.open(str(path)) as container:
+        frames = itertools.islice(container.decode(video=0), 40)
+        reference = [f.to_ndarray(format="gray") for f in frames]
+    with open_video(path) as video:
+        ours = video.read(0, len(reference))
+    np.testing.assert_array_equal(ours, np.stack(reference))
 
 
 def test_container_chunks_start_stop_and_override(tmp_path):

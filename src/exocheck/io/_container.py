@@ -16,6 +16,19 @@ import numpy as np
 
 from exocheck.io._common import Reader, luminance, video_error
 
+_JPEG_RANGE = 2  # AVCOL_RANGE_JPEG: full-range YUV
+# Limited-range luma (16-235) to full range (0-255), rounded and clipped like swscale.
+_TV_TO_FULL = np.clip(np.rint((np.arange(256) - 16) * 255 / 219), 0, 255).astype(np.uint8)
+
+
+def _luma_plane_only(fmt: av.VideoFormat) -> bool:
+    """True if plane 0 of ``fmt`` holds only the 8-bit luma (planar YUV, NV12, grey)."""
+    components = fmt.components
+    if not components or fmt.is_big_endian or fmt.is_bayer:
+        return False
+    in_plane0 = [c for c in components if c.plane == 0]
+    return len(in_plane0) == 1 and in_plane0[0].is_luma and in_plane0[0].bits == 8
+
 
 def _bits(fmt: av.VideoFormat) -> int:
     return max((c.bits for c in fmt.components), default=8)
@@ -75,7 +88,15 @@ class ContainerReader(Reader):
         fmt = frame.format
         if fmt.is_rgb or fmt.has_palette:  # same luma weights as TIFF and PNG frames
             return luminance(frame.to_ndarray(format="rgb48le" if self.wide else "rgb24"))
-        # YUV and grey: FFmpeg's luma, expanded to full range for limited-range (TV) video
+        if not self.wide and _luma_plane_only(fmt):
+            # FFmpeg's grey conversion, without its cost: the luma plane, expanded to full range
+            # for limited-range (TV) YUV exactly as swscale does it (tested against it).
+            plane = frame.planes[0]
+            rows = np.frombuffer(plane, np.uint8, count=plane.line_size * frame.height)
+            luma = rows.reshape(frame.height, plane.line_size)[:, : frame.width]
+            full = fmt.name.startswith(("gray", "yuvj")) or frame.color_range == _JPEG_RANGE
+            return luma if full else _TV_TO_FULL[luma]
+        # anything else: FFmpeg's luma, full range
         return frame.to_ndarray(format="gray16le" if self.wide else "gray")
 
     def _frames(self) -> Iterator[av.VideoFrame]:
