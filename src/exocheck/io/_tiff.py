@@ -38,6 +38,11 @@ def _positive(value: Any) -> float | None:
     return number if math.isfinite(number) and number > 0 else None
 
 
+def _tidy(value: float | None) -> float | None:
+    """Drop the float noise of rational tags and 1/x round trips (0.16599999999999998)."""
+    return None if value is None else float(f"{value:.12g}")
+
+
 def _resolution_um(page: tifffile.TiffPage, unit_to_um: float | None) -> float | None:
     """Pixel size from the XResolution tag (pixels per unit), if the unit is known."""
     if unit_to_um is None:
@@ -47,7 +52,7 @@ def _resolution_um(page: tifffile.TiffPage, unit_to_um: float | None) -> float |
         return None
     num, den = tag.value
     pixels_per_unit = _positive(num / den if den else None)
-    return unit_to_um / pixels_per_unit if pixels_per_unit else None
+    return _tidy(unit_to_um / pixels_per_unit) if pixels_per_unit else None
 
 
 def _imagej_meta(tif: tifffile.TiffFile) -> dict[str, float | None]:
@@ -55,7 +60,7 @@ def _imagej_meta(tif: tifffile.TiffFile) -> dict[str, float | None]:
     fps = None
     interval = _positive(meta.get("finterval"))
     if interval:
-        fps = 1.0 / interval
+        fps = _tidy(1.0 / interval)
     elif _positive(meta.get("fps")):
         fps = float(meta["fps"])
     unit = str(meta.get("unit", "")).strip().lower()
@@ -91,7 +96,7 @@ def _ome_meta(xml: str) -> dict[str, float | None]:
             first, last = min(times), max(times)
             step = _positive((times[last] - times[first]) / (last - first))
     if step and step_scale:
-        out["fps"] = 1.0 / (step * step_scale)
+        out["fps"] = _tidy(1.0 / (step * step_scale))
     if planes and _positive(planes[0].get("ExposureTime")):
         exp_scale = _TO_S.get(planes[0].get("ExposureTimeUnit", "s"), 1.0)
         out["exposure_ms"] = float(planes[0].get("ExposureTime")) * exp_scale * 1e3

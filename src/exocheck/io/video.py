@@ -114,10 +114,10 @@ class Video:
         """
         if int(chunk_frames) != chunk_frames or chunk_frames < 1:
             raise ParameterError(f"chunk_frames must be a positive integer, got {chunk_frames!r}")
-        start, stop = self._range(start, stop)
+        start, stop = self._range(start, stop)  # checked now, not at the first next()
         if start == stop:
-            return
-        yield from self._reader.chunks(int(chunk_frames), start, stop)
+            return iter(())
+        return self._reader.chunks(int(chunk_frames), start, stop)
 
     def read(self, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Frames ``[start, stop)`` as one array ``[n, h, w]`` (the whole video by default)."""
