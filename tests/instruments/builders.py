@@ -547,7 +547,9 @@ def viewsizer_folder(root, truth: Truth | None = None, n_videos: int = 20, volum
     per_video = [np.array([]) if i + 1 in empty_videos else v for i, v in enumerate(per_video)]
     sizes = np.concatenate(per_video)
     original = sizes.size / (n_videos * volume_ml) * dil
-    dilution_xml = f"<Dilution>{truth.dilution:g}</Dilution>" if with_dilution and truth.dilution else ""
+    dilution_xml = (
+        f"<Dilution>{truth.dilution:g}</Dilution>" if with_dilution and truth.dilution else ""
+    )
     xml = f"""<?xml version="1.0" encoding="utf-8"?>
 <ViewSizerMeasurement>
   <Name>previous sample name</Name>
@@ -613,7 +615,9 @@ def fcs_file(path, n_events: int = 2000, size_channel: bool = True, vol_nl: floa
 
     truth = truth or Truth()
     rng = np.random.default_rng(seed)
-    sizes = stats.lognorm(s=math.log(truth.gsd), scale=truth.median_nm).rvs(n_events, random_state=rng)
+    sizes = stats.lognorm(s=math.log(truth.gsd), scale=truth.median_nm).rvs(
+        n_events, random_state=rng
+    )
     ssc = (sizes / 100.0) ** 4 * 1000.0 * rng.uniform(0.8, 1.2, n_events)
     fl = rng.gamma(2.0, 50.0, n_events)
     time = np.sort(rng.uniform(0, 60000, n_events))  # in $TIMESTEP units (0.001 s) over 60 s
@@ -624,7 +628,11 @@ def fcs_file(path, n_events: int = 2000, size_channel: bool = True, vol_nl: floa
         names.insert(2, "Size")
         labels.insert(2, "Diameter (nm)")
         columns.insert(2, sizes)
-    data = np.column_stack(columns).astype(np.float32) if n_events else np.empty((0, len(names)), np.float32)
+    data = (
+        np.column_stack(columns).astype(np.float32)
+        if n_events
+        else np.empty((0, len(names)), np.float32)
+    )
     meta = {"$TIMESTEP": "0.001", "$CYT": "CytoFLEX nano", "$DATE": "01-APR-2021",
             "$BTIM": "15:42:48", "$ETIM": "15:43:48", "$SMNO": "EV lot 17"}  # fmt: skip
     if vol_nl is not None:
@@ -634,5 +642,7 @@ def fcs_file(path, n_events: int = 2000, size_channel: bool = True, vol_nl: floa
     if flow_rate is not None:
         meta["FLOW RATE NL_MIN"] = flow_rate  # "/" is the FCS delimiter
     with open(path, "wb") as handle:
-        flowio.create_fcs(handle, data.flatten().tolist(), names, opt_channel_names=labels, metadata_dict=meta)
+        flowio.create_fcs(
+            handle, data.flatten().tolist(), names, opt_channel_names=labels, metadata_dict=meta
+        )
     return sizes

@@ -81,7 +81,12 @@ def test_autosampler_export_without_average_columns(tmp_path):
 
 @pytest.mark.parametrize(
     ("encoding", "newline", "prefix"),
-    [("latin-1", "\n", b""), ("utf-8", "\r\n", b""), ("utf-8", "\n", b"\xef\xbb\xbf"), ("latin-1", "\r\n", b"")],
+    [
+        ("latin-1", "\n", b""),
+        ("utf-8", "\r\n", b""),
+        ("utf-8", "\n", b"\xef\xbb\xbf"),
+        ("latin-1", "\r\n", b""),
+    ],
 )
 def test_encodings_line_endings_and_bom(tmp_path, encoding, newline, prefix):
     export = nanosight_summary(opts=NanoSightOptions(encoding=encoding, newline=newline, nbins=300))
@@ -104,12 +109,16 @@ def test_nul_bytes_and_lower_case_keys(tmp_path):
 
 def test_missing_optional_rows_and_required_concentration(tmp_path):
     export = nanosight_summary(
-        opts=NanoSightOptions(drop_rows=("Particles per frame", "Completed tracks", "Time Captured"), nbins=200)
+        opts=NanoSightOptions(
+            drop_rows=("Particles per frame", "Completed tracks", "Time Captured"), nbins=200
+        )
     )
     m = read_measurement(_write(tmp_path, export))
     assert m.particles_per_frame is None and m.date is None
     assert m.per_video[0].particles_per_frame is None
-    export = nanosight_summary(opts=NanoSightOptions(drop_rows=("Concentration (Particles",), nbins=200))
+    export = nanosight_summary(
+        opts=NanoSightOptions(drop_rows=("Concentration (Particles",), nbins=200)
+    )
     path = _write(tmp_path, export, "bad-ExperimentSummary.csv")
     with pytest.raises(FormatError, match=r"bad-ExperimentSummary\.csv.*Concentration"):
         read_measurement(path)

@@ -103,7 +103,9 @@ def test_profile_file_is_refused_clearly(tmp_path):
 def test_position_table_beside_the_size_file(tmp_path):
     export = zetaview_size()
     path = _write(tmp_path, export.txt)
-    table, originals = zetaview_positions(removed={3: "MIN_TRACES", 8: "GRUBBS_SIZE", 10: "MAX_DRIFT"})
+    table, originals = zetaview_positions(
+        removed={3: "MIN_TRACES", 8: "GRUBBS_SIZE", 10: "MAX_DRIFT"}
+    )
     (tmp_path / "20210401_0003_EV_lot_17_11pos.txt").write_bytes(table)
     m = read_measurement(path)
     assert len(m.per_video) == 11
