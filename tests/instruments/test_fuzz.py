@@ -118,7 +118,7 @@ def test_mangled_viewsizer_folder(which, data):
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "EV_lot_17"
         shutil.copytree(_viewsizer(), folder)
-        victim = next(p for p in folder.rglob("*") if p.is_file() and p.name.startswith(which)
+        victim = next(p for p in folder.rglob("*") if (p.is_file() and p.name.startswith(which))
                       or (which == "xml" and p.suffix == ".xml"))  # fmt: skip
         victim.write_bytes(_mangle(victim.read_bytes(), data.draw))
         _check(victim, folder)
