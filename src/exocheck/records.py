@@ -144,6 +144,9 @@ class Measurement(_Model):
         default_factory=dict, description="the instrument's own stated statistics, verbatim keys"
     )
     settings: dict[str, Any] = Field(default_factory=dict)
+    diagnostics: dict[str, Any] = Field(
+        default_factory=dict, description="engine diagnostics: detection limit, drift, noise, ..."
+    )
     provenance: Provenance = Field(default_factory=Provenance)
     warnings: list[str] = Field(default_factory=list)
 
@@ -196,10 +199,17 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -232,6 +232,16 @@ def make_params(source: str = "arguments", **settings: Any) -> SimulationParams:
         raise ParameterError(f"{source}: {loc}: {err['msg']}") from None
 
 
+def make_population(**settings: Any) -> Population:
+    """Validate one population, with a one-line error naming the offending option."""
+    try:
+        return Population(**settings)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = str(err["loc"][0]).replace("_", "-") if err["loc"] else "population"
+        raise ParameterError(f"--{name}: {err['msg']}") from None
+
+
 class _Particles:
     """Positions and properties of all particles in the simulation box (µm, box coordinates)."""
 
