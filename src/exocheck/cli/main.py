@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from exocheck import __version__
-from exocheck.cli import imports, qc_cmds, stability, store_cmds
+from exocheck.cli import demo, imports, nta_cmds, qc_cmds, simulate, stability, store_cmds
 from exocheck.cli._common import err_console
 from exocheck.errors import ExocheckError
 
@@ -45,6 +45,9 @@ def _root(
 
 # Command groups: each module adds its commands. Keep one line per module.
 _COMMAND_MODULES: tuple = (
+    demo,
+    simulate,
+    nta_cmds,
     stability,
     store_cmds,
     qc_cmds,

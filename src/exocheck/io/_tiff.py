@@ -346,6 +346,9 @@ def write_tiff(
         writer.close()
         if n_frames is None:
             tifffile.tiffcomment(tmp, tifffile.imagej_description((count, *shape), **metadata))
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp creates 0600; give the file the usual permissions
         os.replace(tmp, path)
     except BaseException as exc:
         tmp.unlink(missing_ok=True)

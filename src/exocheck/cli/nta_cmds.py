@@ -1,0 +1,208 @@
+"""``exocheck analyze`` and ``exocheck calibrate``: the NTA engine on videos."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from exocheck.cli._common import console, progress_bar
+from exocheck.errors import ParameterError
+
+
+def register(app: typer.Typer) -> None:
+    app.command("analyze")(analyze_cmd)
+    app.command("calibrate")(calibrate_cmd)
+
+
+FpsOpt = Annotated[float | None, typer.Option("--fps", help="Frame rate (overrides the file).")]
+PixelOpt = Annotated[
+    float | None, typer.Option("--pixel-size-um", help="Pixel size, µm (overrides the file).")
+]
+TempOpt = Annotated[float, typer.Option("--temperature-c", help="Sample temperature, °C.")]
+ExposureOpt = Annotated[
+    float | None,
+    typer.Option("--exposure-ms", help="Exposure per frame, ms (motion-blur correction)."),
+]
+ViscOpt = Annotated[
+    float | None,
+    typer.Option("--viscosity-mpa-s", help="Medium viscosity, mPa·s (default: water at T)."),
+]
+InvertOpt = Annotated[
+    bool, typer.Option("--invert", help="Dark particles on a bright background (bright field).")
+]
+ThresholdOpt = Annotated[
+    float | None,
+    typer.Option("--threshold-sigma", help="Detection threshold in noise SDs (default 5)."),
+]
+
+
+def _settings(invert: bool, threshold_sigma: float | None, bootstrap: int):
+    from exocheck.nta.analyze import AnalysisSettings
+    from exocheck.nta.locate import LocateSettings
+    from exocheck.nta.sizing import SizingSettings
+
+    locate = LocateSettings(
+        invert=invert,
+        **({"threshold_sigma": threshold_sigma} if threshold_sigma is not None else {}),
+    )
+    if bootstrap < 0:
+        raise ParameterError("--bootstrap must be >= 0")
+    return AnalysisSettings(locate=locate, sizing=SizingSettings(n_bootstrap=bootstrap))
+
+
+def _total_frames(paths: list[Path], conditions) -> int | None:
+    from exocheck.io.video import open_video
+
+    total = 0
+    for p in paths:
+        with open_video(p, fps=conditions.fps, pixel_size_um=conditions.pixel_size_um) as v:
+            total += v.meta.n_frames
+    return total
+
+
+def analyze_cmd(
+    videos: Annotated[list[Path], typer.Argument(help="Video files (replicates of one sample).")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")],
+    fps: FpsOpt = None,
+    pixel_size_um: PixelOpt = None,
+    temperature_c: TempOpt = 25.0,
+    exposure_ms: ExposureOpt = None,
+    viscosity_mpa_s: ViscOpt = None,
+    calibration: Annotated[
+        Path | None, typer.Option("--calibration", help="Calibration JSON from 'calibrate'.")
+    ] = None,
+    refractive_index: Annotated[
+        float | None,
+        typer.Option(help="Particle refractive index, for the detection limit (EV ≈ 1.39)."),
+    ] = None,
+    invert: InvertOpt = False,
+    threshold_sigma: ThresholdOpt = None,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for intervals.")] = 40,
+    sample: Annotated[str | None, typer.Option(help="Sample name for the record.")] = None,
+    dilution_factor: Annotated[
+        float | None, typer.Option(help="Dilution before measurement (reported per undiluted mL).")
+    ] = None,
+) -> None:
+    """Size distribution and concentration of a sample from its NTA videos."""
+    from exocheck.nta.analyze import Conditions, analyze
+    from exocheck.nta.concentration import Calibration
+    from exocheck.nta.plots import size_distribution_png
+    from exocheck.records import atomic_write_bytes
+
+    conditions = Conditions(
+        fps=fps,
+        pixel_size_um=pixel_size_um,
+        temperature_c=temperature_c,
+        exposure_ms=exposure_ms,
+        viscosity_mpa_s=viscosity_mpa_s,
+        refractive_index=refractive_index,
+    )
+    settings = _settings(invert, threshold_sigma, bootstrap)
+    cal = Calibration.load(calibration) if calibration else None
+    total = _total_frames(videos, conditions)
+    with progress_bar("Analysing frames", total) as bar:
+        measurement, analyses, _ = analyze(
+            videos,
+            conditions,
+            settings,
+            cal,
+            sample,
+            progress=lambda n: bar.advance(bar.task_ids[0], n),
+        )
+    tracks = _tracks_table(analyses)
+    buffer = io.BytesIO()
+    tracks.to_parquet(buffer, index=False)
+    result = json.loads(measurement.to_json())
+    atomic_write_bytes(out / "tracks.parquet", buffer.getvalue())
+    atomic_write_bytes(out / "size_distribution.png", size_distribution_png(measurement))
+    atomic_write_bytes(out / "result.json", json.dumps(result, indent=2).encode())
+    _print_summary(measurement, out)
+
+
+def _tracks_table(analyses):
+    import pandas as pd
+
+    parts = []
+    for i, a in enumerate(analyses):
+        t = a.tracks.copy()
+        t.insert(0, "video", i)
+        parts.append(t)
+    return pd.concat(parts, ignore_index=True)
+
+
+def _print_summary(measurement, out: Path) -> None:
+    size, conc = measurement.size, measurement.concentration
+    table = Table(title=f"{measurement.sample}", show_header=True)
+    table.add_column("quantity")
+    table.add_column("value", justify="right")
+    table.add_column("95 % interval", justify="right")
+    for key in ("d10_nm", "d50_nm", "d90_nm", "mode_nm", "mean_nm"):
+        value = getattr(size, key)
+        ci = size.ci.get(key)
+        table.add_row(
+            key.replace("_nm", " (nm)").upper(),
+            f"{value:.1f}",
+            f"{ci.low:.1f}–{ci.high:.1f}" if ci else "",
+        )
+    tag = "" if conc.calibrated else " (uncalibrated)"
+    table.add_row(
+        f"particles/mL{tag}",
+        f"{conc.particles_per_ml:.3g}",
+        f"{conc.ci.low:.3g}–{conc.ci.high:.3g}" if conc.ci else "",
+    )
+    table.add_row("tracks", str(measurement.tracks.count), "")
+    table.add_row("particles per frame", f"{measurement.particles_per_frame:.1f}", "")
+    console.print(table)
+    for w in measurement.warnings:
+        console.print(f"[yellow]warning:[/] {w}")
+    console.print(f"wrote {out / 'result.json'}, tracks.parquet, size_distribution.png")
+
+
+def calibrate_cmd(
+    video: Annotated[Path, typer.Argument(help="Video of a bead standard.")],
+    known_concentration_per_ml: Annotated[
+        float, typer.Option(help="Stated concentration of the standard as measured, per mL.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Calibration JSON to write.")],
+    bead_diameter_nm: Annotated[
+        float | None, typer.Option(help="Nominal bead diameter, nm (checked against the video).")
+    ] = None,
+    fps: FpsOpt = None,
+    pixel_size_um: PixelOpt = None,
+    temperature_c: TempOpt = 25.0,
+    exposure_ms: ExposureOpt = None,
+    viscosity_mpa_s: ViscOpt = None,
+    invert: InvertOpt = False,
+    threshold_sigma: ThresholdOpt = None,
+) -> None:
+    """Calibrate the detection volume with a bead standard of known concentration."""
+    from exocheck.nta.analyze import Conditions, calibrate
+
+    conditions = Conditions(
+        fps=fps,
+        pixel_size_um=pixel_size_um,
+        temperature_c=temperature_c,
+        exposure_ms=exposure_ms,
+        viscosity_mpa_s=viscosity_mpa_s,
+    )
+    settings = _settings(invert, threshold_sigma, 0)
+    total = _total_frames([video], conditions)
+    with progress_bar("Calibrating", total) as bar:
+        cal = calibrate(
+            video,
+            known_concentration_per_ml,
+            conditions,
+            bead_diameter_nm,
+            settings,
+            progress=lambda n: bar.advance(bar.task_ids[0], n),
+        )
+    cal.save(out)
+    console.print(
+        f"effective detection depth {cal.depth_um:.2f} µm for beads at "
+        f"{cal.bead_brightness_ratio:.1f}× threshold; wrote {out}"
+    )

@@ -1,0 +1,448 @@
+"""The NTA pipeline end to end: video → features → tracks → drift → diffusion → sizes → concentration.
+
+:func:`analyze_video` runs one video and returns plain data; :func:`analyze` runs replicate videos of
+one sample and assembles the :class:`~exocheck.records.Measurement` record. Both are usable from a
+notebook exactly as the command line uses them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from exocheck import __version__
+from exocheck.errors import AnalysisError, ParameterError
+from exocheck.nta.concentration import (
+    Calibration,
+    analysed_area_um2,
+    concentration_per_ml,
+    relative_depth,
+    track_brightness_ratio,
+)
+from exocheck.nta.diffusion import track_statistics
+from exocheck.nta.drift import estimate_drift, subtract_drift
+from exocheck.nta.link import LinkSettings, link, search_radius_px
+from exocheck.nta.locate import LocateSettings, locate_video, static_background
+from exocheck.nta.sizing import SizeResult, SizingSettings, size_distribution
+from exocheck.physics import diameter_nm_from_diffusion, scattering_cross_section_nm2
+from exocheck.records import (
+    Concentration,
+    Interval,
+    Measurement,
+    Provenance,
+    SizeDistribution,
+    Source,
+    TrackSummary,
+    VideoSummary,
+    sha256_file,
+)
+
+CHUNK_FRAMES = 64
+
+
+@dataclass(frozen=True)
+class Conditions:
+    """Acquisition conditions. ``None`` means: take it from the file's metadata."""
+
+    fps: float | None = None
+    pixel_size_um: float | None = None
+    temperature_c: float = 25.0
+    exposure_ms: float | None = None
+    viscosity_mpa_s: float | None = None
+    refractive_index: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("fps", "pixel_size_um", "exposure_ms", "viscosity_mpa_s", "refractive_index"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise ParameterError(f"{name} must be a finite number > 0, got {value}")
+        if not -10.0 <= self.temperature_c <= 100.0:
+            raise ParameterError(
+                f"temperature_c must be between -10 and 100 °C, got {self.temperature_c}"
+            )
+
+
+@dataclass(frozen=True)
+class AnalysisSettings:
+    """Every setting of the analysis (defaults suit NanoSight-class scattering videos)."""
+
+    locate: LocateSettings = field(default_factory=LocateSettings)
+    link: LinkSettings = field(default_factory=LinkSettings)
+    sizing: SizingSettings = field(default_factory=SizingSettings)
+    min_track_frames: int = 10
+    drift_correction: bool = True
+    workers: int = 2
+
+
+@dataclass
+class VideoAnalysis:
+    """Everything measured on one video."""
+
+    path: Path
+    sha256: str
+    n_frames: int
+    fps: float
+    pixel_size_um: float
+    exposure_ms: float
+    exposure_assumed: bool
+    width_px: int
+    height_px: int
+    features: pd.DataFrame
+    tracks: pd.DataFrame  # features linked, drift-corrected
+    track_stats: pd.DataFrame
+    drift_um_s: tuple[float, float]
+    noise_sigma: float
+    threshold: float
+    search_radius_px: float
+    particles_per_frame: float
+    concentration_per_ml: float
+    size: SizeResult | None = None
+
+
+def _resolve(meta_value: float | None, override: float | None, name: str, path: Path) -> float:
+    value = override if override is not None else meta_value
+    if value is None:
+        flag = name.replace("_", "-")
+        raise ParameterError(f"{path}: the file does not state {name}; pass --{flag}")
+    return float(value)
+
+
+def analyze_video(
+    path: str | Path,
+    conditions: Conditions,
+    settings: AnalysisSettings | None = None,
+    calibration: Calibration | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> VideoAnalysis:
+    """Detect, link and measure the particles of one video (sizing is done over all replicates)."""
+    from exocheck.io.video import open_video
+
+    settings = settings or AnalysisSettings()
+    path = Path(path)
+    with open_video(
+        path,
+        fps=conditions.fps,
+        pixel_size_um=conditions.pixel_size_um,
+        exposure_ms=conditions.exposure_ms,
+    ) as video:
+        meta = video.meta
+        fps = _resolve(meta.fps, conditions.fps, "fps", path)
+        pixel_size_um = _resolve(
+            meta.pixel_size_um, conditions.pixel_size_um, "pixel_size_um", path
+        )
+        exposure_assumed = meta.exposure_ms is None and conditions.exposure_ms is None
+        exposure_ms = (
+            conditions.exposure_ms
+            if conditions.exposure_ms is not None
+            else (meta.exposure_ms if meta.exposure_ms is not None else 0.5 * 1000.0 / fps)
+        )
+        if exposure_ms > 1000.0 / fps * (1 + 1e-9):
+            raise ParameterError(
+                f"exposure {exposure_ms:g} ms is longer than the frame interval {1000 / fps:.4g} ms"
+            )
+        if meta.n_frames < settings.min_track_frames:
+            raise AnalysisError(
+                f"{path}: {meta.n_frames} frames; at least {settings.min_track_frames} are needed"
+            )
+        n_bg = min(settings.locate.background_frames, meta.n_frames)
+        background = static_background(video.read(0, n_bg), settings.locate.invert)
+        located = locate_video(
+            video.iter_chunks(CHUNK_FRAMES),
+            background,
+            settings.locate,
+            meta.n_frames,
+            progress=progress,
+            workers=settings.workers,
+        )
+        n_frames, height, width = meta.n_frames, meta.height, meta.width
+    radius = search_radius_px(
+        settings.link, fps, pixel_size_um, conditions.temperature_c, conditions.viscosity_mpa_s
+    )
+    linked = link(located.features, radius, settings.link.memory)
+    lengths = linked.groupby("particle")["frame"].transform("size")
+    linked = linked[lengths >= 3].reset_index(drop=True)  # single-frame noise never links
+    if linked.empty:
+        raise AnalysisError(f"{path}: no particles found (a blank or buffer-only video?)")
+    drift_um_s = (0.0, 0.0)
+    tracks = linked
+    if settings.drift_correction:
+        drift = estimate_drift(linked)
+        tracks = subtract_drift(linked, drift)
+        span = drift.index[-1] - drift.index[0]
+        if span > 0:
+            total = drift.iloc[-1] - drift.iloc[0]
+            drift_um_s = (
+                float(total["x"] * pixel_size_um * fps / span),
+                float(total["y"] * pixel_size_um * fps / span),
+            )
+    stats = track_statistics(
+        tracks, fps, pixel_size_um, exposure_ms / 1000.0, settings.min_track_frames
+    )
+    area = analysed_area_um2(width, height, settings.locate.radius_px, pixel_size_um)
+    conc, per_frame = concentration_per_ml(linked, n_frames, area, located.threshold, calibration)
+    return VideoAnalysis(
+        path=path,
+        sha256=sha256_file(path) if path.is_file() else "",
+        n_frames=n_frames,
+        fps=fps,
+        pixel_size_um=pixel_size_um,
+        exposure_ms=float(exposure_ms),
+        exposure_assumed=exposure_assumed,
+        width_px=width,
+        height_px=height,
+        features=located.features,
+        tracks=tracks,
+        track_stats=stats,
+        drift_um_s=drift_um_s,
+        noise_sigma=located.noise_sigma,
+        threshold=located.threshold,
+        search_radius_px=radius,
+        particles_per_frame=per_frame,
+        concentration_per_ml=conc,
+    )
+
+
+def size_videos(
+    videos: Sequence[VideoAnalysis], conditions: Conditions, settings: AnalysisSettings
+) -> SizeResult:
+    """One size distribution from the tracks of all replicate videos together."""
+    stats = pd.concat([v.track_stats for v in videos], ignore_index=True)
+    frame_s = np.array([1.0 / v.fps for v in videos])
+    exposure_s = np.array([v.exposure_ms / 1000.0 for v in videos])
+    if np.ptp(frame_s) > 1e-9 or np.ptp(exposure_s) > 1e-9:
+        raise ParameterError("replicate videos must share frame rate and exposure")
+    return size_distribution(
+        stats["msd1_um2"].to_numpy(),
+        stats["n_steps"].to_numpy(),
+        stats["sigma2_model_um2"].to_numpy(),
+        float(frame_s[0]),
+        float(exposure_s[0]),
+        conditions.temperature_c,
+        conditions.viscosity_mpa_s,
+        settings.sizing,
+    )
+
+
+def detection_limit_nm(
+    videos: Sequence[VideoAnalysis], size: SizeResult, conditions: Conditions
+) -> float | None:
+    """Smallest diameter whose in-focus peak would reach the threshold, for the given index.
+
+    Each track's brightness (peak over threshold) is set against the Mie cross-section of its own
+    estimated size; the median ratio gives the brightness per nm² of cross-section, and the limit is
+    where the cross-section's brightness equals the threshold. Needs ``refractive_index``.
+    """
+    if conditions.refractive_index is None:
+        return None
+    ratios, sizes = [], []
+    offset = 0
+    for v in videos:
+        r = track_brightness_ratio(v.tracks, v.threshold)
+        n = len(v.track_stats)
+        d = size.track_diameter_nm[offset : offset + n]
+        offset += n
+        ratios.append(r.reindex(v.track_stats["particle"]).to_numpy())
+        sizes.append(d)
+    ratio = np.concatenate(ratios)
+    diameter = np.concatenate(sizes)
+    ok = np.isfinite(ratio) & (diameter > 0)
+    if ok.sum() < 5:
+        return None
+    csca = scattering_cross_section_nm2(diameter[ok], conditions.refractive_index)
+    per_nm2 = float(np.median(ratio[ok] / csca))
+    grid = np.geomspace(5.0, 5000.0, 400)
+    above = per_nm2 * np.asarray(scattering_cross_section_nm2(grid, conditions.refractive_index))
+    idx = int(np.argmax(above >= 1.0))
+    return float(grid[idx]) if above[idx] >= 1.0 else None
+
+
+def analyze(
+    paths: Sequence[str | Path],
+    conditions: Conditions,
+    settings: AnalysisSettings | None = None,
+    calibration: Calibration | None = None,
+    sample: str | None = None,
+    progress: Callable[[int], None] | None = None,
+    dilution_factor: float | None = None,
+) -> tuple[Measurement, list[VideoAnalysis], SizeResult]:
+    """Analyse replicate videos of one sample into one measurement record.
+
+    ``dilution_factor`` (≥ 1) is how much the sample was diluted before measurement: the record's
+    ``concentration.particles_per_ml`` refers to the undiluted sample, ``measured_per_ml`` to the
+    measurement cell.
+    """
+    settings = settings or AnalysisSettings()
+    if dilution_factor is not None and not (
+        math.isfinite(dilution_factor) and dilution_factor >= 1.0
+    ):
+        raise ParameterError(f"dilution factor must be >= 1, got {dilution_factor}")
+    dilution = dilution_factor or 1.0
+    if not paths:
+        raise ParameterError("no video given")
+    videos = [analyze_video(p, conditions, settings, calibration, progress) for p in paths]
+    size = size_videos(videos, conditions, settings)
+    warnings: list[str] = []
+    if any(v.exposure_assumed for v in videos):
+        warnings.append(
+            "exposure time not in the file: assumed half the frame interval for the motion-blur "
+            "correction; pass --exposure-ms for exact sizes"
+        )
+    n_tracks = int(sum(len(v.track_stats) for v in videos))
+    if n_tracks < 100:
+        warnings.append(f"only {n_tracks} tracks: size statistics are uncertain")
+    conc = np.array([v.concentration_per_ml for v in videos])
+    mean_conc = float(conc.mean())
+    sd_conc = float(conc.std(ddof=1)) if conc.size > 1 else None
+    # Poisson counting error of the particles per frame (frames are ~independent after a few
+    # frame times) combined with the replicate spread, as a 95 % interval
+    counted = sum(v.particles_per_frame * v.n_frames for v in videos)
+    rel_poisson = 1.0 / math.sqrt(max(counted / 10.0, 1.0))
+    rel = (
+        rel_poisson
+        if sd_conc is None
+        else math.hypot(rel_poisson, sd_conc / mean_conc / math.sqrt(conc.size))
+    )
+    limit = detection_limit_nm(videos, size, conditions)
+    density = size.weights / size.weights.sum()
+    first = videos[0]
+    measurement = Measurement(
+        source=Source(
+            instrument="exocheck",
+            software_version=__version__,
+            file_sha256=first.sha256 or None,
+            files=[v.path.name for v in videos],
+        ),
+        sample=sample or first.path.stem,
+        temperature_c=conditions.temperature_c,
+        viscosity_mpa_s=conditions.viscosity_mpa_s,
+        size=SizeDistribution(
+            bin_edges_nm=size.bin_edges_nm.tolist(),
+            density=density.tolist(),
+            **size.stats,
+            ci={k: Interval(low=lo, high=hi) for k, (lo, hi) in size.ci.items()},
+        ),
+        dilution_factor=dilution_factor,
+        concentration=Concentration(
+            particles_per_ml=mean_conc * dilution,
+            measured_per_ml=mean_conc,
+            dilution_factor=dilution_factor,
+            calibrated=calibration is not None,
+            ci=Interval(
+                low=mean_conc * dilution * max(1 - 1.96 * rel, 0.0),
+                high=mean_conc * dilution * (1 + 1.96 * rel),
+            ),
+            sd_per_ml=sd_conc * dilution if sd_conc is not None else None,
+        ),
+        tracks=TrackSummary(
+            count=n_tracks,
+            mean_length_frames=float(
+                np.mean(np.concatenate([v.track_stats["n_frames"].to_numpy() for v in videos]))
+            ),
+        ),
+        particles_per_frame=float(np.mean([v.particles_per_frame for v in videos])),
+        per_video=[_video_summary(v, size, i, videos) for i, v in enumerate(videos)],
+        settings={
+            "conditions": asdict(conditions),
+            "analysis": _settings_dict(settings),
+            "per_video": [
+                {
+                    "file": v.path.name,
+                    "fps": v.fps,
+                    "pixel_size_um": v.pixel_size_um,
+                    "exposure_ms": v.exposure_ms,
+                    "frames": v.n_frames,
+                    "search_radius_px": v.search_radius_px,
+                    "threshold_counts": v.threshold,
+                }
+                for v in videos
+            ],
+            "calibration": asdict(calibration) if calibration else None,
+        },
+        diagnostics={
+            "detection_limit_nm": limit,
+            "drift_um_s": [list(v.drift_um_s) for v in videos],
+            "noise_sigma_counts": [v.noise_sigma for v in videos],
+            "localisation_sigma_um": float(
+                np.sqrt(
+                    np.median(
+                        np.concatenate(
+                            [v.track_stats["sigma2_model_um2"].to_numpy() for v in videos]
+                        )
+                    )
+                )
+            ),
+        },
+        provenance=Provenance(inputs={v.path.name: v.sha256 for v in videos}),
+        warnings=warnings,
+    )
+    return measurement, videos, size
+
+
+def _video_summary(
+    v: VideoAnalysis, size: SizeResult, index: int, videos: Sequence[VideoAnalysis]
+) -> VideoSummary:
+    start = sum(len(w.track_stats) for w in videos[:index])
+    d = size.track_diameter_nm[start : start + len(v.track_stats)]
+    return VideoSummary(
+        name=v.path.name,
+        concentration_per_ml=v.concentration_per_ml,
+        particles_per_frame=v.particles_per_frame,
+        tracks=len(v.track_stats),
+        d50_nm=float(np.median(d)) if d.size else None,
+    )
+
+
+def _settings_dict(settings: AnalysisSettings) -> dict[str, Any]:
+    return asdict(settings)
+
+
+def calibrate(
+    path: str | Path,
+    known_concentration_per_ml: float,
+    conditions: Conditions,
+    bead_diameter_nm: float | None = None,
+    settings: AnalysisSettings | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Calibration:
+    """Effective detection depth from a bead standard of known concentration."""
+    if not (math.isfinite(known_concentration_per_ml) and known_concentration_per_ml > 0):
+        raise ParameterError("known concentration must be a finite number > 0")
+    settings = settings or AnalysisSettings()
+    v = analyze_video(path, conditions, settings, None, progress)
+    ratio = track_brightness_ratio(v.tracks, v.threshold)
+    reference = float(np.median(ratio))
+    if reference <= 1.0:
+        raise AnalysisError(f"{path}: beads are not brighter than the detection threshold")
+    rel = pd.Series(relative_depth(ratio, reference), index=ratio.index)
+    rel_of_feature = v.tracks["particle"].map(rel).to_numpy()
+    area = analysed_area_um2(v.width_px, v.height_px, settings.locate.radius_px, v.pixel_size_um)
+    # Σ 1/(A·depth_b·rel) / n_frames = c  ⇒  depth_b = Σ(1/rel) / (A·c·n_frames)
+    depth_um = float(
+        np.sum(1.0 / rel_of_feature) / (area * known_concentration_per_ml * 1e-12 * v.n_frames)
+    )
+    measured = diameter_nm_from_diffusion(
+        max(float(np.median(v.track_stats["d_um2_s"])), 1e-6),
+        conditions.temperature_c,
+        conditions.viscosity_mpa_s,
+    )
+    if bead_diameter_nm is not None and not 0.5 < measured / bead_diameter_nm < 2.0:
+        raise AnalysisError(
+            f"{path}: the beads measure about {measured:.0f} nm, not {bead_diameter_nm:g} nm: "
+            "wrong standard, settings or units?"
+        )
+    return Calibration(
+        depth_um=depth_um,
+        bead_brightness_ratio=reference,
+        bead_diameter_nm=bead_diameter_nm,
+        known_concentration_per_ml=known_concentration_per_ml,
+        pixel_size_um=v.pixel_size_um,
+        fps=v.fps,
+        temperature_c=conditions.temperature_c,
+        source_sha256=v.sha256,
+    )

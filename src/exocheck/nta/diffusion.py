@@ -1,0 +1,147 @@
+"""Per-track diffusion statistics, corrected for localisation noise and motion blur.
+
+For a particle with diffusion coefficient D, imaged every Δt with exposure τ and localisation error
+σ (per axis), the displacements Δx between consecutive frames satisfy (Vestergaard, Blainey &
+Flyvbjerg, Phys. Rev. E 89, 022726, 2014; motion blur for a uniformly lit exposure, R = τ / 6Δt)::
+
+    <Δx²>        = 2 D Δt (1 − 2R) + 2 σ²
+    <Δx_k Δx_k+1> = 2 D Δt R − σ²
+
+The covariance-based estimator (CVE) solves these for each track::
+
+    D  = <Δx²> / 2Δt + <Δx_k Δx_k+1> / Δt
+    σ² = R <Δx²> + (2R − 1) <Δx_k Δx_k+1>
+
+Both are unbiased but noisy for short tracks. The size distribution (:mod:`exocheck.nta.sizing`) uses
+the likelihood of each track's mean squared displacement instead, with σ² from a population model
+(:func:`localisation_noise_model`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from exocheck.errors import AnalysisError, ParameterError
+
+TRACK_COLUMNS = (
+    "particle",
+    "n_frames",
+    "n_steps",
+    "msd1_um2",
+    "cov1_um2",
+    "d_um2_s",
+    "sigma_loc_um",
+    "sigma2_model_um2",
+    "mass",
+    "signal",
+    "first_frame",
+)
+
+
+def blur_coefficient(exposure_s: float, frame_s: float) -> float:
+    """Motion-blur coefficient R = τ / (6 Δt) for a uniformly lit exposure τ ≤ Δt."""
+    if not 0 <= exposure_s <= frame_s * (1 + 1e-9):
+        raise ParameterError(
+            f"exposure ({exposure_s * 1e3:.3g} ms) must be between 0 and the frame interval "
+            f"({frame_s * 1e3:.3g} ms)"
+        )
+    return exposure_s / (6.0 * frame_s)
+
+
+def track_statistics(
+    tracks: pd.DataFrame,
+    fps: float,
+    pixel_size_um: float,
+    exposure_s: float,
+    min_track_frames: int = 10,
+) -> pd.DataFrame:
+    """Per-track displacement statistics and CVE estimates (µm, s).
+
+    Only steps between consecutive frames are used; a gap (from gap closing) splits the step
+    sequence but keeps the particle's identity. Tracks with fewer than ``min_track_frames``
+    positions are dropped.
+    """
+    if min_track_frames < 3:
+        raise ParameterError("min_track_frames must be >= 3")
+    frame_s = 1.0 / fps
+    r_blur = blur_coefficient(exposure_s, frame_s)
+    t = tracks.sort_values(["particle", "frame"], kind="stable")
+    pid = t["particle"].to_numpy()
+    frame = t["frame"].to_numpy()
+    x = t["x"].to_numpy() * pixel_size_um
+    y = t["y"].to_numpy() * pixel_size_um
+    step_ok = (pid[1:] == pid[:-1]) & (np.diff(frame) == 1)
+    dx = np.diff(x)
+    dy = np.diff(y)
+    sq = np.where(step_ok, dx * dx + dy * dy, 0.0)
+    pair_ok = step_ok[1:] & step_ok[:-1]
+    cov = np.where(pair_ok, dx[1:] * dx[:-1] + dy[1:] * dy[:-1], 0.0)
+    step_pid = pid[1:]
+    pair_pid = pid[2:]
+    ids, n_frames = np.unique(pid, return_counts=True)
+    idx_step = np.searchsorted(ids, step_pid)
+    idx_pair = np.searchsorted(ids, pair_pid)
+    n_steps = np.bincount(idx_step, weights=step_ok, minlength=ids.size)
+    sum_sq = np.bincount(idx_step, weights=sq, minlength=ids.size)
+    n_pairs = np.bincount(idx_pair, weights=pair_ok, minlength=ids.size)
+    sum_cov = np.bincount(idx_pair, weights=cov, minlength=ids.size)
+    grouped = t.groupby("particle", sort=True)
+    stats = pd.DataFrame(
+        {
+            "particle": ids,
+            "n_frames": n_frames,
+            "n_steps": n_steps.astype(np.int64),
+            "n_pairs": n_pairs.astype(np.int64),
+            "mass": grouped["mass"].mean().to_numpy() if "mass" in t else np.nan,
+            "signal": grouped["signal"].max().to_numpy() if "signal" in t else np.nan,
+            "first_frame": grouped["frame"].min().to_numpy(),
+        }
+    )
+    keep = (
+        (stats["n_frames"] >= min_track_frames) & (stats["n_steps"] >= 2) & (stats["n_pairs"] >= 1)
+    )
+    stats = stats[keep.to_numpy()].reset_index(drop=True)
+    sel = keep.to_numpy()
+    if stats.empty:
+        raise AnalysisError(
+            f"no track is {min_track_frames} frames or longer: too few particles, or the video is "
+            "too short or too noisy"
+        )
+    msd1 = sum_sq[sel] / (2.0 * n_steps[sel])  # per axis
+    cov1 = sum_cov[sel] / (2.0 * n_pairs[sel])
+    stats["msd1_um2"] = msd1
+    stats["cov1_um2"] = cov1
+    stats["d_um2_s"] = msd1 / (2 * frame_s) + cov1 / frame_s
+    sigma2 = r_blur * msd1 + (2 * r_blur - 1) * cov1
+    stats["sigma_loc_um"] = np.sqrt(np.clip(sigma2, 0, None))
+    stats["sigma2_cve_um2"] = sigma2
+    if "ep" in t:
+        ep_um2 = (
+            grouped["ep"].apply(lambda v: float(np.mean(np.square(v)))).to_numpy()[sel]
+            * pixel_size_um**2
+        )
+    else:
+        ep_um2 = np.zeros(len(stats))
+    stats["sigma2_model_um2"] = localisation_noise_model(
+        ep_um2, sigma2, stats["n_steps"].to_numpy()
+    )
+    return stats.drop(columns=["n_pairs"])
+
+
+def localisation_noise_model(
+    ep2_um2: np.ndarray, sigma2_cve_um2: np.ndarray, n_steps: np.ndarray
+) -> np.ndarray:
+    """σ² per track: predicted pixel-noise error plus a pooled excess measured from the tracks.
+
+    ``ep2_um2`` is each track's mean squared localisation error predicted from the image noise and
+    its brightness (``ep`` of :func:`exocheck.nta.locate.find_features`). What that prediction
+    misses (sub-pixel bias, blur streak shape, defocus) is taken as one excess common to all tracks:
+    the step-weighted mean of CVE σ² minus the prediction, clipped at zero. One track's CVE σ² is
+    far too noisy to use alone; pooled over all steps its error is about E[m]/√(total steps).
+    """
+    if ep2_um2.size == 0:
+        return np.zeros(0)
+    w = np.asarray(n_steps, float)
+    excess = float(np.sum(w * (sigma2_cve_um2 - ep2_um2)) / np.sum(w))
+    return ep2_um2 + max(excess, 0.0)

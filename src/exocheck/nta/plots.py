@@ -1,0 +1,52 @@
+"""Plots of an NTA result (matplotlib, non-interactive)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+from exocheck.records import Measurement
+
+
+def size_distribution_png(measurement: Measurement, title: str | None = None) -> bytes:
+    """PNG of the number-weighted size distribution with D10/D50/D90 marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    size = measurement.size
+    edges = np.asarray(size.bin_edges_nm)
+    density = np.asarray(size.density) / np.diff(edges)  # fraction per nm
+    centres = np.sqrt(edges[:-1] * edges[1:])
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
+    ax.fill_between(centres, density, step="mid", alpha=0.35, color="tab:blue")
+    ax.plot(centres, density, drawstyle="steps-mid", color="tab:blue", lw=1.2)
+    for key, style in (("d10_nm", ":"), ("d50_nm", "-"), ("d90_nm", ":")):
+        value = getattr(size, key)
+        if value:
+            ax.axvline(value, color="k", ls=style, lw=1)
+            ax.text(
+                value,
+                ax.get_ylim()[1] * 0.95,
+                f" {key[:3].upper()} {value:.0f}",
+                fontsize=8,
+                va="top",
+            )
+    ax.set_xlabel("Hydrodynamic diameter (nm)")
+    ax.set_ylabel("Number fraction per nm")
+    conc = measurement.concentration.particles_per_ml
+    tag = "" if measurement.concentration.calibrated else " (uncalibrated)"
+    heading = title or measurement.sample or "Size distribution"
+    if conc:
+        heading += f" — {conc:.3g} particles/mL{tag}"
+    ax.set_title(heading, fontsize=10)
+    hi = size.d90_nm * 2.5 if size.d90_nm else edges[-1]
+    ax.set_xlim(0, min(edges[-1], hi))
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()
