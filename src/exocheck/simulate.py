@@ -187,7 +187,7 @@ class SimulationParams(BaseModel):
     offset_counts: float = Field(8.0, ge=0.0, le=255.0)
     drift_um_s: tuple[float, float] = (0.0, 0.0)
     blur_substeps: int = Field(8, ge=1, le=64)
-    visibility_snr: float = Field(4.0, gt=0.0)
+    visibility_snr: float = Field(2.0, gt=0.0)
     seed: int = 0
 
     @model_validator(mode="after")

@@ -22,12 +22,13 @@ from exocheck.nta.concentration import (
     Calibration,
     analysed_area_um2,
     concentration_per_ml,
+    mie_brightness_ratio,
     relative_depth,
     track_brightness_ratio,
 )
 from exocheck.nta.diffusion import track_statistics
 from exocheck.nta.drift import estimate_drift, subtract_drift
-from exocheck.nta.link import LinkSettings, link, search_radius_px
+from exocheck.nta.link import LinkSettings, link, search_radius_px, split_at_jumps
 from exocheck.nta.locate import LocateSettings, locate_video, static_background
 from exocheck.nta.sizing import SizeResult, SizingSettings, size_distribution
 from exocheck.physics import diameter_nm_from_diffusion, scattering_cross_section_nm2
@@ -102,7 +103,7 @@ class VideoAnalysis:
     search_radius_px: float
     particles_per_frame: float
     concentration_per_ml: float
-    size: SizeResult | None = None
+    area_um2: float = 0.0
 
 
 def _resolve(meta_value: float | None, override: float | None, name: str, path: Path) -> float:
@@ -164,7 +165,7 @@ def analyze_video(
     radius = search_radius_px(
         settings.link, fps, pixel_size_um, conditions.temperature_c, conditions.viscosity_mpa_s
     )
-    linked = link(located.features, radius, settings.link.memory)
+    linked = split_at_jumps(link(located.features, radius, settings.link.memory))
     lengths = linked.groupby("particle")["frame"].transform("size")
     linked = linked[lengths >= 3].reset_index(drop=True)  # single-frame noise never links
     if linked.empty:
@@ -205,6 +206,7 @@ def analyze_video(
         search_radius_px=radius,
         particles_per_frame=per_frame,
         concentration_per_ml=conc,
+        area_um2=area,
     )
 
 
@@ -288,6 +290,8 @@ def analyze(
     videos = [analyze_video(p, conditions, settings, calibration, progress) for p in paths]
     size = size_videos(videos, conditions, settings)
     warnings: list[str] = []
+    if calibration is not None:
+        _mie_concentrations(videos, size, conditions, calibration, warnings)
     if any(v.exposure_assumed for v in videos):
         warnings.append(
             "exposure time not in the file: assumed half the frame interval for the motion-blur "
@@ -382,6 +386,34 @@ def analyze(
         warnings=warnings,
     )
     return measurement, videos, size
+
+
+def _mie_concentrations(
+    videos: Sequence[VideoAnalysis],
+    size: SizeResult,
+    conditions: Conditions,
+    calibration: Calibration,
+    warnings: list[str],
+) -> None:
+    """Recount calibrated concentrations with Mie-scaled brightness from each track's size."""
+    if conditions.refractive_index is None or calibration.bead_diameter_nm is None:
+        warnings.append(
+            "brightness of each particle taken from its brightest frame (saturates on large "
+            "particles): pass --refractive-index and calibrate with --bead-diameter-nm for "
+            "Mie-scaled detection volumes"
+        )
+        return
+    offset = 0
+    for v in videos:
+        n = len(v.track_stats)
+        diameters = pd.Series(
+            size.track_diameter_nm[offset : offset + n], index=v.track_stats["particle"].to_numpy()
+        )
+        offset += n
+        ratio = mie_brightness_ratio(diameters, conditions.refractive_index, calibration)
+        v.concentration_per_ml, _ = concentration_per_ml(
+            v.tracks, v.n_frames, v.area_um2, v.threshold, calibration, ratio
+        )
 
 
 def _video_summary(

@@ -31,6 +31,9 @@ NOMINAL_DEPTH_UM = 10.0
 
 CALIBRATION_SCHEMA = "exocheck.calibration/1"
 
+MIN_RATIO = 1.5
+"""Smallest in-focus peak-over-threshold credited to a detected particle."""
+
 
 @dataclass(frozen=True)
 class Calibration:
@@ -42,6 +45,8 @@ class Calibration:
         Effective depth of the detection slab for the calibration beads.
     bead_brightness_ratio : float
         Typical in-focus peak of the beads over the detection threshold, B_b / T.
+    bead_refractive_index : float
+        Refractive index of the bead material (polystyrene 1.59), for Mie brightness scaling.
     bead_diameter_nm, known_concentration_per_ml : float
         The standard used.
     pixel_size_um, fps, temperature_c : float
@@ -56,6 +61,7 @@ class Calibration:
     fps: float
     temperature_c: float
     source_sha256: str = ""
+    bead_refractive_index: float = 1.59
 
     def save(self, path: str | Path) -> None:
         from exocheck.records import atomic_write_text
@@ -92,8 +98,11 @@ def track_brightness_ratio(features: pd.DataFrame, threshold: float) -> pd.Serie
 
 def relative_depth(ratio: np.ndarray | pd.Series, reference_ratio: float) -> np.ndarray:
     """Detection depth of particles with peak/threshold ``ratio`` relative to the reference."""
-    r = np.clip(np.asarray(ratio, float), 1.0 + 1e-6, None)
-    ref = max(reference_ratio, 1.0 + 1e-6)
+    # A detected particle is, in focus, clearly above threshold; a ratio near 1 (a track that
+    # never crossed focus, or a size estimate far off) would give a vanishing depth and an
+    # unbounded weight, so ratios are floored at MIN_RATIO.
+    r = np.clip(np.asarray(ratio, float), MIN_RATIO, None)
+    ref = max(reference_ratio, MIN_RATIO)
     return np.sqrt(np.log(r) / math.log(ref))
 
 
@@ -108,11 +117,15 @@ def concentration_per_ml(
     area_um2: float,
     threshold: float,
     calibration: Calibration | None,
+    brightness_ratio: pd.Series | None = None,
 ) -> tuple[float, float]:
     """Concentration in the measured suspension and the particles per frame used for it.
 
     ``features`` are the tracked features (column ``particle``) counted as particles. Each counts
     ``1 / depth`` of its particle's brightness class; without calibration the depth is nominal.
+    ``brightness_ratio`` (in-focus peak over threshold per particle) defaults to each track's
+    brightest frame; :func:`mie_brightness_ratio` gives a saturation-free alternative. Particles
+    without a ratio count with the mean inverse depth of those that have one.
     """
     if n_frames <= 0:
         raise ParameterError("n_frames must be > 0")
@@ -120,8 +133,37 @@ def concentration_per_ml(
     if calibration is None:
         volume_ml = area_um2 * NOMINAL_DEPTH_UM * 1e-12
         return per_frame / volume_ml, per_frame
-    ratio = track_brightness_ratio(features, threshold)
-    depth = calibration.depth_um * relative_depth(ratio, calibration.bead_brightness_ratio)
-    depth_of_feature = features["particle"].map(pd.Series(depth, index=ratio.index)).to_numpy()
-    inverse_volume_sum = np.sum(1.0 / (area_um2 * depth_of_feature * 1e-12))
-    return float(inverse_volume_sum / n_frames), per_frame
+    ratio = (
+        track_brightness_ratio(features, threshold)
+        if brightness_ratio is None
+        else brightness_ratio
+    )
+    inverse_depth = 1.0 / (
+        calibration.depth_um * relative_depth(ratio.to_numpy(), calibration.bead_brightness_ratio)
+    )
+    per_particle = pd.Series(inverse_depth, index=ratio.index)
+    weights = features["particle"].map(per_particle)
+    weights = weights.fillna(float(np.average(weights.dropna()))) if weights.notna().any() else None
+    if weights is None:
+        return per_frame / (area_um2 * calibration.depth_um * 1e-12), per_frame
+    return float(weights.sum() / (area_um2 * 1e-12) / n_frames), per_frame
+
+
+def mie_brightness_ratio(
+    diameter_nm: pd.Series, refractive_index: float, calibration: Calibration
+) -> pd.Series:
+    """Peak-over-threshold per particle predicted from its size, scaled from the beads by Mie.
+
+    B₀(d)/T = (B_b/T) · C_sca(d, n) / C_sca(d_b, n_b). Unlike a track's brightest pixel this does
+    not saturate at the camera's full scale, which otherwise makes large particles look no
+    brighter than the beads and so under-corrects their thicker detection slab.
+    """
+    from exocheck.physics import scattering_cross_section_nm2
+
+    if calibration.bead_diameter_nm is None:
+        raise ParameterError("the calibration has no bead diameter for Mie scaling")
+    c_bead = scattering_cross_section_nm2(
+        calibration.bead_diameter_nm, calibration.bead_refractive_index
+    )
+    c = np.asarray(scattering_cross_section_nm2(diameter_nm.to_numpy(), refractive_index))
+    return pd.Series(calibration.bead_brightness_ratio * c / c_bead, index=diameter_nm.index)

@@ -124,24 +124,42 @@ def track_statistics(
     else:
         ep_um2 = np.zeros(len(stats))
     stats["sigma2_model_um2"] = localisation_noise_model(
-        ep_um2, sigma2, stats["n_steps"].to_numpy()
+        ep_um2, sigma2, stats["n_steps"].to_numpy(), stats["mass"].to_numpy()
     )
     return stats.drop(columns=["n_pairs"])
 
 
 def localisation_noise_model(
-    ep2_um2: np.ndarray, sigma2_cve_um2: np.ndarray, n_steps: np.ndarray
+    ep2_um2: np.ndarray,
+    sigma2_cve_um2: np.ndarray,
+    n_steps: np.ndarray,
+    mass: np.ndarray | None = None,
+    steps_per_class: int = 4000,
 ) -> np.ndarray:
-    """σ² per track: predicted pixel-noise error plus a pooled excess measured from the tracks.
+    """σ² per track: predicted pixel-noise error plus an excess measured from similar tracks.
 
     ``ep2_um2`` is each track's mean squared localisation error predicted from the image noise and
     its brightness (``ep`` of :func:`exocheck.nta.locate.find_features`). What that prediction
-    misses (sub-pixel bias, blur streak shape, defocus) is taken as one excess common to all tracks:
-    the step-weighted mean of CVE σ² minus the prediction, clipped at zero. One track's CVE σ² is
-    far too noisy to use alone; pooled over all steps its error is about E[m]/√(total steps).
+    misses (blur-streak shape, defocus, sub-pixel bias) grows as particles get dimmer, so it is
+    measured per brightness class: tracks are sorted by mean ``mass`` and split into classes of
+    about ``steps_per_class`` steps; each class's excess is the step-weighted mean of CVE σ² minus
+    the prediction (clipped at zero), interpolated in log(mass). One track's CVE σ² is far too noisy
+    to use alone; pooled over a class its error is about E[m]/√(steps in the class).
     """
-    if ep2_um2.size == 0:
+    n = ep2_um2.size
+    if n == 0:
         return np.zeros(0)
     w = np.asarray(n_steps, float)
-    excess = float(np.sum(w * (sigma2_cve_um2 - ep2_um2)) / np.sum(w))
-    return ep2_um2 + max(excess, 0.0)
+    resid = np.asarray(sigma2_cve_um2, float) - ep2_um2
+    classes = int(np.clip(w.sum() // steps_per_class, 1, 12))
+    if mass is None or classes == 1 or not np.all(np.isfinite(mass)) or n < 4 * classes:
+        excess = max(float(np.sum(w * resid) / np.sum(w)), 0.0)
+        return ep2_um2 + excess
+    log_mass = np.log(np.clip(mass, 1e-9, None))
+    order = np.argsort(log_mass)
+    cum = np.cumsum(w[order])
+    edges = np.searchsorted(cum, np.linspace(0, cum[-1], classes + 1)[1:-1])
+    groups = np.split(order, edges)
+    centre = np.array([np.average(log_mass[g], weights=w[g]) for g in groups])
+    level = np.array([max(float(np.average(resid[g], weights=w[g])), 0.0) for g in groups])
+    return ep2_um2 + np.interp(log_mass, centre, level)

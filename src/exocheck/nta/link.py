@@ -141,3 +141,29 @@ def link(features: pd.DataFrame, radius_px: float, memory: int = 2) -> pd.DataFr
     out = feats.copy()
     out["particle"] = particle
     return out
+
+
+def split_at_jumps(tracks: pd.DataFrame, factor: float = 5.0, min_steps: int = 4) -> pd.DataFrame:
+    """Split tracks where one step is far longer than the track's own typical step.
+
+    Brownian step lengths in 2-D follow a Rayleigh law, for which a step longer than ``factor``
+    times the median step has probability exp(−factor² ln 2) (≈ 3e-8 for 5). Such a step is a
+    mislink (two particles joined where they passed close, or one vanished as another appeared), and
+    it would make the track look like a much smaller particle. The two parts get separate ids.
+    """
+    t = tracks.sort_values(["particle", "frame"], kind="stable").reset_index(drop=True)
+    pid = t["particle"].to_numpy()
+    same = np.concatenate([[False], pid[1:] == pid[:-1]])
+    step = np.zeros(len(t))
+    gap = np.ones(len(t))
+    step[1:] = np.hypot(np.diff(t["x"].to_numpy()), np.diff(t["y"].to_numpy()))
+    gap[1:] = np.maximum(np.diff(t["frame"].to_numpy()), 1)
+    step = np.where(same, step / np.sqrt(gap), np.nan)  # per-frame-equivalent step
+    counts = pd.Series(same).groupby(pid).transform("sum").to_numpy()
+    median = pd.Series(step).groupby(pid).transform("median").to_numpy()
+    jump = same & (counts >= min_steps) & (step > factor * median)
+    if not jump.any():
+        return t
+    new_segment = np.concatenate([[True], ~same[1:]]) | jump
+    t["particle"] = np.cumsum(new_segment) - 1
+    return t

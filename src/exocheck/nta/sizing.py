@@ -88,15 +88,24 @@ def log_likelihood_matrix(
 
 
 def _em(
-    like: np.ndarray, weights0: np.ndarray, settings: SizingSettings, max_iterations: int
+    like: np.ndarray,
+    weights0: np.ndarray,
+    settings: SizingSettings,
+    max_iterations: int,
+    track_weights: np.ndarray | None = None,
 ) -> np.ndarray:
     w = weights0.copy()
+    a = (
+        np.full(like.shape[0], 1.0 / like.shape[0])
+        if track_weights is None
+        else track_weights / track_weights.sum()
+    )
     previous = -np.inf
     s = settings.smoothing
     for _ in range(max_iterations):
         mix = like @ w
-        loglik = float(np.mean(np.log(mix)))
-        w = w * (like.T @ (1.0 / mix)) / like.shape[0]
+        loglik = float(np.sum(a * np.log(mix)))
+        w = w * (like.T @ (a / mix))
         if s > 0:
             w = (
                 (1 - 2 * s) * w
@@ -183,4 +192,9 @@ def size_distribution(
         for key in stats:
             values = np.array([b[key] for b in boots])
             ci[key] = (float(np.quantile(values, 0.025)), float(np.quantile(values, 0.975)))
-    return SizeResult(grid, edges, weights, stats, ci, size_track)
+    # per-track size: posterior mean of log-diameter under the fitted distribution (shrinks the
+    # noisy single-track estimate towards the population, as a track of few steps deserves)
+    posterior = like * weights
+    posterior /= posterior.sum(axis=1, keepdims=True)
+    size_posterior = np.exp(posterior @ np.log(grid))
+    return SizeResult(grid, edges, weights, stats, ci, size_posterior)
