@@ -3,7 +3,18 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean sysdeps
+
+# Debian libraries that WeasyPrint (PDF certificates) needs; installed when missing and root.
+SYSDEPS := libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core
+sysdeps:
+	@if ! ldconfig -p | grep -q 'libpango-1.0.so' ; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing $(SYSDEPS)"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(SYSDEPS); \
+	  else echo "PDF certificates need: $(SYSDEPS) (install them with your package manager)"; fi; \
+	fi
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -11,20 +22,20 @@ $(BIN)/python:
 
 # Runtime install (demo) and test install are stamped on pyproject.toml so edits re-install.
 $(VENV)/.runtime-stamp: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -e '.[pdf]'
 	touch $@
 
 $(VENV)/.test-stamp: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@ $(VENV)/.runtime-stamp
 
-demo: $(VENV)/.runtime-stamp
+demo: sysdeps $(VENV)/.runtime-stamp
 	$(BIN)/exocheck demo --out demo-output
 
 # pytest exits 5 when it collected nothing: that must fail CI, and it does (non-zero exit).
-test: $(VENV)/.test-stamp
+test: sysdeps $(VENV)/.test-stamp
 	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python -m pytest -n 2 --dist loadfile -q
 
 lint: $(VENV)/.test-stamp
 	$(BIN)/ruff check src tests benchmarks
