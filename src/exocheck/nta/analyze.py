@@ -26,7 +26,12 @@ from exocheck.nta.concentration import (
     relative_depth,
     track_brightness_ratio,
 )
-from exocheck.nta.diffusion import track_statistics
+from exocheck.nta.diffusion import (
+    choose_lag,
+    ensemble_msd_um2,
+    lag_statistics,
+    track_statistics,
+)
 from exocheck.nta.drift import estimate_drift, subtract_drift
 from exocheck.nta.link import LinkSettings, link, search_radius_px, split_at_jumps
 from exocheck.nta.locate import LocateSettings, locate_video, static_background
@@ -104,6 +109,7 @@ class VideoAnalysis:
     particles_per_frame: float
     concentration_per_ml: float
     area_um2: float = 0.0
+    step_lag_frames: int = 1
 
 
 def _resolve(meta_value: float | None, override: float | None, name: str, path: Path) -> float:
@@ -213,21 +219,59 @@ def analyze_video(
 def size_videos(
     videos: Sequence[VideoAnalysis], conditions: Conditions, settings: AnalysisSettings
 ) -> SizeResult:
-    """One size distribution from the tracks of all replicate videos together."""
+    """One size distribution from the tracks of all replicate videos together.
+
+    Single-frame displacements are used when the ensemble MSD grows linearly from lag 1 (any
+    Brownian video, whatever its noise and blur). When the shortest displacements are suppressed
+    (compressed or temporally filtered recordings), the first lag from which growth is linear is
+    used instead, with the offset of the MSD line measured on the ensemble (see
+    :func:`exocheck.nta.diffusion.choose_lag`); the lag is recorded on each video.
+    """
     stats = pd.concat([v.track_stats for v in videos], ignore_index=True)
     frame_s = np.array([1.0 / v.fps for v in videos])
     exposure_s = np.array([v.exposure_ms / 1000.0 for v in videos])
     if np.ptp(frame_s) > 1e-9 or np.ptp(exposure_s) > 1e-9:
         raise ParameterError("replicate videos must share frame rate and exposure")
+    msd = np.nanmean(
+        np.vstack([ensemble_msd_um2(v.tracks, v.pixel_size_um) for v in videos]), axis=0
+    )
+    lag, slope = choose_lag(msd)
+    for v in videos:
+        v.step_lag_frames = lag
+    if lag == 1:
+        return size_distribution(
+            stats["msd1_um2"].to_numpy(),
+            stats["n_steps"].to_numpy(),
+            stats["sigma2_model_um2"].to_numpy(),
+            float(frame_s[0]),
+            float(exposure_s[0]),
+            conditions.temperature_c,
+            conditions.viscosity_mpa_s,
+            settings.sizing,
+        )
+    parts = [
+        lag_statistics(v.tracks, v.track_stats["particle"].to_numpy(), lag, v.pixel_size_um)
+        for v in videos
+    ]
+    msd_lag = np.concatenate([p[0] for p in parts])
+    n_lag = np.concatenate([p[1] for p in parts])
+    missing = ~(n_lag > 0)  # tracks broken by gaps everywhere: a weak, lag-scaled stand-in
+    msd_lag[missing] = stats["msd1_um2"].to_numpy()[missing] * lag
+    n_lag[missing] = 0.5
+    ep2 = stats["ep2_um2"].to_numpy()
+    # MSD(n) = slope·n − slope·t₀/Δt + 2σ² for n ≥ lag: t₀ from the ensemble line
+    offset_s = float(frame_s[0]) * (lag - (msd[lag - 1] - 2.0 * float(np.mean(ep2))) / slope)
     return size_distribution(
-        stats["msd1_um2"].to_numpy(),
-        stats["n_steps"].to_numpy(),
-        stats["sigma2_model_um2"].to_numpy(),
+        msd_lag,
+        n_lag,
+        ep2,
         float(frame_s[0]),
         float(exposure_s[0]),
         conditions.temperature_c,
         conditions.viscosity_mpa_s,
         settings.sizing,
+        lag=lag,
+        offset_s=offset_s,
     )
 
 
@@ -292,7 +336,12 @@ def analyze(
     warnings: list[str] = []
     if calibration is not None:
         _mie_concentrations(videos, size, conditions, calibration, warnings)
-    if any(v.exposure_assumed for v in videos):
+    if videos[0].step_lag_frames > 1:
+        warnings.append(
+            "the shortest displacements are suppressed (a compressed or temporally filtered "
+            f"video?): sizes come from {videos[0].step_lag_frames}-frame displacements"
+        )
+    if any(v.exposure_assumed for v in videos) and videos[0].step_lag_frames == 1:
         warnings.append(
             "exposure time not in the file: assumed half the frame interval for the motion-blur "
             "correction; pass --exposure-ms for exact sizes"
@@ -370,6 +419,7 @@ def analyze(
         },
         diagnostics={
             "detection_limit_nm": limit,
+            "step_lag_frames": videos[0].step_lag_frames,
             "drift_um_s": [list(v.drift_um_s) for v in videos],
             "noise_sigma_counts": [v.noise_sigma for v in videos],
             "localisation_sigma_um": float(

@@ -76,13 +76,26 @@ def log_likelihood_matrix(
     exposure_s: float,
     temperature_c: float,
     viscosity_mpa_s: float | None,
+    lag: int = 1,
+    offset_s: float | None = None,
 ) -> np.ndarray:
-    """log p(m_i | d_j) for every track i and grid diameter j."""
+    """log p(m_i | d_j) for every track i and grid diameter j.
+
+    With ``lag`` > 1, m is the mean squared ``lag``-frame displacement (overlapping), its expected
+    value 2D(lag·Δt − t₀) + 2σ² with t₀ = ``offset_s`` (τ/3 by default), and its gamma shape
+    n·3L/(2L² + 1) from the variance of overlapping displacements (Qian, Sheetz & Elson,
+    Biophys. J. 60, 910, 1991).
+    """
     d = np.asarray(diffusion_um2_s(diameter_nm, temperature_c, viscosity_mpa_s))[None, :]
     s2 = np.clip(sigma2_um2, 0, None)[:, None]
-    expected = 2.0 * d * (frame_s - exposure_s / 3.0) + 2.0 * s2
-    rho = (d * exposure_s / 3.0 - s2) / expected
-    k = n_steps[:, None] / (1.0 + 2.0 * rho**2)
+    t0 = exposure_s / 3.0 if offset_s is None else offset_s
+    expected = np.clip(2.0 * d * (lag * frame_s - t0) + 2.0 * s2, 1e-12, None)
+    if lag == 1:
+        rho = (d * exposure_s / 3.0 - s2) / expected
+        k = n_steps[:, None] / (1.0 + 2.0 * rho**2)
+    else:
+        k = np.broadcast_to((n_steps * 3.0 * lag / (2.0 * lag**2 + 1.0))[:, None], expected.shape)
+        k = np.clip(k, 0.5, None)
     m = np.clip(msd1_um2, 1e-12, None)[:, None]
     return k * np.log(k / expected) - gammaln(k) + (k - 1.0) * np.log(m) - k * m / expected
 
@@ -151,8 +164,14 @@ def size_distribution(
     temperature_c: float,
     viscosity_mpa_s: float | None = None,
     settings: SizingSettings | None = None,
+    lag: int = 1,
+    offset_s: float | None = None,
 ) -> SizeResult:
-    """Maximum-likelihood number distribution of diameters from per-track statistics."""
+    """Maximum-likelihood number distribution of diameters from per-track statistics.
+
+    ``msd1_um2`` and ``n_steps`` are the per-track statistics at ``lag`` frames (see
+    :func:`log_likelihood_matrix`).
+    """
     settings = settings or SizingSettings()
     msd1_um2 = np.asarray(msd1_um2, float)
     n_steps = np.asarray(n_steps, float)
@@ -160,7 +179,8 @@ def size_distribution(
     if msd1_um2.size < 5:
         raise AnalysisError(f"only {msd1_um2.size} usable tracks: at least 5 are needed for sizing")
     # per-track point estimate (noise and blur corrected), used for the grid range and reporting
-    d_track = (msd1_um2 - 2 * np.clip(sigma2_um2, 0, None)) / (2 * (frame_s - exposure_s / 3.0))
+    t0 = exposure_s / 3.0 if offset_s is None else offset_s
+    d_track = (msd1_um2 - 2 * np.clip(sigma2_um2, 0, None)) / (2 * (lag * frame_s - t0))
     d_floor = float(diffusion_um2_s(50_000.0, temperature_c, viscosity_mpa_s))
     d_track = np.clip(d_track, d_floor, None)
     from exocheck.physics import diameter_nm_from_diffusion
@@ -174,7 +194,16 @@ def size_distribution(
     ratio = grid[1] / grid[0]
     edges = np.concatenate([grid / np.sqrt(ratio), grid[-1:] * np.sqrt(ratio)])
     loglike = log_likelihood_matrix(
-        msd1_um2, n_steps, sigma2_um2, grid, frame_s, exposure_s, temperature_c, viscosity_mpa_s
+        msd1_um2,
+        n_steps,
+        sigma2_um2,
+        grid,
+        frame_s,
+        exposure_s,
+        temperature_c,
+        viscosity_mpa_s,
+        lag,
+        offset_s,
     )
     like = np.exp(loglike - loglike.max(axis=1, keepdims=True))
     w0 = np.full(n_grid, 1.0 / n_grid)
