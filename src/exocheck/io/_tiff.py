@@ -142,7 +142,7 @@ class TiffReader(Reader):
     def __init__(self, path: Path) -> None:
         super().__init__(path)
         self._lock = threading.Lock()
-        self._memmap: np.ndarray | None = None
+        self._memmap: bool | None = None  # True: contiguous raw data read directly
         with _TiffWarnings() as warnings:
             try:
                 self._tif = tifffile.TiffFile(path)
@@ -202,11 +202,12 @@ class TiffReader(Reader):
                 raise video_error(
                     self.path, f"truncated TIFF file: image data needs {end} bytes, file has {size}"
                 )
-            order = self._tif.byteorder
-            self._memmap = np.memmap(
-                self.path, dtype=self.dtype.newbyteorder(order), mode="r", offset=offset,
-                shape=(self.n_frames, *self._page_shape),
-            )  # fmt: skip
+            # Contiguous, uncompressed data is read with plain file reads (not a memory map, whose
+            # touched pages would stay in the process's resident memory for the whole video).
+            self._raw_offset = offset
+            self._raw_dtype = self.dtype.newbyteorder(self._tif.byteorder)
+            self._raw_handle = open(self.path, "rb")  # closed in close()
+            self._memmap = True
             return
         pages = series.pages
         if len(pages) < self.n_frames:
@@ -224,7 +225,14 @@ class TiffReader(Reader):
         try:
             with self._lock:
                 if self._memmap is not None:
-                    data = np.array(self._memmap[start:stop], dtype=self.dtype)
+                    frame_items = int(np.prod(self._page_shape))
+                    handle = self._raw_handle
+                    handle.seek(self._raw_offset + start * frame_items * self._raw_dtype.itemsize)
+                    count = (stop - start) * frame_items
+                    data = np.fromfile(handle, dtype=self._raw_dtype, count=count)
+                    if data.size != count:
+                        raise OSError(f"file ended after {data.size} of {count} values")
+                    data = data.astype(self.dtype, copy=False)
                 else:
                     data = self._tif.asarray(key=range(start, stop), series=0, maxworkers=2)
         except Exception as exc:
@@ -236,6 +244,10 @@ class TiffReader(Reader):
 
     def close(self) -> None:
         self._memmap = None
+        handle = getattr(self, "_raw_handle", None)
+        if handle is not None:
+            handle.close()
+            self._raw_handle = None
         tif = getattr(self, "_tif", None)
         if tif is not None:
             tif.close()
