@@ -49,7 +49,7 @@ from exocheck.records import (
     sha256_file,
 )
 
-CHUNK_FRAMES = 64
+CHUNK_FRAMES = 32
 
 
 @dataclass(frozen=True)

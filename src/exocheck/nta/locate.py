@@ -75,7 +75,8 @@ def static_background(frames: np.ndarray, invert: bool = False) -> np.ndarray:
     """Temporal median of a stack of frames (moving particles vanish from it), float32."""
     if frames.ndim != 3 or frames.shape[0] == 0:
         raise AnalysisError("need at least one frame to estimate the background")
-    step = max(1, frames.shape[0] // 100)
+    # 31 frames spread over the stack: a moving particle covers any pixel in few of them
+    step = max(1, -(-frames.shape[0] // 31))
     bg = np.median(frames[::step], axis=0).astype(np.float32)
     return -bg if invert else bg
 
@@ -287,7 +288,7 @@ def locate_video(
         pending = []
         for item in iterator:
             pending.append((item[1].shape[0], pool.submit(work, item)))
-            while len(pending) > 2 * workers:  # bounded: memory does not grow with video length
+            while len(pending) > workers:  # bounded: memory does not grow with video length
                 size, fut = pending.pop(0)
                 parts.append(fut.result())
                 if progress:

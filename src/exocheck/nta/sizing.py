@@ -216,7 +216,8 @@ def size_distribution(
         n = like.shape[0]
         for _ in range(settings.n_bootstrap):
             sample = like[rng.integers(0, n, n)]
-            wb = _em(sample, weights, settings, max(200, settings.max_iterations // 10))
+            # warm start from the full solution: a resample needs few iterations to settle
+            wb = _em(sample, weights, settings, max(100, settings.max_iterations // 30))
             boots.append(summarise(grid, wb, edges))
         for key in stats:
             values = np.array([b[key] for b in boots])
