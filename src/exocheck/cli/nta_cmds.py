@@ -141,11 +141,13 @@ def _print_summary(measurement, out: Path) -> None:
     table.add_column("quantity")
     table.add_column("value", justify="right")
     table.add_column("95 % interval", justify="right")
-    for key in ("d10_nm", "d50_nm", "d90_nm", "mode_nm", "mean_nm"):
+    labels = {"d10_nm": "D10 (nm)", "d50_nm": "D50 (nm)", "d90_nm": "D90 (nm)",
+              "mode_nm": "mode (nm)", "mean_nm": "mean (nm)"}  # fmt: skip
+    for key, label in labels.items():
         value = getattr(size, key)
         ci = size.ci.get(key)
         table.add_row(
-            key.replace("_nm", " (nm)").upper(),
+            label,
             f"{value:.1f}",
             f"{ci.low:.1f}–{ci.high:.1f}" if ci else "",
         )
