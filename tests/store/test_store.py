@@ -21,7 +21,7 @@ def _count(store: Store, model) -> int:
 def test_open_migrates_to_head_and_reopens(db_url):
     with Store.open(db_url) as store:
         with store.engine.connect() as conn:
-            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
     with Store.open(db_url) as store:  # second open: nothing to do, data intact
         assert store.list_products() == []
 

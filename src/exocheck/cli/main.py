@@ -12,7 +12,16 @@ from typing import Annotated
 import typer
 
 from exocheck import __version__
-from exocheck.cli import demo, imports, nta_cmds, qc_cmds, simulate, stability, store_cmds
+from exocheck.cli import (
+    demo,
+    imports,
+    nta_cmds,
+    qc_cmds,
+    simulate,
+    stability,
+    store_cmds,
+    study_cmds,
+)
 from exocheck.cli._common import err_console
 from exocheck.errors import ExocheckError
 
@@ -52,6 +61,7 @@ _COMMAND_MODULES: tuple = (
     store_cmds,
     qc_cmds,
     imports,
+    study_cmds,
 )
 for _module in _COMMAND_MODULES:
     _module.register(app)

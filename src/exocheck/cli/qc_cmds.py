@@ -10,7 +10,7 @@ from rich.table import Table
 
 from exocheck.cli._common import console
 from exocheck.cli.store_cmds import DbOption, JsonOption, open_store, print_json
-from exocheck.errors import ParameterError
+from exocheck.errors import ExocheckError, ParameterError
 
 _STYLE = {"pass": "green", "fail": "red", "inconclusive": "yellow", "missing": "dim",
           "conforms": "bold green", "does-not-conform": "bold red",
@@ -97,14 +97,30 @@ def compare(
 def coa(
     lot: Annotated[str, typer.Argument(help="Lot number.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output file: .pdf or .html.")],
+    study: Annotated[str | None, typer.Option(
+        "--study", help="Stability study for the particles remaining at expiry (default: the "
+        "product's only study with an acceptance limit).")] = None,
+    no_study: Annotated[bool, typer.Option(
+        "--no-study", help="Leave out the particles remaining at expiry.")] = False,
     db: DbOption = None,
 ) -> None:
     """Write the certificate of analysis (PDF or HTML by the file suffix)."""
     from exocheck.report import write_coa
 
+    if study and no_study:
+        raise ParameterError("--study and --no-study exclude each other")
     with open_store(db) as store:
-        path = write_coa(store, lot, out)
-    console.print(f"certificate of analysis of lot {lot}: {path}")
+        if study is None and not no_study:
+            study = store.default_study(store.lot_info(lot)["product"])
+        expiry = None
+        if study is not None:
+            try:
+                expiry = store.particles_at_expiry(lot, study=study).for_certificate()
+            except ExocheckError as exc:
+                raise type(exc)(f"{exc} (study {study}; leave it out with --no-study)") from None
+        path = write_coa(store, lot, out, expiry=expiry)
+    with_study = f" (particles at expiry from study {study})" if study else ""
+    console.print(f"certificate of analysis of lot {lot}: {path}{with_study}", highlight=False)
 
 
 def history(

@@ -23,9 +23,10 @@ from __future__ import annotations
 from exocheck.store.catalog import CatalogMixin
 from exocheck.store.lots import LotMixin
 from exocheck.store.session import ENV_VAR, default_database_url, resolve_url
+from exocheck.store.stability import StabilityMixin
 
 
-class Store(CatalogMixin, LotMixin):
+class Store(CatalogMixin, LotMixin, StabilityMixin):
     """A QC database. Open one with :meth:`Store.open`."""
 
 

@@ -166,6 +166,9 @@ class StabilityStudy(Base):
     time_unit: Mapped[str] = mapped_column(String(20), default="month")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str] = mapped_column(String(200))
+    # added by migration 0002: evaluation protocol and the imported CSV file
+    protocol: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    source_sha256: Mapped[str | None] = mapped_column(ForeignKey("attachments.sha256"))
 
     conditions: Mapped[list[StorageCondition]] = relationship(
         back_populates="study", order_by="StorageCondition.position"
