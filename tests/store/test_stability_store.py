@@ -89,6 +89,11 @@ def test_round_trip_csv_to_database_to_study(ev):
     assert info["conditions"] == ["4 °C, polypropylene, PBS", "-80 °C, low-binding"]
     assert info["protocol"]["lower_limit"] == 7e10
     assert store.list_studies("EXO-1") == [info]
+    before = counts(store)
+    with pytest.raises(StoreError, match="study 'EV-storage' already exists"):
+        store.import_study(path, name="EV-storage", product="EXO-1", by="ana", time_col="day",
+                           response_col="concentration_per_ml")
+    assert counts(store) == before
     # each result is linked to its lot
     with store.engine.connect() as conn:
         linked = conn.execute(text(
