@@ -214,3 +214,37 @@ def _umask() -> int:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_files(folder: Path, files: dict[str, bytes]) -> None:
+    """Write several files into ``folder`` all or nothing.
+
+    Every file is first written in full under a temporary name; only then are they renamed into
+    place. A failure while writing (a full disk, an interrupt) removes the temporary files and any
+    folder made here, leaving earlier outputs in ``folder`` as they were.
+    """
+    made = []  # folders that did not exist, innermost first
+    probe = folder
+    while not probe.exists():
+        made.append(probe)
+        probe = probe.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    temporary: list[tuple[str, str]] = []
+    try:
+        for name, data in files.items():
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=folder)
+            temporary.append((tmp, name))
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.chmod(tmp, 0o666 & ~_umask())
+        for tmp, name in temporary:
+            os.replace(tmp, folder / name)
+    except BaseException:
+        for tmp, _ in temporary:
+            Path(tmp).unlink(missing_ok=True)
+        for path in made:
+            try:
+                path.rmdir()
+            except OSError:
+                break
+        raise

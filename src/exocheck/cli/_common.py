@@ -30,6 +30,7 @@ def progress_bar(description: str, total: int | None) -> Iterator[Progress]:
         TimeRemainingColumn(),
         console=err_console,
         transient=True,
+        disable=not err_console.is_terminal,  # a stopped bar off a terminal leaves a blank line
     )
     with progress:
         progress.add_task(description, total=total)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -55,6 +56,17 @@ def _settings(invert: bool, threshold_sigma: float | None, bootstrap: int):
     return AnalysisSettings(locate=locate, sizing=SizingSettings(n_bootstrap=bootstrap))
 
 
+def _writable_folder(folder: Path) -> None:
+    """Refuse, before any work, an output folder that cannot be created or written into."""
+    base = folder.absolute()
+    while not base.exists():
+        base = base.parent
+    if not base.is_dir():
+        raise ParameterError(f"--out {folder}: {base} is a file, not a folder")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise ParameterError(f"--out {folder}: no permission to write in {base}")
+
+
 def _total_frames(paths: list[Path], conditions) -> int | None:
     from exocheck.io.video import open_video
 
@@ -92,8 +104,9 @@ def analyze_cmd(
     from exocheck.nta.analyze import Conditions, analyze
     from exocheck.nta.concentration import Calibration
     from exocheck.nta.plots import size_distribution_png
-    from exocheck.records import atomic_write_bytes
+    from exocheck.records import atomic_write_files
 
+    _writable_folder(out)
     conditions = Conditions(
         fps=fps,
         pixel_size_um=pixel_size_um,
@@ -113,14 +126,19 @@ def analyze_cmd(
             cal,
             sample,
             progress=lambda n: bar.advance(bar.task_ids[0], n),
+            dilution_factor=dilution_factor,
         )
     tracks = _tracks_table(analyses)
     buffer = io.BytesIO()
     tracks.to_parquet(buffer, index=False)
     result = json.loads(measurement.to_json())
-    atomic_write_bytes(out / "tracks.parquet", buffer.getvalue())
-    atomic_write_bytes(out / "size_distribution.png", size_distribution_png(measurement))
-    atomic_write_bytes(out / "result.json", json.dumps(result, indent=2).encode())
+    # everything is rendered first, then written all or nothing
+    outputs = {
+        "tracks.parquet": buffer.getvalue(),
+        "size_distribution.png": size_distribution_png(measurement),
+        "result.json": json.dumps(result, indent=2).encode(),
+    }
+    atomic_write_files(out, outputs)
     _print_summary(measurement, out)
 
 
@@ -185,6 +203,9 @@ def calibrate_cmd(
     """Calibrate the detection volume with a bead standard of known concentration."""
     from exocheck.nta.analyze import Conditions, calibrate
 
+    if out.is_dir():
+        raise ParameterError(f"--out {out}: is a folder; name the calibration file (cal.json)")
+    _writable_folder(out.parent)
     conditions = Conditions(
         fps=fps,
         pixel_size_um=pixel_size_um,

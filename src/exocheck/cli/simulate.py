@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from exocheck.cli._common import console, progress_bar
+from exocheck.errors import ParameterError
 
 
 def register(app: typer.Typer) -> None:
@@ -15,6 +16,7 @@ def register(app: typer.Typer) -> None:
 
 
 def simulate_cmd(
+    ctx: typer.Context,
     out: Annotated[Path, typer.Option("--out", help="Folder for video.tif and truth.json.")],
     diameter_nm: Annotated[
         float, typer.Option(help="Mean (or, with --gsd, median) diameter, nm.")
@@ -44,6 +46,8 @@ def simulate_cmd(
     """Simulate an NTA video with known particle sizes and concentration."""
     from exocheck.simulate import make_params, make_population, params_from_scenario, simulate
 
+    if out.exists() and not out.is_dir():
+        raise ParameterError(f"--out {out}: exists and is not a folder")
     common = {
         "frames": frames,
         "fps": fps,
@@ -55,7 +59,7 @@ def simulate_cmd(
         "seed": seed,
     }
     if scenario is not None:
-        params = params_from_scenario(scenario, **_explicit_only(common))
+        params = params_from_scenario(scenario, **_explicit_only(ctx, common))
     else:
         population = make_population(
             name="sample",
@@ -77,20 +81,16 @@ def simulate_cmd(
     )
 
 
-def _explicit_only(common: dict) -> dict:
+def _explicit_only(ctx: typer.Context, common: dict) -> dict:
     """Only the options the user actually typed override a scenario file."""
-    import click
-
-    ctx = click.get_current_context()
     explicit = {}
     for key, value in common.items():
         if key == "drift_um_s":
             names = ("drift_x_um_s", "drift_y_um_s")
         else:
             names = (key,)
-        if any(
-            ctx.get_parameter_source(n) not in (None, click.core.ParameterSource.DEFAULT)
-            for n in names
-        ):
+        # compared by name: typer vendors its own click, whose enum is not click's
+        sources = (getattr(ctx.get_parameter_source(n), "name", None) for n in names)
+        if any(source not in (None, "DEFAULT") for source in sources):
             explicit[key] = value
     return explicit

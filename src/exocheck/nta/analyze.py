@@ -68,6 +68,11 @@ class Conditions:
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value > 0):
                 raise ParameterError(f"{name} must be a finite number > 0, got {value}")
+        if self.fps and self.exposure_ms and self.exposure_ms > 1000.0 / self.fps * (1 + 1e-9):
+            raise ParameterError(
+                f"exposure {self.exposure_ms:g} ms is longer than the frame interval "
+                f"{1000 / self.fps:.4g} ms"
+            )
         if not -10.0 <= self.temperature_c <= 100.0:
             raise ParameterError(
                 f"temperature_c must be between -10 and 100 °C, got {self.temperature_c}"
@@ -151,22 +156,33 @@ def analyze_video(
         )
         if exposure_ms > 1000.0 / fps * (1 + 1e-9):
             raise ParameterError(
-                f"exposure {exposure_ms:g} ms is longer than the frame interval {1000 / fps:.4g} ms"
+                f"{path}: exposure {exposure_ms:g} ms is longer than the frame interval "
+                f"{1000 / fps:.4g} ms"
             )
         if meta.n_frames < settings.min_track_frames:
             raise AnalysisError(
                 f"{path}: {meta.n_frames} frames; at least {settings.min_track_frames} are needed"
             )
         n_bg = min(settings.locate.background_frames, meta.n_frames)
-        background = static_background(video.read(0, n_bg), settings.locate.invert)
-        located = locate_video(
-            video.iter_chunks(CHUNK_FRAMES),
-            background,
-            settings.locate,
-            meta.n_frames,
-            progress=progress,
-            workers=settings.workers,
-        )
+        head = video.read(0, n_bg)
+        if (head == head[:1]).all():
+            raise AnalysisError(
+                f"{path}: no particles found: the first {n_bg} frames are identical "
+                "(a blank or still image?)"
+            )
+        background = static_background(head, settings.locate.invert)
+        del head
+        try:
+            located = locate_video(
+                video.iter_chunks(CHUNK_FRAMES),
+                background,
+                settings.locate,
+                meta.n_frames,
+                progress=progress,
+                workers=settings.workers,
+            )
+        except AnalysisError as exc:  # the locator does not know the file: name it
+            raise AnalysisError(f"{path}: {exc}") from None
         n_frames, height, width = meta.n_frames, meta.height, meta.width
     radius = search_radius_px(
         settings.link, fps, pixel_size_um, conditions.temperature_c, conditions.viscosity_mpa_s
@@ -495,6 +511,12 @@ def calibrate(
     """Effective detection depth from a bead standard of known concentration."""
     if not (math.isfinite(known_concentration_per_ml) and known_concentration_per_ml > 0):
         raise ParameterError("known concentration must be a finite number > 0")
+    if bead_diameter_nm is not None and not (
+        math.isfinite(bead_diameter_nm) and bead_diameter_nm > 0
+    ):
+        raise ParameterError(
+            f"bead diameter must be a finite number > 0 nm, got {bead_diameter_nm}"
+        )
     settings = settings or AnalysisSettings()
     v = analyze_video(path, conditions, settings, None, progress)
     ratio = track_brightness_ratio(v.tracks, v.threshold)

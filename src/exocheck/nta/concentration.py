@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -80,10 +80,20 @@ class Calibration:
             raise FormatError(f"{path}: not a JSON calibration file") from None
         if not isinstance(data, dict) or data.pop("schema", None) != CALIBRATION_SCHEMA:
             raise FormatError(f"{path}: not an exocheck calibration (schema {CALIBRATION_SCHEMA})")
-        try:
-            cal = cls(**data)
-        except TypeError as exc:
-            raise FormatError(f"{path}: invalid calibration: {exc}") from None
+        known = {f.name: f for f in fields(cls)}
+        missing = [n for n, f in known.items() if f.default is MISSING and n not in data]
+        unknown = [n for n in data if n not in known]
+        if missing or unknown:
+            what = f"lacks {', '.join(missing)}" if missing else f"has unknown {', '.join(unknown)}"
+            raise FormatError(f"{path}: invalid calibration: {what}")
+        for name, value in data.items():
+            if name == "source_sha256" or (name == "bead_diameter_nm" and value is None):
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise FormatError(f"{path}: invalid calibration: {name} is not a number")
+            if not math.isfinite(value):
+                raise FormatError(f"{path}: invalid calibration: {name} is {value}")
+        cal = cls(**data)
         if not (cal.depth_um > 0 and cal.bead_brightness_ratio > 1):
             raise FormatError(f"{path}: calibration values out of range")
         return cal
