@@ -448,7 +448,7 @@ def analyze(
                 )
             ),
         },
-        provenance=Provenance(inputs={v.path.name: v.sha256 for v in videos}),
+        provenance=Provenance(inputs=_input_hashes(videos)),
         warnings=warnings,
     )
     return measurement, videos, size
@@ -494,6 +494,13 @@ def _video_summary(
         tracks=len(v.track_stats),
         d50_nm=float(np.median(d)) if d.size else None,
     )
+
+
+def _input_hashes(videos: Sequence[VideoAnalysis]) -> dict[str, str]:
+    """SHA-256 of each input by file name, or by path where replicates share a file name."""
+    names = [v.path.name for v in videos]
+    unique = len(set(names)) == len(names)
+    return {(v.path.name if unique else str(v.path)): v.sha256 for v in videos}
 
 
 def _settings_dict(settings: AnalysisSettings) -> dict[str, Any]:
