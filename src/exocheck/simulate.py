@@ -229,6 +229,8 @@ def make_params(source: str = "arguments", **settings: Any) -> SimulationParams:
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err["loc"]) or "settings"
+        if source == "arguments" and err["loc"]:  # named as the option the user typed
+            raise ParameterError(f"--{loc.replace('_', '-')}: {err['msg']}") from None
         raise ParameterError(f"{source}: {loc}: {err['msg']}") from None
 
 

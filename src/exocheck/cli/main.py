@@ -70,7 +70,7 @@ for _module in _COMMAND_MODULES:
 def run() -> None:
     """Console-script entry point: one-line errors, exit status 2 for user mistakes."""
     try:
-        app()
+        code = app(standalone_mode=False)
     except ExocheckError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
@@ -83,6 +83,20 @@ def run() -> None:
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)
+    except Exception as exc:
+        # a mistyped command line (unknown option, bad number, missing --out): one line, exit 2
+        format_message = getattr(exc, "format_message", None)
+        if format_message is None or not hasattr(exc, "exit_code"):
+            raise
+        hint = ""
+        ctx = getattr(exc, "ctx", None)
+        if ctx is not None:
+            hint = f" (see '{ctx.command_path} --help')"
+        message = " ".join(str(format_message()).split())
+        err_console.print(f"[bold red]error:[/] {message}{hint}", highlight=False, soft_wrap=True)
+        sys.exit(int(exc.exit_code) or 2)
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover
