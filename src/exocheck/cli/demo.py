@@ -25,7 +25,7 @@ FILL_ML = 1.0
 DILUTION = 100.0
 # Particles per mL in the measurement cell for each lot (after the 1:100 dilution). Lot 002 holds
 # about half of what lot 001 does: it falls short of the label claim.
-LOTS = {"EXO-DEMO-001": 1.25e9, "EXO-DEMO-002": 0.6e9}
+LOTS = {"EXO-DEMO-001": 1.4e9, "EXO-DEMO-002": 0.6e9}
 # Laser power × collection efficiency, the same for beads and samples (the simulator's default):
 # vesicles below about 100 nm scatter too little to be seen, as on real instruments.
 PHOTONS_PER_NM2 = 20.0

@@ -1,0 +1,34 @@
+"""`exocheck demo` (what `make demo` runs) does the whole job and keeps its promise: one lot
+conforms, the other falls short of its label claim."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+EXOCHECK = Path(sys.executable).parent / "exocheck"
+
+
+def test_demo_runs_the_whole_job(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    done = subprocess.run(
+        [str(EXOCHECK), "demo", "--out", str(out)], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    for lot in ("EXO-DEMO-001", "EXO-DEMO-002"):
+        pdf = out / f"{lot}-CoA.pdf"
+        assert pdf.read_bytes()[:5] == b"%PDF-"
+        assert (out / f"{lot}-CoA.html").stat().st_size > 1000
+        result = json.loads((out / lot / "result.json").read_text())
+        assert result["schema"] == "exocheck.nta/1"
+        assert result["concentration"]["calibrated"] is True
+    listed = subprocess.run(
+        [str(EXOCHECK), "lot", "list", "--json", "--db", str(out / "exocheck-demo.db")],
+        capture_output=True, text=True, env=env,
+    )
+    assert listed.returncode == 0, listed.stderr
+    decisions = {row["lot"]: row["decision"] for row in json.loads(listed.stdout)}
+    assert decisions == {"EXO-DEMO-001": "conforms", "EXO-DEMO-002": "does-not-conform"}
