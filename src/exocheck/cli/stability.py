@@ -107,13 +107,20 @@ def shelf_life(
             result, data, time_col=time_col, response_col=response_col, batch_col=batch_col
         )
         save_figure(fig, plot)
+    print_shelf_life(result, expiry, f"Shelf life — {data_csv.name}", as_json)
+
+
+def print_shelf_life(
+    result, expiry, title: str, as_json: bool, header: dict | None = None
+) -> None:
+    """Print a shelf-life result as JSON (``header`` keys first) or as a table with warnings."""
     if as_json:
-        out = result.summary()
+        out = (header or {}) | result.summary()
         if expiry is not None:
             out["particles_at_expiry"] = expiry.model_dump()
         typer.echo(json.dumps(out, indent=2, allow_nan=False))
         return
-    table = Table(title=f"Shelf life — {data_csv.name}", show_header=False)
+    table = Table(title=title, show_header=False)
     unit = f" {result.time_unit}"
     table.add_row("model", result.model)
     table.add_row("shelf life (statistical)", _fmt(result.shelf_life, unit))

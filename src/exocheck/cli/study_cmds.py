@@ -7,7 +7,6 @@ stored with the study as its protocol (and used by ``exocheck coa``); given to
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,7 +14,7 @@ import typer
 from rich.table import Table
 
 from exocheck.cli._common import console
-from exocheck.cli.stability import _fmt
+from exocheck.cli.stability import print_shelf_life
 from exocheck.cli.store_cmds import ByOption, DbOption, JsonOption, actor, open_store, print_json
 from exocheck.errors import ParameterError
 
@@ -155,26 +154,10 @@ def study_shelf_life(
 
         save_figure(plot_shelf_life(result, frame, time_col="time", response_col="value",
                                     batch_col="lot", title=f"{name}: {condition.label}"), plot)
-    if as_json:
-        out = {"study": name, "condition": condition.model_dump()} | result.summary()
-        if expiry is not None:
-            out["particles_at_expiry"] = expiry.model_dump()
-        typer.echo(json.dumps(out, indent=2, allow_nan=False))
-        return
-    table = Table(title=f"Shelf life — study {name} ({condition.label})", show_header=False)
-    unit = f" {result.time_unit}"
-    table.add_row("model", result.model)
-    table.add_row("shelf life (statistical)", _fmt(result.shelf_life, unit))
-    table.add_row("worst batch", result.worst_batch or "—")
-    table.add_row(f"supported shelf life ({result.storage})",
-                  _fmt(result.supported_shelf_life, unit))
-    if expiry is not None:
-        table.add_row("particles per unit at expiry",
-                      f"{expiry.predicted_per_unit:.4g} (lower 95 % bound "
-                      f"{expiry.lower_bound_per_unit:.4g})")
-    console.print(table)
-    for warning in result.warnings:
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    print_shelf_life(
+        result, expiry, f"Shelf life — study {name} ({condition.label})", as_json,
+        header={"study": name, "condition": condition.model_dump()},
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -298,16 +298,20 @@ def parse_specification(text: str, source: str = "<specification>") -> Specifica
         raise SpecificationError(f"{source}{line}{key}: {message}") from None
 
 
-def load_specification(path: str | Path) -> Specification:
-    """Read and validate a specification YAML file."""
+def read_specification_text(path: str | Path) -> str:
+    """The text of a specification file, with one-line errors for unreadable files."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SpecificationError(f"{path}: cannot read ({exc.strerror})") from None
     except UnicodeDecodeError:
         raise SpecificationError(f"{path}: not a UTF-8 text file") from None
-    return parse_specification(text, source=str(path))
+
+
+def load_specification(path: str | Path) -> Specification:
+    """Read and validate a specification YAML file."""
+    return parse_specification(read_specification_text(path), source=str(path))
 
 
 def spec_sha256(text: str) -> str:

@@ -7,8 +7,13 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from exocheck.errors import SpecificationError, StoreError
-from exocheck.qc.specification import Specification, parse_specification, spec_sha256
+from exocheck.errors import StoreError
+from exocheck.qc.specification import (
+    Specification,
+    parse_specification,
+    read_specification_text,
+    spec_sha256,
+)
 from exocheck.store import models as m
 from exocheck.store.base import StoreBase, check_actor
 
@@ -59,13 +64,7 @@ class CatalogMixin(StoreBase):
         """
         by = check_actor(by)
         if text is None:
-            path = Path(source)
-            try:
-                text = path.read_text(encoding="utf-8")
-            except OSError as exc:
-                raise SpecificationError(f"{path}: cannot read ({exc.strerror})") from None
-            except UnicodeDecodeError:
-                raise SpecificationError(f"{path}: not a UTF-8 text file") from None
+            text = read_specification_text(source)
         spec = parse_specification(text, source=str(source))
         digest = spec_sha256(text)
         with self._action() as session:
