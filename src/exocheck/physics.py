@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from typing import Final
 
-import miepython
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
@@ -231,6 +230,8 @@ def mie_efficiencies(
     _check_positive("wavelength_nm", wavelength_nm)
     if np.real(refractive_index) <= 0:
         raise ParameterError(f"refractive index must have a positive real part: {refractive_index}")
+    import miepython  # imported on first use: it costs ~0.25 s of start-up
+
     m = complex(refractive_index)
     qext, qsca, qback, g = miepython.efficiencies(m, d, float(wavelength_nm), n_env=medium_index)
     return (

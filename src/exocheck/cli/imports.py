@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from exocheck.cli._common import console, err_console
 from exocheck.errors import ExocheckError
-from exocheck.instruments import read_measurement, to_json
-from exocheck.records import Measurement
+
+if TYPE_CHECKING:
+    from exocheck.records import Measurement
 
 
 def _fmt(value: float | None, spec: str = ".3g") -> str:
@@ -56,6 +57,8 @@ def import_(
     Bad files are reported one line each on stderr; the others are still imported; the
     exit status is 2 when any input failed.
     """
+    from exocheck.instruments import read_measurement, to_json  # imported when used: start-up
+
     imported: list[tuple[Path, Measurement]] = []
     failed = 0
     for path in paths:

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
 from rich.table import Table
 
 from exocheck.cli._common import console
 from exocheck.errors import StabilityError
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 def _read_table(path: Path, where: list[str] | None = None) -> pd.DataFrame:
+    import pandas as pd  # imported when used: command start-up stays short
+
     try:
         data = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:

@@ -36,8 +36,6 @@ import numpy as np
 
 from exocheck.errors import ParameterError
 from exocheck.io._common import Reader, check_positive, video_error
-from exocheck.io._container import ContainerReader
-from exocheck.io._frames import FrameFolderReader
 from exocheck.io._tiff import TiffReader, write_tiff
 
 __all__ = ["Video", "VideoMeta", "open_video", "write_tiff"]
@@ -134,7 +132,10 @@ class Video:
 def _reader_for(path: Path) -> Reader:
     if not path.exists():
         raise video_error(path, "no such file or folder")
+    # Readers are imported when needed: PyAV and Pillow cost start-up time for TIFF input.
     if path.is_dir():
+        from exocheck.io._frames import FrameFolderReader
+
         return FrameFolderReader(path)
     try:
         size = path.stat().st_size
@@ -146,6 +147,8 @@ def _reader_for(path: Path) -> Reader:
         raise video_error(path, "permission denied")
     if path.suffix.lower() in TIFF_SUFFIXES:
         return TiffReader(path)
+    from exocheck.io._container import ContainerReader
+
     return ContainerReader(path)
 
 

@@ -9,6 +9,7 @@ Output columns follow trackpy: ``frame, x, y, mass, size, signal`` (pixels and c
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -18,8 +19,12 @@ import pandas as pd
 from scipy import ndimage as ndi
 
 from exocheck.errors import AnalysisError, ParameterError
+from exocheck.nta import _kernels
 
 FEATURE_COLUMNS = ("frame", "x", "y", "mass", "size", "signal", "ep")
+# pixel types the compiled kernels take as they are (anything else is converted to float32 first)
+_KERNEL_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
+LEVEL_STEP_PX = 8  # pixel subsampling of the per-frame level (median)
 
 
 @dataclass(frozen=True)
@@ -81,27 +86,37 @@ def static_background(frames: np.ndarray, invert: bool = False) -> np.ndarray:
     return -bg if invert else bg
 
 
-def _remove_offset_changes(img: np.ndarray) -> np.ndarray:
-    """Subtract each frame's median level (laser power and camera offset drifts), in place.
+def preprocess(
+    chunk: np.ndarray,
+    background: np.ndarray,
+    settings: LocateSettings,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """Background-subtracted, level-corrected, smoothed float32 frames.
 
-    The static background (temporal median) already removes the spatial illumination pattern; what
-    remains to follow over time is a frame-wide level, measured on a sparse pixel subsample.
+    Each frame becomes ``G ⋆ (±frame − background − level)``: the static background (temporal
+    median) removes the spatial illumination pattern, ``level`` (the frame's median over every 8th
+    pixel in both directions: its standard error is 2 % of the noise SD) follows laser-power and
+    camera-offset drifts over time, and the Gaussian ``G`` of ``smoothing_sigma_px`` (truncated at
+    3σ, reflecting borders) suppresses pixel noise. One compiled pass per frame
+    (:func:`exocheck.nta._kernels.smooth_frames`). ``out``, a float32 array of at least
+    ``chunk``'s shape, is reused when given (fresh memory costs page faults on every chunk).
     """
-    level = np.median(img[:, ::4, ::4].reshape(img.shape[0], -1), axis=1)
-    img -= level[:, None, None]
-    return img
-
-
-def preprocess(chunk: np.ndarray, background: np.ndarray, settings: LocateSettings) -> np.ndarray:
-    """Background-subtracted, smoothed float32 frames."""
-    img = chunk.astype(np.float32)
-    if settings.invert:
-        np.negative(img, out=img)
-    img -= background
-    _remove_offset_changes(img)
-    return ndi.gaussian_filter(
-        img, (0, settings.smoothing_sigma_px, settings.smoothing_sigma_px), truncate=3.0
+    if chunk.ndim != 3:
+        raise AnalysisError("frames must be a [n, height, width] array")
+    frames = chunk if chunk.dtype in _KERNEL_DTYPES else chunk.astype(np.float32)
+    if out is None or out.shape[1:] != chunk.shape[1:] or out.shape[0] < chunk.shape[0]:
+        out = np.empty(chunk.shape, np.float32)
+    out = out[: chunk.shape[0]]
+    _kernels.smooth_frames(
+        np.ascontiguousarray(frames),
+        np.ascontiguousarray(background, dtype=np.float32),
+        -1.0 if settings.invert else 1.0,
+        _kernels.gaussian_kernel(settings.smoothing_sigma_px),
+        LEVEL_STEP_PX,
+        out,
     )
+    return out
 
 
 def noise_sigma(smoothed: np.ndarray) -> float:
@@ -152,73 +167,24 @@ def find_features(
     localisation error per axis (px) from the pixel noise ``raw_sigma`` (see
     :func:`centroid_noise_gain`).
     """
-    _, h, w = smoothed.shape
     r = settings.radius_px
-    f, y, x = np.nonzero(smoothed[:, r : h - r, r : w - r] > threshold)
-    y = y + r
-    x = x + r
     dy, dx = _disk(r)
+    found = _kernels.local_maxima(
+        np.ascontiguousarray(smoothed, dtype=np.float32), threshold, r, dy, dx
+    )
+    f, y, x = found[:, 0], found[:, 1], found[:, 2]
     if f.size:
-        # cheap pre-selection: not smaller than the four nearest neighbours
-        values = smoothed[f, y, x]
-        cross = (
-            (values >= smoothed[f, y - 1, x])
-            & (values >= smoothed[f, y + 1, x])
-            & (values >= smoothed[f, y, x - 1])
-            & (values >= smoothed[f, y, x + 1])
-        )
-        f, y, x, values = f[cross], y[cross], x[cross], values[cross]
-        neighbours = smoothed[f[:, None], y[:, None] + dy, x[:, None] + dx]
-        is_max = values >= neighbours.max(axis=1)
-        f, y, x = f[is_max], y[is_max], x[is_max]
         # plateaus: keep one pixel per flat maximum
-        if f.size:
-            key = np.stack([f, y // (r + 1), x // (r + 1)])
-            _, first = np.unique(key, axis=1, return_index=True)
-            f, y, x = f[np.sort(first)], y[np.sort(first)], x[np.sort(first)]
+        key = np.stack([f, y // (r + 1), x // (r + 1)])
+        _, first = np.unique(key, axis=1, return_index=True)
+        first = np.sort(first)
+        f, y, x = f[first], y[first], x[first]
     if f.size == 0:
         return pd.DataFrame({c: pd.Series(dtype=float) for c in FEATURE_COLUMNS})
-    cy = y.astype(float)
-    cx = x.astype(float)
-    iy, ix = y.copy(), x.copy()
-    for _ in range(3):
-        # Weights are not clipped at zero: the background is already removed, so noise averages out
-        # instead of pulling every centroid towards the window centre (pixel locking).
-        win = smoothed[f[:, None], iy[:, None] + dy, ix[:, None] + dx]
-        total = win.sum(axis=1)
-        total[total <= 1e-6] = 1e-6
-        off_y = (win * dy).sum(axis=1) / total
-        off_x = (win * dx).sum(axis=1) / total
-        cy = iy + off_y
-        cx = ix + off_x
-        move = (np.abs(off_y) > 0.5) | (np.abs(off_x) > 0.5)
-        if not move.any():
-            break
-        iy = np.where(move, np.clip(np.rint(cy).astype(int), r, h - r - 1), iy)
-        ix = np.where(move, np.clip(np.rint(cx).astype(int), r, w - r - 1), ix)
-    rg2 = (win * ((dy - off_y[:, None]) ** 2 + (dx - off_x[:, None]) ** 2)).sum(axis=1) / total
-    mass = win.sum(axis=1)
-    # Gaussian-mask refinement (Thompson, Larson & Webb, Biophys. J. 82, 2775, 2002): weights
-    # centred on the current estimate remove the window-truncation bias of the plain centroid,
-    # which otherwise pulls positions towards the brightest pixel.
-    two_s2 = 2.0 * settings.mask_sigma_px**2
-    masked_total = total
-    for _ in range(settings.mask_iterations):
-        oy = cy - iy
-        ox = cx - ix
-        recentre = (np.abs(oy) > 0.5) | (np.abs(ox) > 0.5)
-        if recentre.any():
-            iy = np.where(recentre, np.clip(np.rint(cy).astype(int), r, h - r - 1), iy)
-            ix = np.where(recentre, np.clip(np.rint(cx).astype(int), r, w - r - 1), ix)
-            win = smoothed[f[:, None], iy[:, None] + dy, ix[:, None] + dx]
-            oy = cy - iy
-            ox = cx - ix
-        weights = win * np.exp(-((dy - oy[:, None]) ** 2 + (dx - ox[:, None]) ** 2) / two_s2)
-        masked_total = weights.sum(axis=1)
-        good = masked_total > 1e-6
-        safe_total = np.where(good, masked_total, 1.0)
-        cy = np.where(good, iy + (weights * dy).sum(axis=1) / safe_total, cy)
-        cx = np.where(good, ix + (weights * dx).sum(axis=1) / safe_total, cx)
+    refined = _kernels.refine_centroids(
+        smoothed, f, y, x, r, dy, dx, settings.mask_sigma_px, settings.mask_iterations
+    )
+    cy, cx, mass, rg2, signal, masked_total = refined.T
     ep = raw_sigma * np.sqrt(centroid_noise_gain(settings)) / np.clip(masked_total, 1e-6, None)
     return pd.DataFrame(
         {
@@ -227,7 +193,7 @@ def find_features(
             "y": cy,
             "mass": mass,
             "size": np.sqrt(np.clip(rg2, 0, None)),
-            "signal": win.max(axis=1),
+            "signal": signal,
             "ep": ep,
         }
     )
@@ -276,9 +242,12 @@ def locate_video(
             raise AnalysisError("the video has no measurable noise (constant frames?)")
         threshold = settings.threshold_sigma * sigma
 
+    buffers = threading.local()  # one smoothed-frames buffer per worker thread, reused
+
     def work(item: tuple[int, np.ndarray]) -> pd.DataFrame:
         start, chunk = item
-        smoothed = preprocess(chunk, background, settings)
+        smoothed = preprocess(chunk, background, settings, getattr(buffers, "out", None))
+        buffers.out = smoothed
         return find_features(smoothed, threshold, settings, start, raw_sigma)
 
     parts = [find_features(smoothed0, threshold, settings, start0, raw_sigma)]
