@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -101,6 +103,7 @@ def analyze_cmd(
     ] = None,
 ) -> None:
     """Size distribution and concentration of a sample from its NTA videos."""
+    _start_warm_up(plots=True)
     from exocheck.nta.analyze import Conditions, analyze
     from exocheck.nta.concentration import Calibration
     from exocheck.nta.plots import size_distribution_png
@@ -140,6 +143,28 @@ def analyze_cmd(
     }
     atomic_write_files(out, outputs)
     _print_summary(measurement, out)
+
+
+def _start_warm_up(plots: bool) -> None:
+    """Load the detection kernels and the later stages' libraries in a background thread.
+
+    Start-up is a large part of a typical run (about 1 s of 3). Compiled-code initialisation runs
+    mostly outside the GIL, so it overlaps with the imports the main thread does meanwhile; an
+    import that fails here fails again, with its proper error, where it is used.
+    """
+
+    def work() -> None:
+        with contextlib.suppress(Exception):
+            from exocheck.nta import _kernels
+
+            _kernels.warm_up()
+            import miepython  # noqa: F401  (concentration and detection limit)
+
+            if plots:
+                import matplotlib.backends.backend_agg
+                import matplotlib.figure  # noqa: F401
+
+    threading.Thread(target=work, name="exocheck-warm-up", daemon=True).start()
 
 
 def _tracks_table(analyses):
@@ -201,6 +226,7 @@ def calibrate_cmd(
     threshold_sigma: ThresholdOpt = None,
 ) -> None:
     """Calibrate the detection volume with a bead standard of known concentration."""
+    _start_warm_up(plots=False)
     from exocheck.nta.analyze import Conditions, calibrate
 
     if out.is_dir():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,11 @@ def analyze_video(
 
     settings = settings or AnalysisSettings()
     path = Path(path)
+    # The input's checksum (provenance) is computed beside the analysis: reading the file once more
+    # costs wall time only if it runs in series.
+    hasher = ThreadPoolExecutor(max_workers=1)
+    hashing = hasher.submit(sha256_file, path) if path.is_file() else None
+    hasher.shutdown(wait=False)
     with open_video(
         path,
         fps=conditions.fps,
@@ -211,7 +217,7 @@ def analyze_video(
     conc, per_frame = concentration_per_ml(linked, n_frames, area, located.threshold, calibration)
     return VideoAnalysis(
         path=path,
-        sha256=sha256_file(path) if path.is_file() else "",
+        sha256=hashing.result() if hashing is not None else "",
         n_frames=n_frames,
         fps=fps,
         pixel_size_um=pixel_size_um,

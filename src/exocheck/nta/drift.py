@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import ndimage as ndi
 
 
 def estimate_drift(tracks: pd.DataFrame, smoothing_frames: int = 25) -> pd.DataFrame:
@@ -28,11 +27,23 @@ def estimate_drift(tracks: pd.DataFrame, smoothing_frames: int = 25) -> pd.DataF
     steps = steps.reindex(frames[1:]).interpolate(limit_direction="both").fillna(0.0)
     if len(steps) >= 2:
         size = min(smoothing_frames, len(steps))
-        smooth = ndi.uniform_filter1d(steps.to_numpy(), size=size, axis=0, mode="nearest")
+        smooth = _moving_average(steps.to_numpy(), size)
     else:
         smooth = steps.to_numpy()
     cumulative = np.vstack([[0.0, 0.0], np.cumsum(smooth, axis=0)])
     return pd.DataFrame(cumulative, index=pd.Index(frames, name="frame"), columns=["x", "y"])
+
+
+def _moving_average(values: np.ndarray, size: int) -> np.ndarray:
+    """Running mean over ``size`` rows, edges extended with the end values.
+
+    Same window as ``scipy.ndimage.uniform_filter1d(values, size, axis=0, mode="nearest")``: output
+    row ``i`` averages input rows ``i − size//2 … i − size//2 + size − 1``.
+    """
+    left = size // 2
+    padded = np.pad(values, ((left, size - 1 - left), (0, 0)), mode="edge")
+    summed = np.cumsum(np.vstack([np.zeros((1, values.shape[1])), padded]), axis=0)
+    return (summed[size:] - summed[:-size]) / size
 
 
 def subtract_drift(tracks: pd.DataFrame, drift: pd.DataFrame) -> pd.DataFrame:

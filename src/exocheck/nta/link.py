@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.spatial import cKDTree
 
 from exocheck.errors import ParameterError
+from exocheck.nta import _kernels
 from exocheck.physics import diffusion_um2_s
 
 
@@ -87,57 +87,13 @@ def link(features: pd.DataFrame, radius_px: float, memory: int = 2) -> pd.DataFr
     if not radius_px > 0:
         raise ParameterError("search radius must be > 0")
     feats = features.sort_values(["frame", "y", "x"], kind="stable").reset_index(drop=True)
-    frames = feats["frame"].to_numpy()
-    xy = feats[["x", "y"]].to_numpy(dtype=float)
-    particle = np.full(len(feats), -1, dtype=np.int64)
-    if len(feats) == 0:
-        out = feats.copy()
-        out["particle"] = particle
-        return out
-    bounds = np.flatnonzero(np.diff(frames)) + 1
-    starts = np.concatenate([[0], bounds])
-    stops = np.concatenate([bounds, [len(feats)]])
-    # active tracks: id, last position, last frame
-    act_id = np.empty(0, dtype=np.int64)
-    act_xy = np.empty((0, 2))
-    act_frame = np.empty(0, dtype=np.int64)
-    next_id = 0
-    max_radius = radius_px * math.sqrt(memory + 1)
-    for a, b in zip(starts, stops, strict=True):
-        t = frames[a]
-        keep = t - act_frame <= memory + 1
-        act_id, act_xy, act_frame = act_id[keep], act_xy[keep], act_frame[keep]
-        pts = xy[a:b]
-        assigned = np.full(b - a, -1, dtype=np.int64)
-        if act_id.size:
-            tree = cKDTree(pts)
-            pairs = tree.query_ball_point(act_xy, max_radius)
-            ti = np.repeat(np.arange(act_id.size), [len(p) for p in pairs])
-            if ti.size:
-                fi = np.fromiter((j for p in pairs for j in p), dtype=np.int64, count=ti.size)
-                dist = np.hypot(*(pts[fi] - act_xy[ti]).T)
-                allowed = dist <= radius_px * np.sqrt(t - act_frame[ti])
-                ti, fi, dist = ti[allowed], fi[allowed], dist[allowed]
-                order = np.lexsort((fi, ti, dist))
-                used_t = np.zeros(act_id.size, dtype=bool)
-                for k in order:
-                    if not used_t[ti[k]] and assigned[fi[k]] < 0:
-                        used_t[ti[k]] = True
-                        assigned[fi[k]] = act_id[ti[k]]
-        new = assigned < 0
-        assigned[new] = np.arange(next_id, next_id + new.sum())
-        next_id += int(new.sum())
-        particle[a:b] = assigned
-        # update active set: matched tracks move, new tracks join
-        matched = ~new
-        if matched.any():
-            pos = {pid: i for i, pid in enumerate(act_id)}
-            idx = np.array([pos[p] for p in assigned[matched]])
-            act_xy[idx] = pts[matched]
-            act_frame[idx] = t
-        act_id = np.concatenate([act_id, assigned[new]])
-        act_xy = np.concatenate([act_xy, pts[new]])
-        act_frame = np.concatenate([act_frame, np.full(new.sum(), t)])
+    particle = _kernels.link_frames(
+        feats["frame"].to_numpy(dtype=np.int64),
+        feats["x"].to_numpy(dtype=np.float64),
+        feats["y"].to_numpy(dtype=np.float64),
+        float(radius_px),
+        int(memory),
+    )
     out = feats.copy()
     out["particle"] = particle
     return out
