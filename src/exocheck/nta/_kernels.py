@@ -50,13 +50,17 @@ def smooth_frames(
     sign: float,
     taps: np.ndarray,
     level_step: int,
+    threshold: float,
     out: np.ndarray,
+    row_above: np.ndarray,
 ) -> None:
     """``out[f] = G ⋆ (sign·chunk[f] − background − level_f)`` for every frame ``f``.
 
     ``level_f`` is the median of ``sign·chunk[f] − background`` over every ``level_step``-th pixel
     in both directions (a frame-wide offset: laser power and camera offset drifts). ``G`` is the
-    separable Gaussian ``taps`` with reflecting borders.
+    separable Gaussian ``taps`` with reflecting borders. ``row_above[f, y]`` is set to whether
+    any pixel of ``out[f, y]`` exceeds ``threshold``, found while the row is in cache, so that the
+    search for maxima can skip the rows with nothing above it.
     """
     n, h, w = chunk.shape
     r = taps.size // 2
@@ -67,6 +71,7 @@ def smooth_frames(
     nx = (w + level_step - 1) // level_step
     sample = np.empty(ny * nx, np.float32)
     s = np.float32(sign)
+    thr = np.float32(threshold)
     for f in range(n):
         k = 0
         for y in range(0, h, level_step):
@@ -99,11 +104,16 @@ def smooth_frames(
                 tj = taps[j]
                 for x in range(w):
                     o[x] += tj * src[x]
+            above = False
+            for x in range(w):
+                above |= o[x] > thr
+            row_above[f, y] = above
 
 
 @numba.njit(**_JIT)
 def local_maxima(
     smoothed: np.ndarray,
+    row_above: np.ndarray,
     threshold: float,
     radius: int,
     disk_dy: np.ndarray,
@@ -111,7 +121,8 @@ def local_maxima(
 ) -> np.ndarray:
     """Pixels above ``threshold`` that are the maximum of the disk around them.
 
-    Pixels closer than ``radius`` to the border are skipped (their disk leaves the frame). Of tied
+    Pixels closer than ``radius`` to the border are skipped (their disk leaves the frame), and so
+    are rows with ``row_above[f, y]`` false (nothing above the threshold). Of tied
     maxima (a flat top) only the first in (row, column) order within each cell of
     ``(radius + 1)²`` pixels is kept. Returns an ``[k, 3]`` array of (frame, row, column) indices
     in that order.
@@ -127,6 +138,8 @@ def local_maxima(
         first_of_frame = k
         img = smoothed[f]
         for y in range(radius, h - radius):
+            if not row_above[f, y]:
+                continue
             for x in range(radius, w - radius):
                 v = img[y, x]
                 if v <= thr:
@@ -188,6 +201,8 @@ def refine_centroids(
     nd = disk_dy.size
     out = np.empty((k, 6), np.float64)
     win = np.empty(nd, np.float64)
+    ey = np.empty(2 * radius + 1, np.float64)
+    ex = np.empty(2 * radius + 1, np.float64)
     two_s2 = 2.0 * mask_sigma_px * mask_sigma_px
     for i in range(k):
         f = frame[i]
@@ -237,6 +252,10 @@ def refine_centroids(
                     win[j] = float(smoothed[f, iy + disk_dy[j], ix + disk_dx[j]])
             oy = cy - iy
             ox = cx - ix
+            # the mask is separable: 2(2r + 1) exponentials instead of one per disk pixel
+            for q in range(2 * radius + 1):
+                ey[q] = np.exp(-((q - radius - oy) ** 2) / two_s2)
+                ex[q] = np.exp(-((q - radius - ox) ** 2) / two_s2)
             mt = 0.0
             sy = 0.0
             sx = 0.0
@@ -245,7 +264,7 @@ def refine_centroids(
             for j in range(nd):
                 ddy = disk_dy[j] - oy
                 ddx = disk_dx[j] - ox
-                wt = win[j] * np.exp(-(ddy * ddy + ddx * ddx) / two_s2)
+                wt = win[j] * ey[disk_dy[j] + radius] * ex[disk_dx[j] + radius]
                 mt += wt
                 sy += wt * disk_dy[j]
                 sx += wt * disk_dx[j]
@@ -369,7 +388,8 @@ def warm_up() -> None:
     frames = np.zeros((1, 16, 16), np.uint8)
     smoothed = np.zeros((1, 16, 16), np.float32)
     index = np.zeros(1, np.int64)
-    smooth_frames(frames, smoothed[0], 1.0, gaussian_kernel(1.0), 8, smoothed)
-    local_maxima(smoothed, 1.0, 1, index, index)
+    rows = np.zeros((1, 16), np.bool_)
+    smooth_frames(frames, smoothed[0], 1.0, gaussian_kernel(1.0), 8, 1.0, smoothed, rows)
+    local_maxima(smoothed, rows, 1.0, 1, index, index)
     refine_centroids(smoothed, index, index + 4, index + 4, 1, index, index, 1.5, 1)
     link_frames(index, np.zeros(1), np.zeros(1), 1.0, 1)

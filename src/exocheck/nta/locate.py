@@ -91,6 +91,8 @@ def preprocess(
     background: np.ndarray,
     settings: LocateSettings,
     out: np.ndarray | None = None,
+    threshold: float = np.inf,
+    row_above: np.ndarray | None = None,
 ) -> np.ndarray:
     """Background-subtracted, level-corrected, smoothed float32 frames.
 
@@ -101,6 +103,8 @@ def preprocess(
     3σ, reflecting borders) suppresses pixel noise. One compiled pass per frame
     (:func:`exocheck.nta._kernels.smooth_frames`). ``out``, a float32 array of at least
     ``chunk``'s shape, is reused when given (fresh memory costs page faults on every chunk).
+    ``row_above``, a bool ``[n, height]`` array, receives whether each smoothed row has a pixel
+    above ``threshold`` (for :func:`find_features`).
     """
     if chunk.ndim != 3:
         raise AnalysisError("frames must be a [n, height, width] array")
@@ -108,13 +112,17 @@ def preprocess(
     if out is None or out.shape[1:] != chunk.shape[1:] or out.shape[0] < chunk.shape[0]:
         out = np.empty(chunk.shape, np.float32)
     out = out[: chunk.shape[0]]
+    if row_above is None or row_above.shape != chunk.shape[:2] or row_above.dtype != np.bool_:
+        row_above = np.empty(chunk.shape[:2], np.bool_)
     _kernels.smooth_frames(
         np.ascontiguousarray(frames),
         np.ascontiguousarray(background, dtype=np.float32),
         -1.0 if settings.invert else 1.0,
         _kernels.gaussian_kernel(settings.smoothing_sigma_px),
         LEVEL_STEP_PX,
+        min(float(threshold), float(np.finfo(np.float32).max)),
         out,
+        row_above,
     )
     return out
 
@@ -172,6 +180,7 @@ def find_features(
     settings: LocateSettings,
     first_frame: int = 0,
     raw_sigma: float = 0.0,
+    row_above: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Local maxima above ``threshold`` and their refined sub-pixel centroids.
 
@@ -179,13 +188,15 @@ def find_features(
     is the intensity-weighted centroid over that disk, recentred up to three times when the centroid
     lies more than half a pixel from the window centre (as trackpy does). ``ep`` is the expected
     localisation error per axis (px) from the pixel noise ``raw_sigma`` (see
-    :func:`centroid_noise_gain`).
+    :func:`centroid_noise_gain`). ``row_above`` (which rows have a pixel above ``threshold``, from
+    :func:`preprocess`) saves a pass over the frames.
     """
     r = settings.radius_px
     dy, dx = _disk(r)
-    found = _kernels.local_maxima(
-        np.ascontiguousarray(smoothed, dtype=np.float32), threshold, r, dy, dx
-    )
+    smoothed = np.ascontiguousarray(smoothed, dtype=np.float32)
+    if row_above is None:
+        row_above = (smoothed > np.float32(threshold)).any(axis=2)
+    found = _kernels.local_maxima(smoothed, row_above, threshold, r, dy, dx)
     f, y, x = found[:, 0], found[:, 1], found[:, 2]
     if f.size == 0:
         return pd.DataFrame({c: pd.Series(dtype=float) for c in FEATURE_COLUMNS})
@@ -254,9 +265,11 @@ def locate_video(
 
     def work(item: tuple[int, np.ndarray]) -> pd.DataFrame:
         start, chunk = item
-        smoothed = preprocess(chunk, background, settings, getattr(buffers, "out", None))
+        rows = np.empty(chunk.shape[:2], np.bool_)
+        out = getattr(buffers, "out", None)
+        smoothed = preprocess(chunk, background, settings, out, threshold, rows)
         buffers.out = smoothed
-        return find_features(smoothed, threshold, settings, start, raw_sigma)
+        return find_features(smoothed, threshold, settings, start, raw_sigma, rows)
 
     parts = [find_features(smoothed0, threshold, settings, start0, raw_sigma)]
     if progress:
