@@ -132,6 +132,35 @@ def _em(
     return w
 
 
+def _em_batch(
+    like: np.ndarray,
+    weights0: np.ndarray,
+    counts: np.ndarray,
+    settings: SizingSettings,
+    max_iterations: int,
+) -> np.ndarray:
+    """:func:`_em` for many track weightings at once (columns of ``counts``, e.g. bootstrap draws).
+
+    All columns iterate together, so each step is one matrix product instead of one per column;
+    iteration stops when every column's log-likelihood has settled. Returns ``[grid, columns]``.
+    """
+    a = counts / counts.sum(axis=0, keepdims=True)
+    w = np.repeat(weights0[:, None], counts.shape[1], axis=1)
+    previous = np.full(counts.shape[1], -np.inf)
+    s = settings.smoothing
+    for _ in range(max_iterations):
+        mix = like @ w
+        loglik = np.sum(a * np.log(mix), axis=0)
+        w = w * (like.T @ (a / mix))
+        if s > 0:
+            w = (1 - 2 * s) * w + s * np.vstack([w[:1], w[:-1]]) + s * np.vstack([w[1:], w[-1:]])
+        w /= w.sum(axis=0, keepdims=True)
+        if np.all(np.abs(loglik - previous) < settings.tolerance):
+            break
+        previous = loglik
+    return w
+
+
 def summarise(diameter_nm: np.ndarray, weights: np.ndarray, edges: np.ndarray) -> dict[str, float]:
     """D10/D50/D90, mode, mean and SD of a gridded number distribution."""
     cdf = np.concatenate([[0.0], np.cumsum(weights)])
@@ -212,13 +241,15 @@ def size_distribution(
     ci: dict[str, tuple[float, float]] = {}
     if settings.n_bootstrap > 0:
         rng = np.random.default_rng(settings.seed)
-        boots = []
         n = like.shape[0]
-        for _ in range(settings.n_bootstrap):
-            sample = like[rng.integers(0, n, n)]
-            # warm start from the full solution: a resample needs few iterations to settle
-            wb = _em(sample, weights, settings, max(100, settings.max_iterations // 30))
-            boots.append(summarise(grid, wb, edges))
+        # a resample of the tracks is the same data with each track counted as often as drawn
+        counts = np.stack(
+            [np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(settings.n_bootstrap)],
+            axis=1,
+        ).astype(float)
+        # warm start from the full solution: a resample needs few iterations to settle
+        solutions = _em_batch(like, weights, counts, settings, max(100, settings.max_iterations // 30))
+        boots = [summarise(grid, wb, edges) for wb in solutions.T]
         for key in stats:
             values = np.array([b[key] for b in boots])
             ci[key] = (float(np.quantile(values, 0.025)), float(np.quantile(values, 0.975)))
