@@ -79,7 +79,7 @@ class Population(BaseModel):
         Sizes below this are redrawn (no physical particle is smaller). Default 20.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: str = "sample"
     distribution: Literal["monodisperse", "lognormal"] = "monodisperse"
@@ -163,7 +163,7 @@ class SimulationParams(BaseModel):
         Random seed; the same seed gives the same video and truth.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     populations: list[Population] = Field(default_factory=lambda: [Population()], min_length=1)
     frames: int = Field(300, ge=2, le=1_000_000)

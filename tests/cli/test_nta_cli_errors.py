@@ -200,6 +200,8 @@ SIMULATE_FAILURES = {
     "concentration-zero": (lambda b: ["--concentration-per-ml", 0], "concentration"),
     "diameter-negative": (lambda b: ["--diameter-nm", -100], "--diameter-nm"),
     "diameter-zero": (lambda b: ["--diameter-nm", 0], "--diameter-nm"),
+    "diameter-nan": (lambda b: ["--diameter-nm", "nan"], "--diameter-nm: input should be a finite"),
+    "concentration-inf": (lambda b: ["--concentration-per-ml", "inf"], "finite number"),
     "fps-negative": (lambda b: ["--fps", -30], "fps"),
     "fps-zero": (lambda b: ["--fps", 0], "fps"),
     "fps-nan": (lambda b: ["--fps", "nan"], "fps"),
