@@ -39,6 +39,11 @@ TRACK_COLUMNS = (
 )
 
 
+MAX_EP_PX = 1.0
+"""Largest predicted localisation error (px) of a usable feature. Features detected above the
+threshold have ep well below 0.2 px; larger values only come from degenerate centroid windows."""
+
+
 def blur_coefficient(exposure_s: float, frame_s: float) -> float:
     """Motion-blur coefficient R = τ / (6 Δt) for a uniformly lit exposure τ ≤ Δt."""
     if not 0 <= exposure_s <= frame_s * (1 + 1e-9):
@@ -60,13 +65,21 @@ def track_statistics(
 
     Only steps between consecutive frames are used; a gap (from gap closing) splits the step
     sequence but keeps the particle's identity. Tracks with fewer than ``min_track_frames``
-    positions are dropped.
+    positions are dropped. Features whose predicted error ``ep`` exceeds :data:`MAX_EP_PX` (or is
+    not finite) are treated as missing frames.
     """
     if min_track_frames < 3:
         raise ParameterError("min_track_frames must be >= 3")
     frame_s = 1.0 / fps
     r_blur = blur_coefficient(exposure_s, frame_s)
-    t = tracks.sort_values(["particle", "frame"], kind="stable")
+    t = tracks
+    if "ep" in t:
+        # a centroid whose predicted error is above a pixel (or not finite) came from a window
+        # whose weights summed to about zero: it is not a localisation, and its error prediction
+        # (up to 1e7 px) would swamp the track's mean ep² and its brightness class's excess
+        ep = t["ep"].to_numpy(dtype=float)
+        t = t[np.isfinite(ep) & (ep <= MAX_EP_PX)]
+    t = t.sort_values(["particle", "frame"], kind="stable")
     pid = t["particle"].to_numpy()
     frame = t["frame"].to_numpy()
     x = t["x"].to_numpy() * pixel_size_um
