@@ -184,3 +184,17 @@ def test_drift_smoother_matches_scipy(n: int, size: int) -> None:
     values = np.random.default_rng(n).normal(size=(n, 2))
     want = ndi.uniform_filter1d(values, size=size, axis=0, mode="nearest")
     np.testing.assert_allclose(_moving_average(values, size), want, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+@pytest.mark.parametrize("n_frames", [31, 40, 7])
+def test_static_background_is_the_temporal_median(dtype, n_frames: int) -> None:
+    rng = np.random.default_rng(n_frames)
+    top = 255 if dtype == np.uint8 else 4000
+    frames = rng.integers(0, top + 1, size=(n_frames, 9, 70)).astype(dtype)
+    frames[:, 0, 0] = top  # the extremes of the range
+    frames[:, 0, 1] = 0
+    step = -(-n_frames // 31)  # every frame up to 31, then a spread of 31 (40 → 20, an even count)
+    want = np.median(frames[::step], axis=0)
+    np.testing.assert_array_equal(static_background(frames), want.astype(np.float32))
+    np.testing.assert_array_equal(static_background(frames, invert=True), -want.astype(np.float32))

@@ -66,7 +66,10 @@ def smooth_frames(
     r = taps.size // 2
     nt = taps.size
     row = np.empty(w + 2 * r, np.float32)
-    tmp = np.empty((h, w), np.float32)
+    # Horizontally smoothed rows live in a ring of nt rows (source row y in slot y % nt): the
+    # vertical pass for output row y needs source rows y − r … y + r only, so the working set stays
+    # in the first-level cache instead of a whole frame's worth of memory traffic.
+    ring = np.empty((nt, w), np.float32)
     ny = (h + level_step - 1) // level_step
     nx = (w + level_step - 1) // level_step
     sample = np.empty(ny * nx, np.float32)
@@ -79,28 +82,34 @@ def smooth_frames(
                 sample[k] = s * np.float32(chunk[f, y, x]) - background[y, x]
                 k += 1
         level = np.float32(np.median(sample))
-        # horizontal pass, one padded row at a time
+        done = -1  # highest source row smoothed horizontally so far
         for y in range(h):
-            for x in range(w):
-                row[x + r] = s * np.float32(chunk[f, y, x]) - background[y, x] - level
-            for j in range(r):
-                row[r - 1 - j] = row[_reflect(-1 - j, w) + r]
-                row[w + r + j] = row[_reflect(w + j, w) + r]
-            t = tmp[y]
+            # horizontal pass for the source rows this output row needs, one padded row at a time
+            while done < min(h - 1, y + r):
+                done += 1
+                src_row = chunk[f, done]
+                bg_row = background[done]
+                for x in range(w):
+                    row[x + r] = s * np.float32(src_row[x]) - bg_row[x] - level
+                for j in range(r):
+                    row[r - 1 - j] = row[_reflect(-1 - j, w) + r]
+                    row[w + r + j] = row[_reflect(w + j, w) + r]
+                t = ring[done % nt]
+                t0 = taps[0]
+                for x in range(w):
+                    t[x] = t0 * row[x]
+                for j in range(1, nt):
+                    tj = taps[j]
+                    for x in range(w):
+                        t[x] += tj * row[x + j]
+            # vertical pass, along contiguous rows
+            o = out[f, y]
+            src = ring[_reflect(y - r, h) % nt]
             t0 = taps[0]
             for x in range(w):
-                t[x] = t0 * row[x]
+                o[x] = t0 * src[x]
             for j in range(1, nt):
-                tj = taps[j]
-                for x in range(w):
-                    t[x] += tj * row[x + j]
-        # vertical pass, row-wise so the inner loop runs along contiguous memory
-        for y in range(h):
-            o = out[f, y]
-            for x in range(w):
-                o[x] = 0.0
-            for j in range(nt):
-                src = tmp[_reflect(y + j - r, h)]
+                src = ring[_reflect(y + j - r, h) % nt]
                 tj = taps[j]
                 for x in range(w):
                     o[x] += tj * src[x]
@@ -108,6 +117,58 @@ def smooth_frames(
             for x in range(w):
                 above |= o[x] > thr
             row_above[f, y] = above
+
+
+@numba.njit(**_JIT)
+def _order_statistic_rows(frames: np.ndarray, y: int, rank: int, top: int, out: np.ndarray) -> None:
+    # out[x] = the rank-th smallest (0-based) of frames[:, y, x], integers in [0, top]: bisection on
+    # the value, counting along the frames for all pixels of the row at once (vectorised over x)
+    k, _, w = frames.shape
+    lo = np.zeros(w, np.int64)
+    hi = np.full(w, top, np.int64)
+    mid = np.empty(w, np.int64)
+    count = np.empty(w, np.int64)
+    while True:
+        open_ = False
+        for x in range(w):
+            mid[x] = (lo[x] + hi[x]) >> 1
+            count[x] = 0
+            open_ |= lo[x] < hi[x]
+        if not open_:
+            break
+        for i in range(k):
+            line = frames[i, y]
+            for x in range(w):
+                count[x] += np.int64(line[x]) <= mid[x]
+        for x in range(w):
+            if count[x] > rank:
+                hi[x] = mid[x]
+            else:
+                lo[x] = mid[x] + 1
+    for x in range(w):
+        out[x] = lo[x]
+
+
+@numba.njit(**_JIT)
+def temporal_median(frames: np.ndarray, top: int, out: np.ndarray) -> None:
+    """``out[y, x]`` = median over the first axis of integer ``frames`` with values in [0, top].
+
+    The same value as ``np.median(frames, axis=0)`` (the mean of the two middle values for an even
+    count), found by bisection on the value for a whole row at a time: about 8 (16) vectorised
+    passes for 8-bit (16-bit) data, where ``np.median`` partitions every pixel's values separately.
+    """
+    k, h, w = frames.shape
+    upper = np.empty(w, np.float64)
+    lower = np.empty(w, np.float64)
+    for y in range(h):
+        _order_statistic_rows(frames, y, k // 2, top, upper)
+        if k % 2:
+            for x in range(w):
+                out[y, x] = upper[x]
+        else:
+            _order_statistic_rows(frames, y, k // 2 - 1, top, lower)
+            for x in range(w):
+                out[y, x] = 0.5 * (lower[x] + upper[x])
 
 
 @numba.njit(**_JIT)
@@ -392,4 +453,5 @@ def warm_up() -> None:
     smooth_frames(frames, smoothed[0], 1.0, gaussian_kernel(1.0), 8, 1.0, smoothed, rows)
     local_maxima(smoothed, rows, 1.0, 1, index, index)
     refine_centroids(smoothed, index, index + 4, index + 4, 1, index, index, 1.5, 1)
+    temporal_median(frames, 255, smoothed[0])
     link_frames(index, np.zeros(1), np.zeros(1), 1.0, 1)

@@ -138,11 +138,6 @@ def analyze_video(
 
     settings = settings or AnalysisSettings()
     path = Path(path)
-    # The input's checksum (provenance) is computed beside the analysis: reading the file once more
-    # costs wall time only if it runs in series.
-    hasher = ThreadPoolExecutor(max_workers=1)
-    hashing = hasher.submit(sha256_file, path) if path.is_file() else None
-    hasher.shutdown(wait=False)
     with open_video(
         path,
         fps=conditions.fps,
@@ -189,6 +184,11 @@ def analyze_video(
             )
         except AnalysisError as exc:  # the locator does not know the file: name it
             raise AnalysisError(f"{path}: {exc}") from None
+        # The input's checksum (provenance) is computed beside the rest of the analysis, which
+        # leaves a core idle (detection keeps both busy); it releases the GIL while hashing.
+        hasher = ThreadPoolExecutor(max_workers=1)
+        hashing = hasher.submit(sha256_file, path) if path.is_file() else None
+        hasher.shutdown(wait=False)
         n_frames, height, width = meta.n_frames, meta.height, meta.width
     radius = search_radius_px(
         settings.link, fps, pixel_size_um, conditions.temperature_c, conditions.viscosity_mpa_s

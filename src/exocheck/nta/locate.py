@@ -82,7 +82,12 @@ def static_background(frames: np.ndarray, invert: bool = False) -> np.ndarray:
         raise AnalysisError("need at least one frame to estimate the background")
     # 31 frames spread over the stack: a moving particle covers any pixel in few of them
     step = max(1, -(-frames.shape[0] // 31))
-    bg = np.median(frames[::step], axis=0).astype(np.float32)
+    sample = np.ascontiguousarray(frames[::step])
+    if sample.dtype in (np.uint8, np.uint16):  # the common camera formats: compiled, ~10× faster
+        bg = np.empty(frames.shape[1:], np.float32)
+        _kernels.temporal_median(sample, int(np.iinfo(sample.dtype).max), bg)
+    else:
+        bg = np.median(sample, axis=0).astype(np.float32)
     return -bg if invert else bg
 
 
