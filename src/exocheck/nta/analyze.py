@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,10 +94,14 @@ class AnalysisSettings:
 
 @dataclass
 class VideoAnalysis:
-    """Everything measured on one video."""
+    """Everything measured on one video.
+
+    ``checksum`` is the input file's SHA-256, or the future of it while it is being computed
+    beside the analysis; read it as :attr:`sha256`.
+    """
 
     path: Path
-    sha256: str
+    checksum: str | Future[str]
     n_frames: int
     fps: float
     pixel_size_um: float
@@ -116,6 +120,13 @@ class VideoAnalysis:
     concentration_per_ml: float
     area_um2: float = 0.0
     step_lag_frames: int = 1
+
+    @property
+    def sha256(self) -> str:
+        """SHA-256 of the input file ("" for a frame folder)."""
+        if isinstance(self.checksum, Future):
+            self.checksum = self.checksum.result()
+        return self.checksum
 
 
 def _resolve(meta_value: float | None, override: float | None, name: str, path: Path) -> float:
@@ -217,7 +228,7 @@ def analyze_video(
     conc, per_frame = concentration_per_ml(linked, n_frames, area, located.threshold, calibration)
     return VideoAnalysis(
         path=path,
-        sha256=hashing.result() if hashing is not None else "",
+        checksum=hashing if hashing is not None else "",
         n_frames=n_frames,
         fps=fps,
         pixel_size_um=pixel_size_um,
