@@ -130,10 +130,11 @@ def track_statistics(
     stats["sigma_loc_um"] = np.sqrt(np.clip(sigma2, 0, None))
     stats["sigma2_cve_um2"] = sigma2
     if "ep" in t:
+        ep2_px2 = np.square(t["ep"].to_numpy(dtype=float))
+        idx_feature = np.searchsorted(ids, pid)
         ep_um2 = (
-            grouped["ep"].apply(lambda v: float(np.mean(np.square(v)))).to_numpy()[sel]
-            * pixel_size_um**2
-        )
+            np.bincount(idx_feature, weights=ep2_px2, minlength=ids.size)[sel] / n_frames[sel]
+        ) * pixel_size_um**2
     else:
         ep_um2 = np.zeros(len(stats))
     stats["ep2_um2"] = ep_um2
