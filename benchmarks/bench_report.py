@@ -128,9 +128,10 @@ def write_report(results: dict[str, Any], path: Path) -> None:
     lines += [
         "",
         "Peak RSS is the operating system's high-water mark (what `/usr/bin/time -v` shows). "
-        "*Private* is anonymous memory (what the process allocated), *file-backed* the pages of "
-        "the memory-mapped input file resident in the process; both are sampled every 20 ms and "
-        "summed over the process and its children.",
+        "*Private* is anonymous memory (what the process allocated), *file-backed* the resident "
+        "pages of mapped files (shared libraries such as numba's LLVM; exocheck reads the video "
+        "with plain file reads, not a memory map); both are sampled every 20 ms and summed over "
+        "the process and its children.",
         "",
         _memory_verdict(runs["exocheck"], runs["exocheck-long"]),
         "",
@@ -177,7 +178,8 @@ def write_report(results: dict[str, Any], path: Path) -> None:
         "the reason for each setting; they were chosen to let trackpy do well (spot size with "
         "blur, the minmass at the dip of the mass histogram, a search range the beads exceed with "
         "probability 1e-3, the same shortest track as exocheck). trackpy uses numba for "
-        "linking when it is installed (it is). trackpy is not part of exocheck's runtime.",
+        "refinement and linking when it is installed (it is). trackpy is not part of exocheck's "
+        "runtime.",
         "",
         "The machine is shared: other work on its cores during a run slows both tools, so ratios "
         "from one run carry some scatter.",

@@ -255,7 +255,6 @@ def profile_exocheck(video: Path) -> list[tuple[str, float]]:
         "size distribution (EM + bootstrap)": ("sizing.py", "size_distribution"),
         "concentration": ("concentration.py", "concentration_per_ml"),
         "plot": ("plots.py", "size_distribution_png"),
-        "input checksum (SHA-256, beside the analysis)": ("records.py", "sha256_file"),
     }
     out = [("whole process under the profiler", stats.total_tt)]
     for label, (file, func) in stages.items():
