@@ -7,6 +7,7 @@ import io
 import json
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -121,6 +122,7 @@ def analyze_cmd(
     settings = _settings(invert, threshold_sigma, bootstrap)
     cal = Calibration.load(calibration) if calibration else None
     total = _total_frames(videos, conditions)
+    _note_compilation()
     with progress_bar("Analysing frames", total) as bar:
         measurement, analyses, _ = analyze(
             videos,
@@ -145,6 +147,11 @@ def analyze_cmd(
     _print_summary(measurement, out)
 
 
+_KERNELS_READY = threading.Event()
+_WARM_UP_STARTED = [0.0]
+_COMPILE_NOTE_AFTER_S = 2.0  # loading cached kernels takes well under a second
+
+
 def _start_warm_up(plots: bool) -> None:
     """Load the detection kernels and the later stages' libraries in a background thread.
 
@@ -158,13 +165,26 @@ def _start_warm_up(plots: bool) -> None:
             from exocheck.nta import _kernels
 
             _kernels.warm_up()
+            _KERNELS_READY.set()
             import miepython  # noqa: F401  (concentration and detection limit)
 
             if plots:
                 import matplotlib.backends.backend_agg
                 import matplotlib.figure  # noqa: F401
 
+    _WARM_UP_STARTED[0] = time.perf_counter()
     threading.Thread(target=work, name="exocheck-warm-up", daemon=True).start()
+
+
+def _note_compilation() -> None:
+    """Say so when the kernels are being compiled (first run after installation) and not loaded.
+
+    Detection has to wait for the kernels anyway; without a word the progress bar would sit at
+    zero for the ~15 s the compilation takes.
+    """
+    waited = time.perf_counter() - _WARM_UP_STARTED[0]
+    if not _KERNELS_READY.wait(max(0.0, _COMPILE_NOTE_AFTER_S - waited)):
+        console.print("compiling exocheck's detection kernels: about 15 s, once after installation")
 
 
 def _tracks_table(analyses):
@@ -241,6 +261,7 @@ def calibrate_cmd(
     )
     settings = _settings(invert, threshold_sigma, 0)
     total = _total_frames([video], conditions)
+    _note_compilation()
     with progress_bar("Calibrating", total) as bar:
         cal = calibrate(
             video,
