@@ -52,3 +52,47 @@ def test_degenerate_centroid_is_a_missing_frame_not_a_huge_error() -> None:
     # the damaged track keeps a localisation variance of the order of the real one (0.05² µm²)
     damaged = got.loc[got["particle"] == 7, "sigma2_model_um2"].item()
     assert damaged < 0.01
+
+
+def _msd_line(increments):
+    return np.concatenate([[1.0], 1.0 + np.cumsum(increments)])
+
+
+def test_choose_lag_switches_only_when_short_displacements_are_suppressed() -> None:
+    from exocheck.nta.diffusion import choose_lag
+
+    straight = _msd_line([1.0] * 6)
+    assert choose_lag(straight)[0] == 1
+    # a filtered recording: the first increments fall short of the later ones
+    assert choose_lag(_msd_line([0.7, 1, 1, 1, 1, 1]))[0] == 2
+    assert choose_lag(_msd_line([0.6, 0.8, 0.9, 1, 1, 1.1]))[0] == 3
+    # a polydisperse sample: the MSD bends down with lag (long tracks are the slow particles)
+    assert choose_lag(_msd_line([1.07, 1.05, 1.03, 1.01, 0.98, 0.97]))[0] == 1
+    # few tracks: a 7 % shortfall within three sampling SDs is noise, not filtering
+    noisy = _msd_line([0.93, 1.0, 1.0, 1.0, 1.0, 1.0])
+    assert choose_lag(noisy)[0] == 2
+    assert choose_lag(noisy, spread=np.full(6, 0.03))[0] == 1
+
+
+def test_increment_spread_shrinks_with_more_tracks() -> None:
+    from exocheck.nta.diffusion import increment_spread, msd_sums_by_track
+
+    rng = np.random.default_rng(4)
+
+    def brownian(n_tracks: int) -> pd.DataFrame:
+        steps = rng.normal(0, 1.0, size=(n_tracks, 40, 2))
+        xy = np.cumsum(steps, axis=1)
+        return pd.DataFrame(
+            {
+                "particle": np.repeat(np.arange(n_tracks), 40),
+                "frame": np.tile(np.arange(40), n_tracks),
+                "x": xy[:, :, 0].ravel(),
+                "y": xy[:, :, 1].ravel(),
+            }
+        )
+
+    few = increment_spread(*msd_sums_by_track(brownian(30), 1.0))
+    many = increment_spread(*msd_sums_by_track(brownian(480), 1.0))
+    # the SD of a mean falls as 1/√n: 16× the tracks, a quarter of the spread (±35 %)
+    assert np.all(np.isfinite(few)) and np.all(np.isfinite(many))
+    assert 2.6 < np.median(few / many) < 5.4

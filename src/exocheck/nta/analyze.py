@@ -29,8 +29,9 @@ from exocheck.nta.concentration import (
 )
 from exocheck.nta.diffusion import (
     choose_lag,
-    ensemble_msd_um2,
+    increment_spread,
     lag_statistics,
+    msd_sums_by_track,
     track_statistics,
 )
 from exocheck.nta.drift import estimate_drift, subtract_drift
@@ -265,10 +266,13 @@ def size_videos(
     exposure_s = np.array([v.exposure_ms / 1000.0 for v in videos])
     if np.ptp(frame_s) > 1e-9 or np.ptp(exposure_s) > 1e-9:
         raise ParameterError("replicate videos must share frame rate and exposure")
-    msd = np.nanmean(
-        np.vstack([ensemble_msd_um2(v.tracks, v.pixel_size_um) for v in videos]), axis=0
-    )
-    lag, slope = choose_lag(msd)
+    parts = [msd_sums_by_track(v.tracks, v.pixel_size_um) for v in videos]
+    sums = np.concatenate([p[0] for p in parts])
+    counts = np.concatenate([p[1] for p in parts])
+    total = counts.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        msd = np.where(total > 0, 0.5 * sums.sum(axis=0) / total, np.nan)
+    lag, slope = choose_lag(msd, spread=increment_spread(sums, counts))
     for v in videos:
         v.step_lag_frames = lag
     if lag == 1:

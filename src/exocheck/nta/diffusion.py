@@ -180,6 +180,34 @@ def localisation_noise_model(
     return ep2_um2 + np.interp(log_mass, centre, level)
 
 
+def msd_sums_by_track(
+    tracks: pd.DataFrame, pixel_size_um: float, max_lag: int = 7, min_frames: int = 20
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per track, the sum of squared displacements (both axes, µm²) and their number, per lag.
+
+    Returns two ``[tracks, max_lag]`` arrays over the tracks of at least ``min_frames`` positions.
+    Only displacements between frames exactly ``lag`` apart within one track count.
+    """
+    t = tracks.sort_values(["particle", "frame"], kind="stable")
+    t = t[t.groupby("particle")["frame"].transform("size") >= min_frames]
+    pid = t["particle"].to_numpy()
+    frame = t["frame"].to_numpy()
+    x = t["x"].to_numpy() * pixel_size_um
+    y = t["y"].to_numpy() * pixel_size_um
+    ids, index = np.unique(pid, return_inverse=True)
+    sums = np.zeros((ids.size, max_lag))
+    counts = np.zeros((ids.size, max_lag))
+    for lag in range(1, max_lag + 1):
+        if pid.size <= lag:
+            break
+        ok = (pid[lag:] == pid[:-lag]) & (frame[lag:] - frame[:-lag] == lag)
+        sq = (x[lag:] - x[:-lag]) ** 2 + (y[lag:] - y[:-lag]) ** 2
+        owner = index[lag:]
+        sums[:, lag - 1] = np.bincount(owner, weights=np.where(ok, sq, 0.0), minlength=ids.size)
+        counts[:, lag - 1] = np.bincount(owner, weights=ok, minlength=ids.size)
+    return sums, counts
+
+
 def ensemble_msd_um2(
     tracks: pd.DataFrame, pixel_size_um: float, max_lag: int = 7, min_frames: int = 20
 ) -> np.ndarray:
@@ -188,40 +216,58 @@ def ensemble_msd_um2(
     Only displacements between frames exactly ``lag`` apart within one track count. NaN where no
     displacement of that lag exists.
     """
-    t = tracks.sort_values(["particle", "frame"], kind="stable")
-    t = t[t.groupby("particle")["frame"].transform("size") >= min_frames]
-    pid = t["particle"].to_numpy()
-    frame = t["frame"].to_numpy()
-    x = t["x"].to_numpy() * pixel_size_um
-    y = t["y"].to_numpy() * pixel_size_um
-    out = np.full(max_lag, np.nan)
-    for lag in range(1, max_lag + 1):
-        if pid.size <= lag:
-            break
-        ok = (pid[lag:] == pid[:-lag]) & (frame[lag:] - frame[:-lag] == lag)
-        if ok.any():
-            dx = (x[lag:] - x[:-lag])[ok]
-            dy = (y[lag:] - y[:-lag])[ok]
-            out[lag - 1] = 0.5 * float(np.mean(dx * dx + dy * dy))
-    return out
+    sums, counts = msd_sums_by_track(tracks, pixel_size_um, max_lag, min_frames)
+    total = counts.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, 0.5 * sums.sum(axis=0) / total, np.nan)
 
 
-def choose_lag(msd_um2: np.ndarray, tolerance: float = 0.05) -> tuple[int, float]:
+def increment_spread(
+    sums: np.ndarray, counts: np.ndarray, n_resamples: int = 200, seed: int = 0
+) -> np.ndarray:
+    """Bootstrap SD (over tracks) of each ensemble-MSD increment relative to the reference slope.
+
+    ``sums`` and ``counts`` are from :func:`msd_sums_by_track`. The reference slope is that of
+    :func:`choose_lag` (mean increment from lag 3 to 7); the result has one value per increment
+    (lag 1→2, …, 6→7), NaN when there are too few tracks to resample.
+    """
+    n = sums.shape[0]
+    if n < 5 or sums.shape[1] < 7:
+        return np.full(max(sums.shape[1] - 1, 0), np.nan)
+    rng = np.random.default_rng(seed)
+    draws = np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(n_resamples)])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        msd = 0.5 * (draws @ sums) / (draws @ counts)
+        inc = np.diff(msd, axis=1)
+        ratio = inc[:, :6] / inc[:, 2:6].mean(axis=1, keepdims=True) - 1.0
+    return np.nanstd(ratio, axis=0)
+
+
+def choose_lag(
+    msd_um2: np.ndarray, tolerance: float = 0.05, spread: np.ndarray | None = None
+) -> tuple[int, float]:
     """The shortest lag from which the ensemble MSD grows linearly, and its slope per frame.
 
     For Brownian motion with localisation noise and motion blur, MSD(n) = 2D(nΔt − τ/3) + 2σ² grows
     by the same 2DΔt from every lag to the next. Compressed or temporally filtered recordings (e.g.
     H.264 with inter-frame prediction) suppress the shortest displacements; then the first
     increments fall short of the later ones. The reference slope is the mean increment from lag 3
-    to lag 7; the lag returned is the first whose following increments all lie within
-    ``tolerance`` of it (1 for well-behaved videos).
+    to lag 7; the lag returned is the first from which no increment falls short of it by more
+    than ``tolerance`` (1 for well-behaved videos), or by more than three times its sampling
+    spread (``spread``, from :func:`increment_spread`) when that is wider: with few tracks the
+    increments scatter by more than 5 %. Increments *above* the reference are no sign of
+    filtering: a polydisperse sample's ensemble MSD bends down with lag, because the tracks long
+    enough for the longer lags are mostly the slow, large particles.
     """
     inc = np.diff(msd_um2)
     if inc.size < 6 or not np.all(np.isfinite(inc[:6])) or np.mean(inc[2:6]) <= 0:
         return 1, float("nan")
     ref = float(np.mean(inc[2:6]))
+    allowed = np.full(6, tolerance)
+    if spread is not None and np.size(spread) >= 6:
+        allowed = np.fmax(allowed, 3.0 * np.nan_to_num(np.asarray(spread[:6], float)))
     for start in range(0, 3):
-        if np.all(np.abs(inc[start:6] / ref - 1.0) <= tolerance):
+        if np.all(inc[start:6] / ref - 1.0 >= -allowed[start:6]):
             return start + 1, ref
     return 3, ref
 
