@@ -12,7 +12,8 @@ interpreter overhead than in arithmetic; compiled, it takes ~30 ms for 50 000 fe
 ~250 ms (and no k-d tree per frame).
 
 The kernels are compiled on first use and cached next to this file (``cache=True``): the first run
-after installation spends a few seconds compiling, later runs load the machine code in ~0.2 s.
+after installation spends about 12 s compiling, later runs load the machine code (about 0.4 s,
+mostly numba's own initialisation, which :func:`warm_up` overlaps with other start-up work).
 The smoothing is tested against ``scipy.ndimage.gaussian_filter`` (mode ``reflect``).
 """
 
