@@ -45,18 +45,70 @@ ThresholdOpt = Annotated[
 ]
 
 
-def _settings(invert: bool, threshold_sigma: float | None, bootstrap: int):
-    from exocheck.nta.analyze import AnalysisSettings
+def _locate_settings(invert: bool, threshold_sigma: float | None):
     from exocheck.nta.locate import LocateSettings
-    from exocheck.nta.sizing import SizingSettings
 
-    locate = LocateSettings(
+    return LocateSettings(
         invert=invert,
         **({"threshold_sigma": threshold_sigma} if threshold_sigma is not None else {}),
     )
+
+
+def _settings(invert: bool, threshold_sigma: float | None, bootstrap: int):
+    from exocheck.nta.analyze import AnalysisSettings
+    from exocheck.nta.sizing import SizingSettings
+
     if bootstrap < 0:
         raise ParameterError("--bootstrap must be >= 0")
-    return AnalysisSettings(locate=locate, sizing=SizingSettings(n_bootstrap=bootstrap))
+    return AnalysisSettings(
+        locate=_locate_settings(invert, threshold_sigma),
+        sizing=SizingSettings(n_bootstrap=bootstrap),
+    )
+
+
+class _EarlyDetection:
+    """Detection of one video in a background thread, started before the analysis is set up.
+
+    Its progress is counted until a progress bar is attached. The thread is a daemon: should the
+    command stop on a user error in the meantime, the program exits without waiting for it.
+    """
+
+    def __init__(self, path: Path, settings) -> None:
+        from concurrent.futures import Future
+
+        self.future: Future = Future()
+        self._lock = threading.Lock()
+        self._pending = 0
+        self._sink = None
+        threading.Thread(
+            target=self._run, args=(path, settings), name="exocheck-detection", daemon=True
+        ).start()
+
+    def _run(self, path: Path, settings) -> None:
+        try:
+            from exocheck.nta.locate import detect_video  # numpy and the kernels only
+
+            result = detect_video(path, settings, progress=self._progress)
+        except BaseException as exc:  # handed over: analyze() raises it where it reads the result
+            self.future.set_exception(exc)
+        else:
+            self.future.set_result(result)
+
+    def _progress(self, n: int) -> None:
+        with self._lock:
+            sink = self._sink
+            if sink is None:
+                self._pending += n
+                return
+        sink(n)
+
+    def attach(self, sink) -> None:
+        """Send the progress so far, and from now on, to ``sink``."""
+        with self._lock:
+            self._sink = sink
+            pending, self._pending = self._pending, 0
+        if pending:
+            sink(pending)
 
 
 def _writable_folder(folder: Path) -> None:
@@ -105,12 +157,17 @@ def analyze_cmd(
 ) -> None:
     """Size distribution and concentration of a sample from its NTA videos."""
     _start_warm_up(plots=True)
+    _writable_folder(out)
+    # Detection of the first video needs none of what follows: it starts now, on the second core,
+    # while the analysis modules load (about a third of a typical run).
+    early = (
+        _EarlyDetection(videos[0], _locate_settings(invert, threshold_sigma)) if videos else None
+    )
     from exocheck.nta.analyze import Conditions, analyze
     from exocheck.nta.concentration import Calibration
     from exocheck.nta.plots import size_distribution_png
     from exocheck.records import atomic_write_files
 
-    _writable_folder(out)
     conditions = Conditions(
         fps=fps,
         pixel_size_um=pixel_size_um,
@@ -124,14 +181,18 @@ def analyze_cmd(
     total = _total_frames(videos, conditions)
     _note_compilation()
     with progress_bar("Analysing frames", total) as bar:
+        advance = lambda n: bar.advance(bar.task_ids[0], n)  # noqa: E731
+        if early is not None:
+            early.attach(advance)
         measurement, analyses, _ = analyze(
             videos,
             conditions,
             settings,
             cal,
             sample,
-            progress=lambda n: bar.advance(bar.task_ids[0], n),
+            progress=advance,
             dilution_factor=dilution_factor,
+            detections=[early.future] if early is not None else None,
         )
     tracks = _tracks_table(analyses)
     buffer = io.BytesIO()

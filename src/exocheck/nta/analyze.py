@@ -36,7 +36,7 @@ from exocheck.nta.diffusion import (
 )
 from exocheck.nta.drift import estimate_drift, subtract_drift
 from exocheck.nta.link import LinkSettings, link, search_radius_px, split_at_jumps
-from exocheck.nta.locate import LocateSettings, locate_video, static_background
+from exocheck.nta.locate import CHUNK_FRAMES, LocateResult, LocateSettings, detect_video
 from exocheck.nta.sizing import SizeResult, SizingSettings, size_distribution
 from exocheck.physics import diameter_nm_from_diffusion, scattering_cross_section_nm2
 from exocheck.records import (
@@ -50,8 +50,6 @@ from exocheck.records import (
     VideoSummary,
     sha256_file,
 )
-
-CHUNK_FRAMES = 32
 
 
 @dataclass(frozen=True)
@@ -144,8 +142,14 @@ def analyze_video(
     settings: AnalysisSettings | None = None,
     calibration: Calibration | None = None,
     progress: Callable[[int], None] | None = None,
+    detection: LocateResult | Future[LocateResult] | None = None,
 ) -> VideoAnalysis:
-    """Detect, link and measure the particles of one video (sizing is done over all replicates)."""
+    """Detect, link and measure the particles of one video (sizing is done over all replicates).
+
+    ``detection`` is this video's detection when it was started beforehand (a future of
+    :func:`exocheck.nta.locate.detect_video` with ``settings.locate``), e.g. while the rest of the
+    program was still loading; otherwise detection runs here.
+    """
     from exocheck.io.video import open_video
 
     settings = settings or AnalysisSettings()
@@ -176,32 +180,18 @@ def analyze_video(
             raise AnalysisError(
                 f"{path}: {meta.n_frames} frames; at least {settings.min_track_frames} are needed"
             )
-        n_bg = min(settings.locate.background_frames, meta.n_frames)
-        head = video.read(0, n_bg)
-        if (head == head[:1]).all():
-            raise AnalysisError(
-                f"{path}: no particles found: the first {n_bg} frames are identical "
-                "(a blank or still image?)"
-            )
-        background = static_background(head, settings.locate.invert)
-        del head
-        try:
-            located = locate_video(
-                video.iter_chunks(CHUNK_FRAMES),
-                background,
-                settings.locate,
-                meta.n_frames,
-                progress=progress,
-                workers=settings.workers,
-            )
-        except AnalysisError as exc:  # the locator does not know the file: name it
-            raise AnalysisError(f"{path}: {exc}") from None
-        # The input's checksum (provenance) is computed beside the rest of the analysis, which
-        # leaves a core idle (detection keeps both busy); it releases the GIL while hashing.
-        hasher = ThreadPoolExecutor(max_workers=1)
-        hashing = hasher.submit(sha256_file, path) if path.is_file() else None
-        hasher.shutdown(wait=False)
-        n_frames, height, width = meta.n_frames, meta.height, meta.width
+    if detection is None:
+        located = detect_video(path, settings.locate, CHUNK_FRAMES, progress, settings.workers)
+    elif isinstance(detection, Future):
+        located = detection.result()
+    else:
+        located = detection
+    # The input's checksum (provenance) is computed beside the rest of the analysis, which
+    # leaves a core idle (detection keeps both busy); it releases the GIL while hashing.
+    hasher = ThreadPoolExecutor(max_workers=1)
+    hashing = hasher.submit(sha256_file, path) if path.is_file() else None
+    hasher.shutdown(wait=False)
+    n_frames, height, width = meta.n_frames, meta.height, meta.width
     radius = search_radius_px(
         settings.link, fps, pixel_size_um, conditions.temperature_c, conditions.viscosity_mpa_s
     )
@@ -353,12 +343,14 @@ def analyze(
     sample: str | None = None,
     progress: Callable[[int], None] | None = None,
     dilution_factor: float | None = None,
+    detections: Sequence[LocateResult | Future[LocateResult] | None] | None = None,
 ) -> tuple[Measurement, list[VideoAnalysis], SizeResult]:
     """Analyse replicate videos of one sample into one measurement record.
 
     ``dilution_factor`` (≥ 1) is how much the sample was diluted before measurement: the record's
     ``concentration.particles_per_ml`` refers to the undiluted sample, ``measured_per_ml`` to the
-    measurement cell.
+    measurement cell. ``detections`` may hold, per video, a detection already under way (see
+    :func:`analyze_video`).
     """
     settings = settings or AnalysisSettings()
     if dilution_factor is not None and not (
@@ -368,7 +360,12 @@ def analyze(
     dilution = dilution_factor or 1.0
     if not paths:
         raise ParameterError("no video given")
-    videos = [analyze_video(p, conditions, settings, calibration, progress) for p in paths]
+    early = list(detections or [])
+    early += [None] * (len(paths) - len(early))
+    videos = [
+        analyze_video(p, conditions, settings, calibration, progress, d)
+        for p, d in zip(paths, early, strict=True)
+    ]
     size = size_videos(videos, conditions, settings)
     warnings: list[str] = []
     if calibration is not None:

@@ -14,17 +14,22 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from exocheck.errors import AnalysisError, ParameterError
 from exocheck.nta import _kernels
+
+if TYPE_CHECKING:  # pandas is imported where tables are built: detection can start without it
+    import pandas as pd
 
 FEATURE_COLUMNS = ("frame", "x", "y", "mass", "size", "signal", "ep")
 # pixel types the compiled kernels take as they are (anything else is converted to float32 first)
 _KERNEL_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
 LEVEL_STEP_PX = 8  # pixel subsampling of the per-frame level (median)
+CHUNK_FRAMES = 32  # frames processed together (at most workers + 1 chunks in flight)
 
 
 @dataclass(frozen=True)
@@ -196,6 +201,20 @@ def find_features(
     :func:`centroid_noise_gain`). ``row_above`` (which rows have a pixel above ``threshold``, from
     :func:`preprocess`) saves a pass over the frames.
     """
+    import pandas as pd
+
+    return pd.DataFrame(_features(smoothed, threshold, settings, first_frame, raw_sigma, row_above))
+
+
+def _features(
+    smoothed: np.ndarray,
+    threshold: float,
+    settings: LocateSettings,
+    first_frame: int,
+    raw_sigma: float,
+    row_above: np.ndarray | None,
+) -> dict[str, np.ndarray]:
+    """:func:`find_features` as a dict of columns."""
     r = settings.radius_px
     dy, dx = _disk(r)
     smoothed = np.ascontiguousarray(smoothed, dtype=np.float32)
@@ -203,24 +222,20 @@ def find_features(
         row_above = (smoothed > np.float32(threshold)).any(axis=2)
     found = _kernels.local_maxima(smoothed, row_above, threshold, r, dy, dx)
     f, y, x = found[:, 0], found[:, 1], found[:, 2]
-    if f.size == 0:
-        return pd.DataFrame({c: pd.Series(dtype=float) for c in FEATURE_COLUMNS})
     refined = _kernels.refine_centroids(
         smoothed, f, y, x, r, dy, dx, settings.mask_sigma_px, settings.mask_iterations
     )
     cy, cx, mass, rg2, signal, gain = refined.T
     ep = raw_sigma * np.sqrt(centroid_noise_gain(settings)) / np.clip(gain, 1e-6, None)
-    return pd.DataFrame(
-        {
-            "frame": (f + first_frame).astype(np.int64),
-            "x": cx,
-            "y": cy,
-            "mass": mass,
-            "size": np.sqrt(np.clip(rg2, 0, None)),
-            "signal": signal,
-            "ep": ep,
-        }
-    )
+    return {
+        "frame": (f + first_frame).astype(np.int64),
+        "x": cx,
+        "y": cy,
+        "mass": mass,
+        "size": np.sqrt(np.clip(rg2, 0, None)),
+        "signal": signal,
+        "ep": ep,
+    }
 
 
 @dataclass
@@ -268,15 +283,15 @@ def locate_video(
 
     buffers = threading.local()  # one smoothed-frames buffer per worker thread, reused
 
-    def work(item: tuple[int, np.ndarray]) -> pd.DataFrame:
+    def work(item: tuple[int, np.ndarray]) -> dict[str, np.ndarray]:
         start, chunk = item
         rows = np.empty(chunk.shape[:2], np.bool_)
         out = getattr(buffers, "out", None)
         smoothed = preprocess(chunk, background, settings, out, threshold, rows)
         buffers.out = smoothed
-        return find_features(smoothed, threshold, settings, start, raw_sigma, rows)
+        return _features(smoothed, threshold, settings, start, raw_sigma, rows)
 
-    parts = [find_features(smoothed0, threshold, settings, start0, raw_sigma)]
+    parts = [_features(smoothed0, threshold, settings, start0, raw_sigma, None)]
     if progress:
         progress(chunk0.shape[0])
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
@@ -292,6 +307,49 @@ def locate_video(
             parts.append(fut.result())
             if progress:
                 progress(size)
-    features = pd.concat(parts, ignore_index=True)
-    features = features.sort_values(["frame", "y", "x"], kind="stable").reset_index(drop=True)
+    import pandas as pd
+
+    columns = {c: np.concatenate([p[c] for p in parts]) for c in FEATURE_COLUMNS}
+    order = np.lexsort((columns["x"], columns["y"], columns["frame"]))  # stable, by frame, y, x
+    features = pd.DataFrame({c: v[order] for c, v in columns.items()})
     return LocateResult(features, background, sigma, float(threshold), n_frames, raw_sigma)
+
+
+def detect_video(
+    path: str | Path,
+    settings: LocateSettings,
+    chunk_frames: int = CHUNK_FRAMES,
+    progress: Callable[[int], None] | None = None,
+    workers: int = 2,
+) -> LocateResult:
+    """Features of every frame of a video file: background, threshold, maxima, centroids.
+
+    The static background comes from the first ``settings.background_frames`` frames; a video
+    whose first frames are all identical is refused (a blank or still image). Needs neither the
+    frame rate nor the pixel size, so it can start before the rest of an analysis is set up.
+    """
+    from exocheck.io.video import open_video
+
+    path = Path(path)
+    with open_video(path) as video:
+        n_frames = video.meta.n_frames
+        n_bg = min(settings.background_frames, n_frames)
+        head = video.read(0, n_bg)
+        if head.size == 0 or (head == head[:1]).all():
+            raise AnalysisError(
+                f"{path}: no particles found: the first {n_bg} frames are identical "
+                "(a blank or still image?)"
+            )
+        background = static_background(head, settings.invert)
+        del head
+        try:
+            return locate_video(
+                video.iter_chunks(chunk_frames),
+                background,
+                settings,
+                n_frames,
+                progress=progress,
+                workers=workers,
+            )
+        except AnalysisError as exc:  # the locator does not know the file: name it
+            raise AnalysisError(f"{path}: {exc}") from None
