@@ -247,7 +247,10 @@ def profile_exocheck(video: Path) -> list[tuple[str, float]]:
     stages = {
         "analyze command (after start-up and imports)": ("nta_cmds.py", "analyze_cmd"),
         "start-up: imports of the analysis modules": ("analyze.py", "<module>"),
-        "detection (read, filter, locate; 2 threads)": ("locate.py", "locate_video"),
+        "one video: waiting for detection (own threads, from start-up), linking, statistics": (
+            "analyze.py",
+            "analyze_video",
+        ),
         "linking": ("link.py", "link"),
         "mislink splitting": ("link.py", "split_at_jumps"),
         "drift": ("drift.py", "estimate_drift"),
