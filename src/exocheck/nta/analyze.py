@@ -29,6 +29,7 @@ from exocheck.nta.concentration import (
 )
 from exocheck.nta.diffusion import (
     choose_lag,
+    ensemble_from_sums,
     increment_spread,
     lag_statistics,
     msd_sums_by_track,
@@ -259,9 +260,7 @@ def size_videos(
     parts = [msd_sums_by_track(v.tracks, v.pixel_size_um) for v in videos]
     sums = np.concatenate([p[0] for p in parts])
     counts = np.concatenate([p[1] for p in parts])
-    total = counts.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        msd = np.where(total > 0, 0.5 * sums.sum(axis=0) / total, np.nan)
+    msd = ensemble_from_sums(sums, counts)
     lag, slope = choose_lag(msd, spread=increment_spread(sums, counts))
     for v in videos:
         v.step_lag_frames = lag

@@ -216,7 +216,11 @@ def ensemble_msd_um2(
     Only displacements between frames exactly ``lag`` apart within one track count. NaN where no
     displacement of that lag exists.
     """
-    sums, counts = msd_sums_by_track(tracks, pixel_size_um, max_lag, min_frames)
+    return ensemble_from_sums(*msd_sums_by_track(tracks, pixel_size_um, max_lag, min_frames))
+
+
+def ensemble_from_sums(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Ensemble MSD per axis (µm², NaN where no displacement) from :func:`msd_sums_by_track`."""
     total = counts.sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(total > 0, 0.5 * sums.sum(axis=0) / total, np.nan)
