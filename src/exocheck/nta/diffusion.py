@@ -40,8 +40,9 @@ TRACK_COLUMNS = (
 
 
 MAX_EP_PX = 1.0
-"""Largest predicted localisation error (px) of a usable feature. Features detected above the
-threshold have ep well below 0.2 px; larger values only come from degenerate centroid windows."""
+"""Largest predicted localisation error (px) of a usable feature. On the standard bead capture
+99.9 % of detected features have ep below 0.76 px (median 0.06 px); far larger values (up to
+10⁷ px) only come from degenerate centroid windows."""
 
 
 def blur_coefficient(exposure_s: float, frame_s: float) -> float:

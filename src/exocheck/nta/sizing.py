@@ -108,29 +108,9 @@ def _em(
     max_iterations: int,
     track_weights: np.ndarray | None = None,
 ) -> np.ndarray:
-    w = weights0.copy()
-    a = (
-        np.full(like.shape[0], 1.0 / like.shape[0])
-        if track_weights is None
-        else track_weights / track_weights.sum()
-    )
-    previous = -np.inf
-    s = settings.smoothing
-    for _ in range(max_iterations):
-        mix = like @ w
-        loglik = float(np.sum(a * np.log(mix)))
-        w = w * (like.T @ (a / mix))
-        if s > 0:
-            w = (
-                (1 - 2 * s) * w
-                + s * np.concatenate([w[:1], w[:-1]])
-                + s * np.concatenate([w[1:], w[-1:]])
-            )
-        w /= w.sum()
-        if abs(loglik - previous) < settings.tolerance:
-            break
-        previous = loglik
-    return w
+    """EMS solution for one weighting of the tracks (uniform when ``track_weights`` is None)."""
+    weights = np.ones(like.shape[0]) if track_weights is None else track_weights
+    return _em_batch(like, weights0, weights[:, None], settings, max_iterations)[:, 0]
 
 
 def _em_batch(
@@ -140,10 +120,12 @@ def _em_batch(
     settings: SizingSettings,
     max_iterations: int,
 ) -> np.ndarray:
-    """:func:`_em` for many track weightings at once (columns of ``counts``, e.g. bootstrap draws).
+    """EM with smoothing (EMS) for many track weightings at once (columns of ``counts``).
 
-    All columns iterate together, so each step is one matrix product instead of one per column;
-    iteration stops when every column's log-likelihood has settled. Returns ``[grid, columns]``.
+    Each column is one weighting of the tracks (a bootstrap draw, or all ones). All columns
+    iterate together, so each step is one matrix product instead of one per column; iteration
+    stops when every column's mean log-likelihood changes by less than ``settings.tolerance``.
+    Returns ``[grid, columns]``.
     """
     a = counts / counts.sum(axis=0, keepdims=True)
     w = np.repeat(weights0[:, None], counts.shape[1], axis=1)
