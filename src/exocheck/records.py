@@ -110,9 +110,12 @@ class VideoSummary(_Model):
     concentration_per_ml: float | None = None
     particles_per_frame: float | None = None
     tracks: int | None = None
+    d10_nm: float | None = None
     d50_nm: float | None = None
+    d90_nm: float | None = None
     mean_nm: float | None = None
     mode_nm: float | None = None
+    sd_nm: float | None = None
     valid: bool = True
     note: str | None = None
 

@@ -76,6 +76,14 @@ class NanoSightOptions:
     drop_rows: tuple[str, ...] = ()  # keys of rows to leave out (missing columns)
     header_case: str = "Particles / ml"
     seed: int = 1
+    # NTA 3.x writes the Average / Standard Error titles on the section line itself:
+    # "[Results],,,,,,Average,Standard Error," (False: a separate title row, as older layouts)
+    titles_on_section_line: bool = True
+    # every row padded to one width with empty cells (as in files re-saved by a spreadsheet),
+    # section lines included: "[Conditions],,,,,,"
+    pad_rows: bool = False
+    unsized: tuple[int, ...] = ()  # videos with a concentration but 0 valid tracks (stats 0)
+    vibration_word: str = "Yes"  # real files: "Minor vibration" / "Moderate vibration"
 
 
 @dataclass
@@ -88,6 +96,7 @@ class NanoSightExport:
     average_bins: np.ndarray
     centres: np.ndarray
     video_names: list[str] = field(default_factory=list)
+    distribution_stats: dict[str, float] = field(default_factory=dict)  # of average_bins
 
 
 def _fmt(v: float) -> str:
@@ -106,6 +115,10 @@ def nanosight_summary(truth: Truth | None = None, opts: NanoSightOptions | None 
     names = [f"{o.experiment}_{i + 1:03d}.avi" for i in range(o.n_videos)]
     video_conc, video_bins = [], []
     for i in range(o.n_videos):
+        if i in o.unsized:
+            video_conc.append(truth.measured_per_ml * dil * 0.01)
+            video_bins.append(np.zeros_like(frac))
+            continue
         if i in o.failed:
             video_conc.append(0.0)
             video_bins.append(np.zeros_like(frac))
@@ -118,16 +131,33 @@ def nanosight_summary(truth: Truth | None = None, opts: NanoSightOptions | None 
     avg_bins = np.mean(video_bins, axis=0)
     stated_conc = float(np.mean(video_conc))
     c, up = centres.tolist(), edges[1:].tolist()
-    avg_stats = stats_of(c, avg_bins.tolist(), up, 0.0)
     video_stats = [stats_of(c, b.tolist(), up, 0.0) if b.sum() > 0 else None for b in video_bins]
+    # the stated Average of each statistic is the plain mean over videos, zeros of failed
+    # videos included (not a statistic of the averaged distribution)
+    avg_stats = {
+        k: float(np.mean([s[k] if s else 0.0 for s in video_stats]))
+        for k in ("mean", "mode", "sd", "d10", "d50", "d90")
+    }
 
     lines: list[str] = []
+    width = o.n_videos * 2 + 3
 
     def row(*cells) -> None:
         key = str(cells[0]) if cells else ""
         if any(key.lower().startswith(d.lower()) for d in o.drop_rows if d):
             return
-        lines.append(",".join(str(x) for x in cells) + ",")
+        if o.pad_rows:
+            lines.append(",".join(str(x) for x in [*cells, *[""] * (width - len(cells))]))
+        else:
+            lines.append(",".join(str(x) for x in cells) + ",")
+
+    def section(name: str, *titles: str) -> None:
+        if titles:  # titles on the section line, under no video column
+            lines.append(",".join([f"[{name}]", *[""] * o.n_videos, *titles, ""]))
+        elif o.pad_rows:
+            row(f"[{name}]")
+        else:
+            lines.append(f"[{name}],")
 
     def per_video(key, values, avg=True):
         vals = [_fmt(v) if isinstance(v, float) else ("" if v is None else str(v)) for v in values]
@@ -141,7 +171,7 @@ def nanosight_summary(truth: Truth | None = None, opts: NanoSightOptions | None 
     lines.append("NTA Experiment Summary File,")
     lines.append(f"Created with NTA {o.version[:3]} - Sample Assistant Dev Build {o.version},")
     row("")
-    lines.append("[Experiment Details],")
+    section("Experiment Details")
     row("Software Version", o.version)
     row("Experiment Name", o.experiment)
     row("Operator Name", "Jürgen Ölçer")
@@ -152,12 +182,12 @@ def nanosight_summary(truth: Truth | None = None, opts: NanoSightOptions | None 
     row("Remarks", "")
     row("Filename:", *names)
     row("")
-    lines.append("[Conditions],")
+    section("Conditions")
     temps = [truth.temperature_c + 0.01 * (i - o.n_videos // 2) for i in range(o.n_videos)]
     row("Temperature/C", *[f"{t:.2f}" for t in temps])
     row("Viscosity/cP", *[f"{truth.viscosity_mpa_s:.4f}"] * o.n_videos)
     row("")
-    lines.append("[Settings],")
+    section("Settings")
     for key, val in (
         ("Camera Type", "sCMOS"),
         ("Laser Type", "Blue488"),
@@ -177,10 +207,13 @@ def nanosight_summary(truth: Truth | None = None, opts: NanoSightOptions | None 
     ):
         row(key, *[val] * o.n_videos)
     row("")
-    lines.append("[Exclusion Regions],")
+    section("Exclusion Regions")
     row("")
-    lines.append("[Results],")
-    row("", *names, "Average", "Standard Error")
+    if o.titles_on_section_line:
+        section("Results", "Average", "Standard Error")
+    else:
+        section("Results")
+        row("", *names, "Average", "Standard Error")
     if o.dilution_recorded and truth.dilution:
         per_video(
             "Dilution factor (concentrations adjusted for this factor)", [float(dil)] * o.n_videos
@@ -199,19 +232,23 @@ def nanosight_summary(truth: Truth | None = None, opts: NanoSightOptions | None 
     per_video("X-Drift (pix/frame)", [0.01] * o.n_videos)
     per_video("Y-Drift (pix/frame)", [-0.02] * o.n_videos)
     row("")
-    lines.append("[Concentration Warnings],")
+    section("Concentration Warnings")
     row(
         "Validity of concentration measurement",
-        *["Too Low" if i in o.failed else "Valid" for i in range(o.n_videos)],
+        *["Unreliable" if i in o.failed + o.unsized else "OK" for i in range(o.n_videos)],
     )
-    row("")
-    lines.append("[Information],")
     row("Noise level", *["Noise detected" if i in o.noise else "No" for i in range(o.n_videos)])
-    row("Vibration detected", *["Yes" if i in o.vibration else "No" for i in range(o.n_videos)])
-    row("Vibration correction applied", *["No"] * o.n_videos)
+    row("")
+    section("Information")
+    row("Noise level", *["Noise detected" if i in o.noise else "No" for i in range(o.n_videos)])
+    row(
+        "Vibration detected",
+        *[o.vibration_word if i in o.vibration else "No" for i in range(o.n_videos)],
+    )
+    row("Vibration correction applied", *["Yes" if o.vibration else "No"] * o.n_videos)
     row("Settings changed?", *["No"] * o.n_videos)
     row("")
-    lines.append("[Data Included],")
+    section("Data Included")
     for n in names:
         row(n, "Yes")
     row("")
@@ -228,9 +265,12 @@ def nanosight_summary(truth: Truth | None = None, opts: NanoSightOptions | None 
         if kind == "size" and weight_pow == 0:
             vs, st = video_stats, avg_stats
         for key in ("Mean", "Mode", "SD", "D10", "D50", "D90"):
-            vals = [("" if s is None else _fmt(s[key.lower()])) for s in vs]
+            vals = [("0" if s is None else _fmt(s[key.lower()])) for s in vs]
             row(key, *vals, _fmt(st[key.lower()]), _fmt(0.5))
-        tracks = [float(round(p * 40)) for p in ppf]
+        tracks = [
+            0.0 if b.sum() == 0 else float(round(p * 40))
+            for b, p in zip(video_bins, ppf, strict=True)
+        ]
         per_video("Valid Tracks", tracks)
         row("")
         row("Graph Data")
@@ -240,28 +280,28 @@ def nanosight_summary(truth: Truth | None = None, opts: NanoSightOptions | None 
             3: "Volume conc. (nm³ / ml)",
         }[weight_pow].format(c="particles / ml")
         xname = "Bin centre (nm)" if kind == "size" else "Bin centre (E4 nm²/s)"
-        head = [xname, unit] * o.n_videos
+        head = [xname, *[unit] * o.n_videos]  # one bin-centre column, one per video
+        if o.pad_rows:
+            head[1] = " " + head[1]  # re-saved files: a leading space in the first title
         if not o.autosampler:
             head += ["Concentration average", "Standard Error"]
         row(*head)
         for j in range(o.nbins):
-            cells = []
-            for b in wb:
-                cells += [f"{centres[j]:.1f}", _fmt(float(b[j]))]
+            cells = [f"{centres[j]:.1f}", *(_fmt(float(b[j])) for b in wb)]
             if not o.autosampler:
                 cells += [_fmt(float(wavg[j])), _fmt(0.0)]
             row(*cells)
         row("")
         ylabel = "Size (nm)" if kind == "size" else "Diffusion Coefficient (E4 nm²/s)"
-        row(*(["Percentile", ylabel] * o.n_videos))
+        row("Percentile", *[ylabel] * o.n_videos)
         for p in range(101):
-            row(*([str(p), _fmt(p * 2.0)] * o.n_videos))
+            row(str(p), *[_fmt(p * 2.0)] * o.n_videos)
         row("")
 
-    lines.append("[Size Data],")
+    section("Size Data")
     for k, (w, p) in enumerate((("Number", 0), ("Surface Area", 2), ("Volume", 3))):
         block("size", w, k == 0, p)
-    lines.append("[Diffusion Coefficient Data],")
+    section("Diffusion Coefficient Data")
     for k, (w, p) in enumerate((("Number", 0), ("Surface Area", 2), ("Volume", 3))):
         block("diffusion", w, k == 0, p)
     text = o.newline.join(lines) + o.newline
@@ -274,6 +314,7 @@ def nanosight_summary(truth: Truth | None = None, opts: NanoSightOptions | None 
         average_bins=avg_bins,
         centres=centres,
         video_names=names,
+        distribution_stats=stats_of(c, avg_bins.tolist(), up, 0.0),
     )
 
 
@@ -320,6 +361,12 @@ class ZetaViewOptions:
     sample: str = "EV lot 17"
     drop_keys: tuple[str, ...] = ()
     seed: int = 2
+    # 8.05/8.06 write a separator row -1,-1,-1,-1,0 between the linear and the log tables;
+    # False writes an all -1 row instead
+    real_separator: bool = True
+    serial_keys: str = "both"  # "both": ZetaView S/N + Cell S/N; "cell": only Cell S/N
+    micro: str = "\u00b5s"  # "µs" or "mus" in unit strings
+    temperature_entered: bool = False  # "Temperature: 22.00 entered" (typed in, not sensed)
 
 
 @dataclass
@@ -370,7 +417,7 @@ def zetaview_size(
         "Section:\t",
         "Operator:\tlab user",
         "Experiment:\tEV release testing",
-        f"{sn_key}\t19-412",
+        *([f"{sn_key}\t19-412"] if o.serial_keys == "both" else []),
         "Cell S/N:\t0123",
         "Software:\tZetaView (version 8.06.01 SP1)\tAnalyze:\t8.05.14 SP7",
         "SOP:\tEV_488_size",
@@ -384,7 +431,8 @@ def zetaview_size(
         "Electrolyte:\tPBS",
         f"pH:\t{num(7.2)}\tentered",
         f"Conductivity: {num(65.0)}\tsensed",
-        f"Temperature:\t{num(truth.temperature_c, 2)}\tsensed",
+        f"Temperature:\t{num(truth.temperature_c, 2)}\t"
+        + ("entered" if o.temperature_entered else "sensed"),
         f"Viscosity:\t{num(truth.viscosity_mpa_s, 6)}",
         "Date:\t2021-04-01",
         "Time:\t15:42:48",
@@ -405,6 +453,8 @@ def zetaview_size(
         f"Camera:\tFpSec 30 #Cycles 3 FRate {num(30.0)}",
         "Sensitivity:\t80",
         "Shutter:\t100",
+        f"Exposure [{o.micro}]:\t{num(1.5, 3)}",
+        f"Diffusion Coefficient:\t{num(3.9, 3)}\t\u00b5m\u00b2/s\t({num(3.9e6, 0)} nm\u00b2/s)",
         f"Micrometer per Pixel:\t{num(0.703)}",
     ]
     if o.traces:
@@ -428,8 +478,11 @@ def zetaview_size(
             vol = number[j] * math.pi / 6 * centres[j] ** 3
             area = number[j] * math.pi * centres[j] ** 2
             h.append("\t".join(_zv(v, c) for v in (centres[j], number[j], conc[j], vol, area)))
-        h.append("\t".join([_zv(-1.0, c)] * 5))
-        log_centres = np.geomspace(5, 5000, 200)
+        if o.real_separator:
+            h.append("\t".join([_zv(-1.0, c)] * 4 + [_zv(0.0, c)]))
+        else:
+            h.append("\t".join([_zv(-1.0, c)] * 5))
+        log_centres = np.geomspace(4.683, 6025.0, 200)  # starts again below the linear table
         for j in range(200):
             h.append("\t".join(_zv(v, c) for v in (log_centres[j], 1.0, 1.0, 1.0, 1.0)))
     text = o.newline.join(h) + o.newline
@@ -530,15 +583,22 @@ class ViewSizerExport:
 
 def viewsizer_folder(root, truth: Truth | None = None, n_videos: int = 20, volume_ml: float = 2.3e-6,
                      empty_videos: tuple[int, ...] = (4,), with_dilution: bool = True,
-                     particles: int = 4000, seed: int = 3) -> ViewSizerExport:  # fmt: skip
-    """Write a ViewSizer result folder under ``root`` and return its ground truth."""
+                     particles: int = 4000, seed: int = 3, results_name: str | None = None,
+                     extra_xml: bool = False, display_bins: bool = True,
+                     ) -> ViewSizerExport:  # fmt: skip
+    """Write a ViewSizer result folder under ``root`` and return its ground truth.
+
+    ``results_name`` "Results" writes a plain ``Results/`` folder (seen in real exports);
+    ``extra_xml`` adds a numbered settings XML and a temperature-log XML beside the dated one;
+    ``display_bins=False`` leaves out the 20-nm display table.
+    """
     from pathlib import Path
 
     truth = truth or Truth()
     rng = np.random.default_rng(seed)
     folder = Path(root) / "EV_lot_17"
     stamp = "20210401_154248"
-    results = folder / f"Results_EV_lot_17_{stamp}"
+    results = folder / (results_name or f"Results_EV_lot_17_{stamp}")
     results.mkdir(parents=True, exist_ok=True)
     dil = truth.dilution if with_dilution and truth.dilution else 1.0
     dist = stats.lognorm(s=math.log(truth.gsd), scale=truth.median_nm)
@@ -573,6 +633,13 @@ def viewsizer_folder(root, truth: Truth | None = None, n_videos: int = 20, volum
 </ViewSizerMeasurement>
 """
     (folder / f"EV_lot_17_{stamp}.xml").write_bytes(b"\xef\xbb\xbf" + xml.encode("utf-8"))
+    if extra_xml:  # an older numbered settings file and the temperature log
+        older = xml.replace("<NumOfVideos>", "<NumOfVideos>1").replace("EV lot 17 (VS)", "old")
+        (folder / "EV_lot_17_0001.xml").write_bytes(b"\xef\xbb\xbf" + older.encode("utf-8"))
+        log = ('<?xml version="1.0" encoding="utf-8"?>\n<TemperatureLog>'
+               + "".join(f"<Sample><Time>{t}</Time><Temperature>{22 + t / 100:.2f}</Temperature>"
+                         "</Sample>" for t in range(5)) + "</TemperatureLog>\n")  # fmt: skip
+        (folder / f"EV_lot_17_Temperature_{stamp}.xml").write_bytes(log.encode("utf-8"))
     head = ("/LowerBinDiameter_[nm]\tCenterBinDiameter_[nm]\tUpperBinDiameter_[nm]\t"
             "TotalParticlesCounted_WithinBin_AllVideosAnalyzed\tPSD_corrected_[counts/mL/nm]\t"
             "PSD_corrected_LT_[counts/mL/nm]")  # fmt: skip
@@ -585,6 +652,8 @@ def viewsizer_folder(root, truth: Truth | None = None, n_videos: int = 20, volum
     }
     counts_1nm = None
     for name, edges in binnings.items():
+        if name.startswith("display") and not display_bins:
+            continue
         counts, _ = np.histogram(sizes, bins=edges)
         width = np.diff(edges)
         psd = counts / (n_videos * volume_ml) * dil / width

@@ -41,9 +41,14 @@ def test_stated_values_failed_video_and_flags(tmp_path):
     assert "failed" in m.per_video[2].note
     assert m.per_video[0].concentration_per_ml == pytest.approx(export.video_conc[0], rel=1e-5)
     text = " | ".join(m.warnings)
-    assert "_003.avi: failed video" in text
-    assert "_002.avi: Noise level = Noise detected" in text
-    assert "_005.avi: Vibration detected = Yes" in text
+    assert "failed videos (concentration 0): EV-lot-17_003.avi; the stated average" in text
+    others = [c for i, c in enumerate(export.video_conc) if i != 2]
+    assert f"the average of the 4 others is {np.mean(others):.3g}/mL" in text
+    valid = m.instrument_summary["average of valid videos"]
+    assert valid["concentration_per_ml"] == pytest.approx(np.mean(others), rel=1e-5)
+    assert "Noise level = Noise detected: EV-lot-17_002.avi" in text
+    assert "Vibration detected = Yes: EV-lot-17_005.avi" in text
+    assert "Validity of concentration measurement = Unreliable: EV-lot-17_003.avi" in text
     assert np.sum(m.size.density) == pytest.approx(1.0, abs=1e-9)
     assert m.size.bin_edges_nm[0] == 0.0 and m.size.bin_edges_nm[-1] == 1000.0
 
@@ -55,10 +60,11 @@ def test_quantiles_follow_the_upper_bin_edge_definition(tmp_path):
     recomputed = m.instrument_summary["from_distribution"]
     for key in ("d10", "d50", "d90"):
         # bins are written with 6 significant digits: agreement to 1e-4 nm
-        assert recomputed[f"{key}_nm"] == pytest.approx(export.stated[key], abs=1e-4)
+        assert recomputed[f"{key}_nm"] == pytest.approx(export.distribution_stats[key], abs=1e-4)
     at_centres = quantiles_from_bins(export.centres, export.average_bins)
     # the bin-centre definition sits ~0.5 nm lower: the two are distinguishable
-    assert abs(at_centres[1] - export.stated["d50"]) == pytest.approx(0.5, abs=0.05)
+    d50 = export.distribution_stats["d50"]
+    assert abs(at_centres[1] - d50) == pytest.approx(0.5, abs=0.05)
     assert not any("disagrees" in w for w in m.warnings)
 
 
@@ -134,3 +140,47 @@ def test_companion_nano_file(tmp_path):
     assert m.temperature_c == pytest.approx(25.02)  # from the .nano
     assert m.settings["nano"]["framespersecond"][0] == "24.9825"
     assert any(".nano dilution 250 differs" in w for w in m.warnings)
+
+
+@pytest.mark.parametrize("titles_on_section_line", [True, False])
+@pytest.mark.parametrize("pad_rows", [False, True])
+def test_section_lines_with_extra_cells(tmp_path, titles_on_section_line, pad_rows):
+    """``[Results],,,,,,Average,Standard Error,``: the column titles sit on the section line."""
+    opts = NanoSightOptions(
+        titles_on_section_line=titles_on_section_line, pad_rows=pad_rows, nbins=300, newline="\r\n"
+    )
+    export = nanosight_summary(opts=opts)
+    if titles_on_section_line:
+        assert b"[Results],,,,,,Average,Standard Error," in export.csv
+    if pad_rows:
+        assert b"[Conditions],,,,," in export.csv and b", Concentration (particles" in export.csv
+    m = read_measurement(_write(tmp_path, export))
+    assert m.concentration.particles_per_ml == pytest.approx(export.stated_conc, rel=1e-5)
+    assert [v.name for v in m.per_video] == export.video_names
+    assert m.per_video[1].concentration_per_ml == pytest.approx(export.video_conc[1], rel=1e-5)
+    assert m.temperature_c == pytest.approx(25.02, abs=0.006)
+    assert m.size.d50_nm == pytest.approx(export.stated["d50"], rel=1e-5)
+    assert len(m.size.density) == 300
+
+
+def test_video_without_valid_tracks_and_vibration_words(tmp_path):
+    """A video with a concentration but no valid tracks states its sizes as 0: not sizes."""
+    export = nanosight_summary(
+        opts=NanoSightOptions(
+            n_videos=4, unsized=(1,), vibration=(0, 3), vibration_word="Moderate vibration",
+            nbins=300,
+        )
+    )  # fmt: skip
+    m = read_measurement(_write(tmp_path, export))
+    video = m.per_video[1]
+    assert not video.valid and video.d50_nm is None and "no valid tracks" in video.note
+    assert video.concentration_per_ml == pytest.approx(export.video_conc[1], rel=1e-5)
+    # the stated size averages include that video's zeros and are kept as stated
+    assert m.size.mean_nm == pytest.approx(export.stated["mean"], rel=1e-5)
+    sized = [v.mean_nm for v in m.per_video if v.valid]
+    valid = m.instrument_summary["average of valid videos"]
+    assert valid["mean_nm"] == pytest.approx(np.mean(sized)) and valid["videos"] == 3
+    text = " | ".join(m.warnings)
+    assert "no valid tracks (size statistics stated as 0" in text
+    assert "Vibration detected = Moderate vibration: 2 of 4 videos" in text
+    assert "Vibration correction applied" not in text

@@ -47,9 +47,32 @@ def test_xml_or_results_folder_as_input(tmp_path):
 def test_missing_pieces_are_format_errors(tmp_path):
     export = viewsizer_folder(tmp_path)
     shutil.rmtree(next(export.folder.glob("Results_*")))
-    with pytest.raises(FormatError, match="no Results_"):
+    with pytest.raises(FormatError, match=r"no results folder \(Results/ or Results_\*\)"):
         read_measurement(export.folder)
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(FormatError, match=r"empty.*no ViewSizer settings"):
         read_measurement(empty)
+
+
+@pytest.mark.parametrize("results_name", ["Results", "Results_EV_lot_17_20210401_154248"])
+def test_real_folder_layouts(tmp_path, results_name):
+    """A plain ``Results/`` folder, several XML files (numbered, dated, temperature log) and no
+    display-bins table: read like the canonical layout."""
+    export = viewsizer_folder(
+        tmp_path, results_name=results_name, extra_xml=True, display_bins=False
+    )
+    names = sorted(p.name for p in export.folder.glob("*.xml"))
+    assert len(names) == 3 and any("Temperature" in n for n in names)
+    results = export.folder / results_name
+    assert not any("display" in p.name for p in results.iterdir())
+    dated = export.folder / "EV_lot_17_20210401_154248.xml"
+    for target in (export.folder, results, dated):
+        m = read_measurement(target)
+        assert m.concentration.particles_per_ml == pytest.approx(export.original_per_ml, rel=1e-5)
+        assert m.sample == "EV lot 17 (VS)"
+        assert m.source.files[0] == "EV_lot_17_20210401_154248.xml"  # the dated settings XML
+        assert m.source.files[1].startswith(f"{results_name}/")
+        assert not any("differs" in w for w in m.warnings)
+    # an XML named explicitly is the one read
+    assert read_measurement(export.folder / "EV_lot_17_0001.xml").sample == "old"

@@ -114,7 +114,10 @@ def test_position_table_beside_the_size_file(tmp_path):
     assert m.per_video[0].concentration_per_ml == pytest.approx(originals[0], rel=1e-4)
     used = [o for i, o in enumerate(originals) if i + 1 not in (3, 8, 10)]
     assert m.concentration.sd_per_ml == pytest.approx(np.std(used, ddof=1), rel=1e-3)
-    assert any("position 8: removed (GRUBBS_SIZE)" in w for w in m.warnings)
+    removed = [w for w in m.warnings if "removed" in w]
+    assert removed == [
+        "3 of 11 positions removed by the instrument (MIN_TRACES: 3; GRUBBS_SIZE: 8; MAX_DRIFT: 10)"
+    ]
     assert "20210401_0003_EV_lot_17_11pos.txt" in m.source.files
 
 
@@ -128,3 +131,49 @@ def test_position_table_on_its_own(tmp_path):
     assert m.dilution_factor == pytest.approx(500, rel=1e-3)
     assert m.size.d50_nm == pytest.approx(110.0)
     assert any("no size distribution" in w for w in m.warnings)
+
+
+@pytest.mark.parametrize("decimal_comma", [False, True])
+def test_separator_row_and_printed_centres(tmp_path, decimal_comma):
+    """8.05/8.06: -1,-1,-1,-1,0 ends the linear table (the log table restarts at 4.683 nm);
+    centres printed to 4 significant digits stand for the instrument's 2.5 + 5·i nm grid."""
+    export = zetaview_size(opts=ZetaViewOptions(decimal_comma=decimal_comma))
+    sep = b"-1,000E+0\t" * 4 + b"0,000E+0" if decimal_comma else b"-1.000E+0\t" * 4 + b"0.000E+0"
+    assert sep in export.txt
+    assert (b"1,002E+3" if decimal_comma else b"1.002E+3") in export.txt  # 1002.5 as printed
+    m = read_measurement(_write(tmp_path, export.txt))
+    edges = np.asarray(m.size.bin_edges_nm)
+    assert edges.size == 1201 and edges[-1] == 6000.0
+    assert np.array_equal(edges, 5.0 * np.arange(1201))  # the instrument's grid, exactly
+    assert m.tracks.count == 630
+    assert m.concentration.measured_per_ml == pytest.approx(export.measured_per_ml, rel=1e-3)
+
+
+def test_printed_centres_that_are_not_a_grid_are_kept(tmp_path):
+    export = zetaview_size()
+    # move one centre by 2 nm: not the instrument's grid any more, so the centres are as printed
+    data = export.txt.replace(b"\n1.002E+3\t", b"\n1.004E+3\t", 1)
+    m = read_measurement(_write(tmp_path, data))
+    assert m.size.centres_nm()[200] == pytest.approx(1004.0, abs=1.0)
+    assert not np.allclose(np.diff(m.size.bin_edges_nm), 5.0)
+
+
+@pytest.mark.parametrize("micro", ["\u00b5s", "mus"])
+def test_header_variants(tmp_path, micro):
+    """Cell S/N without ZetaView S/N, Sample Remarks0..2, mus for µs, nm² as byte 0xB2."""
+    export = zetaview_size(
+        opts=ZetaViewOptions(
+            serial_keys="cell", old_keys=True, micro=micro, temperature_entered=True
+        )
+    )
+    assert b"nm\xb2/s" in export.txt and b"ZetaView S/N" not in export.txt
+    path = _write(tmp_path, export.txt)
+    assert detect_format(path) == "zetaview"
+    m = read_measurement(path)
+    assert m.instrument_summary["serial"] == "0123"
+    assert m.instrument_summary["Sample remarks"] == ["diluted in PBS"]
+    assert m.settings["exposure [us]"] == "1.500"  # the same key for both spellings
+    assert m.settings["diffusion coefficient"][1] == "\u00b5m\u00b2/s"
+    assert m.temperature_c == pytest.approx(25.02)
+    assert "temperature 25.02 °C was entered by hand, not sensed" in m.warnings
+    assert m.size.d50_nm == pytest.approx(export.stated["d50"], abs=2e-3)

@@ -53,12 +53,14 @@ def decode(data: bytes) -> str:
 
 
 def norm_key(key: str) -> str:
-    """Normalise a key for lookup: lower case, µ spellings as 'u', single spaces, no colons."""
+    """Normalise a key for lookup: lower case, µ spellings (µ, μ, mu) as 'u', single spaces,
+    no colons."""
     for micro in _MICRO:
         key = key.replace(micro, "u")
     key = key.replace("\ufffd", "?")
-    key = re.sub(r"\s+", " ", key).strip().rstrip(":").strip()
-    return key.lower()
+    key = re.sub(r"\s+", " ", key).strip().rstrip(":").strip().lower()
+    # some software versions spell the micro prefix "mu": "mus" (µs), "mum/s" (µm/s)
+    return re.sub(r"(?<![a-z])mu(?=[sm](?![a-z]))", "u", key)
 
 
 _NUMBER = re.compile(r"^[+-]?(\d+([.,]\d*)?|[.,]\d+)([eE][+-]?\d+)?$")

@@ -75,7 +75,13 @@ def detect_format(path: str | Path) -> str:
         for line in text.splitlines()[:400]
         if "\t" in line or ":" in line
     }
-    zetaview_keys = {"number of traces", "zetaview s/n", "type of measurement", "original file"}
+    zetaview_keys = {
+        "number of traces",
+        "zetaview s/n",
+        "cell s/n",
+        "type of measurement",
+        "original file",
+    }
     if len(keys & zetaview_keys) >= 2 or any(k.startswith("zetaview s/n") for k in keys):
         return "zetaview"
     if is_positions_table(text):

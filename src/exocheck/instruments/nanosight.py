@@ -71,13 +71,18 @@ def _rows(text: str, path: Path) -> list[list[str]]:
 
 
 def _sections(rows: list[list[str]]) -> dict[str, list[list[str]]]:
+    """Rows by section. A section line is one whose *first* cell is ``[Name]``; it may carry
+    more cells (``[Results],,,,,,Average,Standard Error,``: the column titles of the table sit
+    on the section line itself), which become the section's first row, with an empty key."""
     sections: dict[str, list[list[str]]] = {"": []}
     current = ""
     for row in rows:
-        match = _SECTION.match(row[0]) if len(row) == 1 else None
+        match = _SECTION.match(row[0]) if row else None
         if match:
             current = norm_key(match.group(1))
             sections.setdefault(current, [])
+            if any(row[1:]):
+                sections[current].append(["", *row[1:]])
         else:
             sections[current].append(row)
     return sections
@@ -169,28 +174,48 @@ def _check_bins(centres: np.ndarray, path: Path) -> None:
         raise FormatError(f"{path}: [Size Data] bin centres are not increasing")
 
 
+#: Flag values that mean "nothing to report" in [Concentration Warnings] / [Information].
+_FINE = frozenset({"", "ok", "no", "none", "valid", "n/a", "na", "-"})
+#: Informational rows: their values are settings, not problems.
+_INFORMATIONAL = ("vibration correction applied",)
+
+
 def _flags(sections: dict[str, list[list[str]]], names: list[str]) -> tuple[dict, list[str]]:
+    """Per-video flags of ``[Concentration Warnings]`` / ``[Information]`` and one warning per
+    (row, value) naming the videos it applies to (the same row label may occur in both
+    sections with different vocabularies; identical flags are reported once)."""
     flags: dict[str, list[str]] = {}
-    warnings: list[str] = []
+    grouped: dict[tuple[str, str], list[str]] = {}
     for section in ("concentration warnings", "information"):
         for row in sections.get(section, []):
-            if len(row) < 2:
+            if len(row) < 2 or not row[0]:
                 continue
             key, values = row[0].rstrip(":"), row[1:]
-            flags[key] = values
+            flags.setdefault(key, values)
             k = norm_key(key)
+            if k in _INFORMATIONAL:
+                continue
             for i, value in enumerate(values[: len(names)] if names else values):
                 v = norm_key(value)
+                if v in _FINE or ("settings changed" in k and v in ("no", "false")):
+                    continue
                 who = names[i] if i < len(names) else f"video {i + 1}"
-                bad = (
-                    ("noise" in k and v not in ("", "no", "none", "ok"))
-                    or ("vibration detected" in k and v in ("yes", "true", "detected"))
-                    or ("validity" in k and v and not v.startswith("valid"))
-                    or ("settings changed" in k and v in ("yes", "true"))
-                )
-                if bad:
-                    warnings.append(f"{who}: {key} = {value}")
+                videos = grouped.setdefault((key, value), [])
+                if who not in videos:
+                    videos.append(who)
+    warnings = [
+        f"{key} = {value}: {_video_list(videos, len(names))}"
+        for (key, value), videos in grouped.items()
+    ]
     return flags, warnings
+
+
+def _video_list(videos: list[str], total: int) -> str:
+    """``a, b`` or ``3 of 36 videos (a, b, c)``; long lists are shortened."""
+    shown = ", ".join(videos[:8]) + (f", ... ({len(videos) - 8} more)" if len(videos) > 8 else "")
+    if len(videos) == 1:
+        return shown
+    return f"{len(videos)} of {total} videos ({shown})" if total else shown
 
 
 def read_nanosight(path: str | Path) -> Measurement:
@@ -244,6 +269,7 @@ def read_nanosight(path: str | Path) -> Measurement:
     if stated["d50_nm"] is None and stated["mean_nm"] is None:
         raise FormatError(f"{path}: [Size Data] states neither Mean nor D50 (number-weighted)")
     centres, per_video_bins, stated_avg = _graph(number)
+    disagreements: list[str] = []
     if centres.size:
         _check_bins(centres, path)
         if stated_avg is None:
@@ -256,7 +282,7 @@ def read_nanosight(path: str | Path) -> Measurement:
         recomputed = computed_from_bins(centres, stated_avg, q)
         for key in ("d50_nm", "mean_nm"):
             if disagrees(stated[key], recomputed[key]):
-                warnings.append(
+                disagreements.append(
                     f"stated {key} {stated[key]:g} disagrees with the distribution ({recomputed[key]:.4g})"
                 )
     else:
@@ -268,33 +294,88 @@ def read_nanosight(path: str | Path) -> Measurement:
     ppf = cols.values(_find(results, "particles per frame"))
     tracks_row = cols.values(_find(results, "completed tracks"))
     valid_tracks = size_cols.values(_find(number.rows, "valid tracks"))
-    video_stats = {k: size_cols.values(_find(number.rows, k)) for k in ("d50", "mean", "mode")}
+    video_stats = {k: size_cols.values(_find(number.rows, k)) for k in _STATS}
     per_video: list[VideoSummary] = []
+    failed_names: list[str] = []
+    unsized_names: list[str] = []
     for i, name in enumerate(cols.names):
         conc = video_conc[i] if i < len(video_conc) else None
         failed = conc is None or conc <= 0
-        tracks = valid_tracks[i] if i < len(valid_tracks) else None
-        tracks = tracks if tracks is not None else (tracks_row[i] if i < len(tracks_row) else None)
+        valid_n = valid_tracks[i] if i < len(valid_tracks) else None
+        tracks = (
+            valid_n if valid_n is not None else (tracks_row[i] if i < len(tracks_row) else None)
+        )
         stat = {k: (v[i] if i < len(v) else None) for k, v in video_stats.items()}
+        # a video without valid tracks states its size statistics as 0: not sizes
+        stated_stats = [v for v in stat.values() if v is not None]
+        unsized = not failed and (
+            valid_n == 0 or (bool(stated_stats) and all(v == 0 for v in stated_stats))
+        )
+        if failed or unsized:
+            stat = dict.fromkeys(stat)
+        note = None
+        if failed:
+            note = "failed video: concentration 0 (included in the stated average)"
+            failed_names.append(name)
+        elif unsized:
+            note = "no valid tracks: size statistics stated as 0"
+            unsized_names.append(name)
         per_video.append(
             VideoSummary(
                 name=name,
                 concentration_per_ml=conc,
                 particles_per_frame=ppf[i] if i < len(ppf) else None,
                 tracks=int(tracks) if tracks is not None else None,
+                d10_nm=stat["d10"],
                 d50_nm=stat["d50"],
+                d90_nm=stat["d90"],
                 mean_nm=stat["mean"],
                 mode_nm=stat["mode"],
-                valid=not failed,
-                note="failed video: concentration 0 (included in the stated average)"
-                if failed
-                else None,
+                sd_nm=stat["sd"],
+                valid=not (failed or unsized),
+                note=note,
             )
         )
-        if failed:
-            warnings.append(
-                f"{name}: failed video (concentration 0); the stated average includes it"
+    valid_average: dict[str, float | None] = {}
+    if failed_names or unsized_names:
+        sized = [v for v in per_video if v.valid]
+        counted = [
+            v.concentration_per_ml
+            for v in per_video
+            if v.name not in failed_names and v.concentration_per_ml
+        ]
+        valid_average = {
+            "videos": len(sized),
+            "concentration_per_ml": float(np.mean(counted)) if counted else None,
+        }
+        for key in ("mean_nm", "mode_nm", "sd_nm", "d10_nm", "d50_nm", "d90_nm"):
+            values = [getattr(v, key) for v in sized if getattr(v, key) is not None]
+            valid_average[key] = float(np.mean(values)) if values else None
+    if failed_names:
+        beside = valid_average.get("concentration_per_ml")
+        warnings.append(
+            f"failed videos (concentration 0): {_video_list(failed_names, len(cols.names))}; "
+            f"the stated average {particles_per_ml:.3g}/mL includes them"
+            + (
+                f", the average of the {len(cols.names) - len(failed_names)} others is "
+                f"{beside:.3g}/mL"
+                if beside is not None
+                else ""
             )
+        )
+    if unsized_names:
+        warnings.append(
+            "no valid tracks (size statistics stated as 0, included in the stated size "
+            f"averages): {_video_list(unsized_names, len(cols.names))}"
+        )
+    if valid_average.get("mean_nm") is not None and (failed_names or unsized_names):
+        warnings.append(
+            "stated size averages include the zeros of videos without sizes; over the "
+            f"{valid_average['videos']} sized videos: mean {valid_average['mean_nm']:.1f} nm, "
+            f"D50 {valid_average['d50_nm']:.1f} nm"
+        )
+    if not (failed_names or unsized_names):  # else the stated averages include zeros
+        warnings.extend(disagreements)
     flags, flag_warnings = _flags(sections, cols.names)
     warnings.extend(flag_warnings)
 
@@ -302,9 +383,13 @@ def read_nanosight(path: str | Path) -> Measurement:
     visc = [v for v in cols.values(_find(conditions, "viscosity")) if v is not None]
     version_row = _find(details, "software version")
     version = _cell(version_row, 1)
-    if version is None:
-        match = re.search(r"NTA\s*[\d.]+", head, re.IGNORECASE)
-        version = match.group(0).upper() if match else None
+    if version is None or norm_key(version) in ("unknown", "n/a"):
+        # combined experiments state "Unknown": line 2 says what wrote the file
+        created = next(
+            (r[0] for r in rows[:3] if r and r[0].lower().startswith("created with")), ""
+        )
+        match = re.search(r"NTA\s*[\d.]+.*", created, re.IGNORECASE)
+        version = match.group(0).strip() if match else version
     sample = _cell(_find(details, "sample description"), 1) or _cell(
         _find(details, "experiment name"), 1
     )
@@ -347,6 +432,7 @@ def read_nanosight(path: str | Path) -> Measurement:
         "Size (number)": {k: v for k, v in stated.items() if v is not None},
         "Valid Tracks": size_cols.average_of(_find(number.rows, "valid tracks")),
         "from_distribution": {k: v for k, v in recomputed.items() if v is not None},
+        "average of valid videos": valid_average or None,
         "flags": flags,
         "Operator Name": _cell(_find(details, "operator name"), 1),
         "Diluent": _cell(_find(details, "diluent"), 1),

@@ -1,7 +1,8 @@
 """HORIBA ViewSizer 3000: a result folder per sample.
 
 The folder holds ``<sample>_<YYYYMMDD_HHMMSS>.xml`` (recording and processing settings, sample
-information, metadata) and ``Results_<sample>_<timestamp>/`` with tab-separated ``.dat`` tables
+information, metadata; a folder may also hold a numbered settings XML and a temperature log) and
+``Results_<sample>_<timestamp>/`` or a plain ``Results/`` with tab-separated ``.dat`` tables
 (header lines start with ``/``): particle size distributions in several binnings and
 ``Videos_*.dat`` with per-video counts and sizes.
 
@@ -14,6 +15,7 @@ table (cumulative at the upper bin edge) and says so in ``instrument_summary``.
 from __future__ import annotations
 
 import math
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,26 +75,54 @@ def is_viewsizer_xml(data: bytes) -> bool:
     )
 
 
+def _is_results_folder(path: Path) -> bool:
+    name = path.name.lower()
+    return name == "results" or name.startswith("results_")
+
+
+def _settings_xml(folder: Path) -> Path | None:
+    """The settings XML of a sample folder, among possibly several XML files.
+
+    A folder may hold a numbered ``<sample>_0001.xml``, a dated ``<sample>_<timestamp>.xml``
+    and a ``<sample>_Temperature_<timestamp>.xml`` log: the settings XML is one that holds
+    ``RecordingSettings``; a dated one is preferred, then the most recently named.
+    """
+    xml_files = sorted((p for p in folder.glob("*.xml") if p.is_file()), key=lambda p: p.name)
+    candidates = [
+        p for p in xml_files
+        if "temperature" not in p.stem.lower() and is_viewsizer_xml(read_bytes(p))
+    ]  # fmt: skip
+    candidates = candidates or [p for p in xml_files if is_viewsizer_xml(read_bytes(p))]
+    if not candidates:
+        return None
+    dated = [p for p in candidates if re.search(r"\d{8}_\d{6}", p.stem)]
+    return (dated or candidates)[-1]
+
+
 def locate(path: Path) -> tuple[Path, Path | None]:
-    """(settings XML, results folder or None) for a result folder, its XML or its Results_ folder."""
+    """(settings XML, results folder or None) for a result folder, its XML or its results folder.
+
+    The results folder is ``Results_<sample>_<timestamp>/`` or a plain ``Results/``; with
+    several, the one whose timestamp matches the settings XML's is taken.
+    """
     if path.is_file():
-        folder = path.parent
-        xml_files = [path]
+        folder, xml = path.parent, path
+        if not is_viewsizer_xml(read_bytes(path)):
+            raise FormatError(f"{path}: not a ViewSizer settings .xml (no RecordingSettings)")
     else:
-        folder = path
-        xml_files = sorted(p for p in folder.glob("*.xml") if p.is_file())
-        if not xml_files and folder.name.lower().startswith("results_"):
-            folder = folder.parent
-            xml_files = sorted(p for p in folder.glob("*.xml") if p.is_file())
-    xml = next((p for p in xml_files if is_viewsizer_xml(read_bytes(p))), None)
+        folder = path.parent if _is_results_folder(path) else path
+        xml = _settings_xml(folder)
+        if xml is None and path is not folder:
+            xml = _settings_xml(path)
     if xml is None:
         raise FormatError(f"{path}: no ViewSizer settings .xml (with RecordingSettings) found")
-    results = sorted(p for p in folder.glob("Results_*") if p.is_dir())
-    if path.is_dir() and path.name.lower().startswith("results_"):
-        results = [path]
-    stem = xml.stem.lower()
-    match = next((p for p in results if p.name.lower().endswith(stem.split("_", 1)[-1])), None)
-    return xml, match or (results[0] if results else None)
+    if path.is_dir() and _is_results_folder(path):
+        return xml, path
+    results = sorted(p for p in folder.iterdir() if p.is_dir() and _is_results_folder(p))
+    stamp = re.search(r"\d{8}_\d{6}", xml.stem)
+    match = next((p for p in results if stamp and stamp.group(0) in p.name), None)
+    with_tables = [p for p in results if any(p.glob("*.dat"))]
+    return xml, match or (with_tables[0] if with_tables else (results[0] if results else None))
 
 
 @dataclass
@@ -217,7 +247,10 @@ def read_viewsizer(path: str | Path) -> Measurement:
     except ET.ParseError as exc:
         raise FormatError(f"{xml_path}: damaged XML ({exc})") from None
     if results is None:
-        raise FormatError(f"{path}: no Results_* folder with .dat tables beside {xml_path.name}")
+        raise FormatError(
+            f"{path}: no results folder (Results/ or Results_*) with .dat tables beside "
+            f"{xml_path.name}"
+        )
     dat_files = sorted(p for p in results.glob("*.dat") if p.is_file())
     tables = [
         t for t in (_read_psd(p) for p in dat_files if not p.name.lower().startswith("videos")) if t

@@ -94,7 +94,9 @@ def _table(lines: list[str], path: Path) -> tuple[np.ndarray, np.ndarray, np.nda
             if rows:
                 break
             continue
-        if cells[0] is None or all(c == -1.0 for c in cells if c is not None):
+        # the linear table ends at a separator row (-1 in the first four columns, 0 in the
+        # last) before the log-spaced table: a negative centre ends it whatever follows
+        if cells[0] is None or cells[0] < 0:
             break
         rows.append(cells)
     if not rows:
@@ -102,10 +104,30 @@ def _table(lines: list[str], path: Path) -> tuple[np.ndarray, np.ndarray, np.nda
     width = max(n_col, c_col) + 1
     data = np.array([(r + [None] * width)[:width] for r in rows], dtype=float)
     data = np.nan_to_num(data, nan=0.0)
-    centres = data[:, 0]
+    centres = _instrument_grid(data[:, 0])
     if centres.size > 1 and np.any(np.diff(centres) <= 0):
         raise FormatError(f"{path}: Size Distribution bin centres are not increasing")
     return centres, data[:, n_col], data[:, c_col]
+
+
+def _instrument_grid(printed: np.ndarray) -> np.ndarray:
+    """The instrument's evenly spaced bin centres behind centres printed to 4 significant digits.
+
+    ZetaView prints ``9.975E+2``, ``1.002E+3`` for 997.5, 1002.5 nm: the table's grid is
+    first + width·i. When every printed centre agrees with that grid to the printed precision
+    (half a unit in the 4th digit), the grid is used; otherwise the printed centres are kept.
+    """
+    n = printed.size
+    if n < 3:
+        return printed
+    width = float(printed[1] - printed[0])
+    if width <= 0:
+        return printed
+    grid = printed[0] + width * np.arange(n)  # the first centres are printed exactly
+    tolerance = 0.5 * 10.0 ** (np.floor(np.log10(np.maximum(np.abs(grid), 1e-300))) - 3)
+    if np.all(np.abs(printed - grid) <= tolerance * 1.0001 + 1e-9):
+        return grid
+    return printed
 
 
 def _stated_stats(header: dict[str, list[str]]) -> dict[str, float | None]:
@@ -204,6 +226,14 @@ def read_zetaview(path: str | Path) -> Measurement:
         files.append(pos_path.name)
         sha[pos_path.name] = file_sha256(pos_path)
 
+    temperature_how = [norm_key(v) for v in header.get("temperature", [])[1:]]
+    if any(h in ("entered", "manual", "manually entered") for h in temperature_how):
+        warnings.append(
+            f"temperature {_value(header, 'temperature')} °C was entered by hand, not sensed"
+        )
+    remark_keys = [f"sample info {i}" for i in (1, 2, 3)]
+    remark_keys += [f"sample remarks{i}" for i in (0, 1, 2)]  # older software versions
+    remarks = [v for key in remark_keys if (v := _value(header, key))]
     software = _value(header, "software") or ""
     match = re.search(r"version\s*([^)\t]+)", software, re.IGNORECASE)
     date_text = " ".join(filter(None, [_value(header, "date"), _value(header, "time")]))
@@ -218,7 +248,8 @@ def read_zetaview(path: str | Path) -> Measurement:
         "from_distribution": {k: v for k, v in computed.items() if v is not None},
         "measured concentration (sum of table) per ml": measured,
         "Analyze": _value(header, "analyze"),
-        "serial": _value(header, "zetaview s/n"),
+        "serial": _value(header, "zetaview s/n", "cell s/n"),
+        "Sample remarks": remarks,
         "Positions": _value(header, "positions"),
     }
     particles_per_ml = measured * dilution if dilution else measured

@@ -77,6 +77,7 @@ def read_positions_table(path: Path) -> PositionTable:
     }
     table = PositionTable()
     originals: list[float] = []
+    removed: dict[str, list[str]] = {}
     for line in lines[start + 1 :]:
         cells = [c.strip() for c in line.split("\t")]
         if not any(cells):
@@ -102,10 +103,10 @@ def read_positions_table(path: Path) -> PositionTable:
         if used and original is not None:
             originals.append(original)
         note = None if used else f"position removed: {removal or 'not used'}"
-        if not used:
-            table.warnings.append(f"position {position}: removed ({removal or 'not used'})")
         if to_float(position) is None and not re.search(r"\d", position):
             continue  # a stray text row
+        if not used:
+            removed.setdefault(removal or "not used", []).append(position)
         table.positions.append(
             VideoSummary(
                 name=f"position {position}",
@@ -120,6 +121,12 @@ def read_positions_table(path: Path) -> PositionTable:
         )
     if not table.positions:
         raise FormatError(f"{path}: the ZetaView position table has no position rows")
+    if removed:  # one line per table, not one per position
+        count = sum(len(v) for v in removed.values())
+        reasons = "; ".join(f"{why}: {', '.join(where)}" for why, where in removed.items())
+        table.warnings.append(
+            f"{count} of {len(table.positions)} positions removed by the instrument ({reasons})"
+        )
     if len(originals) > 1:
         table.sd_per_ml = float(np.std(originals, ddof=1))
     return table
