@@ -94,6 +94,12 @@ class Concentration(_Model):
     calibrated: bool | None = Field(
         default=None, description="engine only: detection volume from a bead calibration"
     )
+    calibration_mismatch: str | None = Field(
+        default=None,
+        description="engine only: the optics on which the measurement differs from its "
+        "calibration (used under a recorded override; the concentration is then not used for "
+        "release)",
+    )
     ci: Interval | None = None
     sd_per_ml: float | None = Field(default=None, description="SD over videos / positions")
 

@@ -95,7 +95,7 @@ def test_purity_classes_of_webber_and_clayton():
     result = evaluate(SPEC, lot(protein=ProteinAssay(ug_per_ml=20.0, sd_ug_per_ml=1.0)))
     purity = next(c for c in result.criteria if c.kind == "purity")
     assert purity.value == pytest.approx(1e11 / 20.0)  # 5e9 particles/µg
-    assert purity.detail == "low purity"
+    assert purity.detail == "Webber & Clayton class: low purity"
     # interval: concentration ±8 %, protein ±1.96 µg/mL
     assert purity.interval == pytest.approx((0.92e11 / 21.96, 1.08e11 / 18.04))
 

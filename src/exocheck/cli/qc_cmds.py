@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from exocheck.cli._common import console
-from exocheck.cli.store_cmds import DbOption, JsonOption, open_store, print_json
+from exocheck.cli.store_cmds import DbOption, JsonOption, open_store, print_json, writing_store
 from exocheck.errors import ExocheckError, ParameterError
 
 _STYLE = {"pass": "green", "fail": "red", "inconclusive": "yellow", "missing": "dim",
@@ -35,7 +35,7 @@ def release(
         raise ParameterError("--approve needs --by NAME (the approver)")
     if by and not approve:
         raise ParameterError("--by is for signing: add --approve")
-    with open_store(db) as store:
+    with (writing_store if approve else open_store)(db) as store:
         result = store.approve(lot, by=by, comment=comment) if approve else store.evaluate(lot)
         info = store.lot_info(lot)
     if as_json:

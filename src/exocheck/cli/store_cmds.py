@@ -1,7 +1,10 @@
 """``exocheck product|spec|lot|measurement``: the QC store's records.
 
 Every command takes ``--db URL`` (default ``$EXOCHECK_DATABASE_URL``, then a SQLite file in the
-per-user data directory) and changes the store in one transaction.
+per-user data directory) and changes the store in one transaction. A database named by ``--db`` or
+the variable must exist (``exocheck db init`` makes one; ``--create`` on the commands that start
+one); only the per-user store is created on first use. Every command that writes says, on stderr,
+which database it wrote to.
 """
 
 from __future__ import annotations
@@ -9,13 +12,15 @@ from __future__ import annotations
 import getpass
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from exocheck.cli._common import console
+from exocheck.cli._common import console, err_console
 from exocheck.errors import FormatError, ParameterError
 
 DbOption = Annotated[
@@ -29,6 +34,8 @@ ByOption = Annotated[
                  show_default=False),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+CreateOption = Annotated[bool, typer.Option(
+    "--create", help="Create the database named by --db if it does not exist yet.")]
 
 
 def actor(by: str | None) -> str:
@@ -36,10 +43,22 @@ def actor(by: str | None) -> str:
     return by or os.environ.get("EXOCHECK_USER") or getpass.getuser()
 
 
-def open_store(db: str | None):
-    from exocheck.store import Store
+def open_store(db: str | None, *, create: bool = False):
+    """The store named by ``--db`` (or ``$EXOCHECK_DATABASE_URL``), which must exist unless
+    ``create``; without either, the per-user store (created on first use)."""
+    from exocheck.store import ENV_VAR, Store
 
-    return Store.open(db)
+    named = db or os.environ.get(ENV_VAR)
+    return Store.open(db, create=create or not named)
+
+
+@contextmanager
+def writing_store(db: str | None, *, create: bool = False) -> Iterator:
+    """:func:`open_store` for a command that writes; afterwards it says which database it used."""
+    with open_store(db, create=create) as store:
+        yield store
+        url = store.url
+    err_console.print(f"database: {url}", highlight=False, soft_wrap=True)
 
 
 def print_json(data: object) -> None:
@@ -61,8 +80,23 @@ def _pairs(items: list[str], what: str) -> dict[str, str]:
 product_app = typer.Typer(help="Products and their label claims.", no_args_is_help=True)
 spec_app = typer.Typer(help="Release specifications (versioned YAML).", no_args_is_help=True)
 lot_app = typer.Typer(help="Lots of a product.", no_args_is_help=True)
+db_app = typer.Typer(help="The QC database itself.", no_args_is_help=True)
 measurement_app = typer.Typer(help="Results of a lot: NTA, protein, markers, safety tests.",
                               no_args_is_help=True)
+
+
+@db_app.command("init")
+def db_init(db: DbOption = None) -> None:
+    """Create the database named by --db (or bring an existing one to the current schema)."""
+    from exocheck.store import Store, resolve_url
+    from exocheck.store.session import sqlite_path
+
+    path = sqlite_path(resolve_url(db))
+    existed = path is None or path.exists()
+    with Store.open(db, create=True) as store:
+        url = store.url
+    console.print(f"database {'ready' if existed else 'created'}: {url}", highlight=False,
+                  soft_wrap=True)
 
 
 @product_app.command("add")
@@ -75,9 +109,10 @@ def product_add(
     description: Annotated[str | None, typer.Option(help="Free text.")] = None,
     db: DbOption = None,
     by: ByOption = None,
+    create: CreateOption = False,
 ) -> None:
     """Add a product with its label claim."""
-    with open_store(db) as store:
+    with writing_store(db, create=create) as store:
         store.add_product(name, particles_per_unit=particles_per_unit,
                           fill_volume_ml=fill_volume_ml, unit_name=unit,
                           description=description, by=actor(by))
@@ -105,9 +140,10 @@ def spec_add(
     product: Annotated[str | None, typer.Option(help="Product it applies to.")] = None,
     db: DbOption = None,
     by: ByOption = None,
+    create: CreateOption = False,
 ) -> None:
     """Store a specification version (immutable once a lot uses it)."""
-    with open_store(db) as store:
+    with writing_store(db, create=create) as store:
         info = store.add_specification(file, product=product, by=actor(by))
     state = "stored" if info["changed"] else "already stored, unchanged"
     console.print(f"specification {info['specification']} v{info['version']} {state}")
@@ -148,7 +184,7 @@ def lot_add(
     by: ByOption = None,
 ) -> None:
     """Create a lot."""
-    with open_store(db) as store:
+    with writing_store(db) as store:
         info = store.add_lot(number, product, specification=spec, manufactured=manufactured,
                              expiry=expiry, by=actor(by))
     console.print(f"lot {number} of {product} added (specification {info['specification']})")
@@ -205,7 +241,7 @@ def measurement_add(
             raise FormatError(f"{file}: not an exocheck measurement record ({SCHEMA}) and "
                               "instrument imports are not available") from None
         record = read_measurement(file)
-    with open_store(db) as store:
+    with writing_store(db) as store:
         store.add_measurement(lot, record, by=actor(by), original_file=file)
     console.print(f"lot {lot}: measurement from {file.name} added")
 
@@ -220,7 +256,7 @@ def measurement_protein(
     by: ByOption = None,
 ) -> None:
     """Record the lot's total protein."""
-    with open_store(db) as store:
+    with writing_store(db) as store:
         store.add_protein(lot, ug_per_ml, sd_ug_per_ml=sd_ug_per_ml, method=method, by=actor(by))
     console.print(f"lot {lot}: protein {ug_per_ml:g} µg/mL added")
 
@@ -234,7 +270,7 @@ def measurement_markers(
     by: ByOption = None,
 ) -> None:
     """Record a marker panel."""
-    with open_store(db) as store:
+    with writing_store(db) as store:
         store.add_markers(lot, _pairs(results, "markers"), method=method, by=actor(by))
     console.print(f"lot {lot}: {len(results)} marker result(s) added")
 
@@ -248,12 +284,13 @@ def measurement_safety(
     by: ByOption = None,
 ) -> None:
     """Record safety tests (numeric, or positive/negative)."""
-    with open_store(db) as store:
+    with writing_store(db) as store:
         store.add_safety(lot, _pairs(results, "safety"), by=actor(by))
     console.print(f"lot {lot}: {len(results)} safety result(s) added")
 
 
 def register(app: typer.Typer) -> None:
+    app.add_typer(db_app, name="db")
     app.add_typer(product_app, name="product")
     app.add_typer(spec_app, name="spec")
     app.add_typer(lot_app, name="lot")

@@ -15,7 +15,16 @@ from rich.table import Table
 
 from exocheck.cli._common import console
 from exocheck.cli.stability import print_shelf_life
-from exocheck.cli.store_cmds import ByOption, DbOption, JsonOption, actor, open_store, print_json
+from exocheck.cli.store_cmds import (
+    ByOption,
+    CreateOption,
+    DbOption,
+    JsonOption,
+    actor,
+    open_store,
+    print_json,
+    writing_store,
+)
 from exocheck.errors import ParameterError
 
 study_app = typer.Typer(help="Stability studies: import from CSV, list, shelf life.",
@@ -78,13 +87,14 @@ def study_import(
         "--where", help="The labelled storage condition, e.g. temperature_c=4 (repeat).")] = None,
     db: DbOption = None,
     by: ByOption = None,
+    create: CreateOption = False,
 ) -> None:
     """Import a stability study; every lot must already be a lot of the product."""
     protocol = _settings(lower_limit=lower_limit, upper_limit=upper_limit, transform=transform,
                          storage=storage, accelerated_change=accelerated_change,
                          intermediate_change=intermediate_change, confidence=confidence,
                          condition=_where(where))
-    with open_store(db) as store:
+    with writing_store(db, create=create) as store:
         info = store.import_study(csv, name=name, product=product, by=actor(by),
                                   response_col=response_col, lot_col=lot_col, time_col=time_col,
                                   temperature_col=temperature_col, container_col=container_col,

@@ -19,6 +19,7 @@ import pandas as pd
 
 from exocheck import __version__
 from exocheck.errors import AnalysisError, ParameterError
+from exocheck.nta import checks
 from exocheck.nta.concentration import (
     Calibration,
     analysed_area_um2,
@@ -49,7 +50,6 @@ from exocheck.records import (
     Source,
     TrackSummary,
     VideoSummary,
-    sha256_file,
 )
 
 
@@ -63,9 +63,19 @@ class Conditions:
     exposure_ms: float | None = None
     viscosity_mpa_s: float | None = None
     refractive_index: float | None = None
+    camera_gain: float | None = None
+    wavelength_nm: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("fps", "pixel_size_um", "exposure_ms", "viscosity_mpa_s", "refractive_index"):
+        for name in (
+            "fps",
+            "pixel_size_um",
+            "exposure_ms",
+            "viscosity_mpa_s",
+            "refractive_index",
+            "camera_gain",
+            "wavelength_nm",
+        ):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value > 0):
                 raise ParameterError(f"{name} must be a finite number > 0, got {value}")
@@ -90,6 +100,7 @@ class AnalysisSettings:
     min_track_frames: int = 10
     drift_correction: bool = True
     workers: int = 2
+    check_polarity: bool = True  # refuse a video whose particles have the other polarity
 
 
 @dataclass
@@ -123,7 +134,7 @@ class VideoAnalysis:
 
     @property
     def sha256(self) -> str:
-        """SHA-256 of the input file ("" for a frame folder)."""
+        """SHA-256 of the input (of its frames' names and contents for a frame folder)."""
         if isinstance(self.checksum, Future):
             self.checksum = self.checksum.result()
         return self.checksum
@@ -181,6 +192,8 @@ def analyze_video(
             raise AnalysisError(
                 f"{path}: {meta.n_frames} frames; at least {settings.min_track_frames} are needed"
             )
+    if settings.check_polarity:
+        checks.check_polarity(path, settings.locate.invert)
     if detection is None:
         located = detect_video(path, settings.locate, CHUNK_FRAMES, progress, settings.workers)
     elif isinstance(detection, Future):
@@ -190,7 +203,7 @@ def analyze_video(
     # The input's checksum (provenance) is computed beside the rest of the analysis, which
     # leaves a core idle (detection keeps both busy); it releases the GIL while hashing.
     hasher = ThreadPoolExecutor(max_workers=1)
-    hashing = hasher.submit(sha256_file, path) if path.is_file() else None
+    hashing = hasher.submit(checks.sha256_input, path)
     hasher.shutdown(wait=False)
     n_frames, height, width = meta.n_frames, meta.height, meta.width
     radius = search_radius_px(
@@ -343,6 +356,8 @@ def analyze(
     progress: Callable[[int], None] | None = None,
     dilution_factor: float | None = None,
     detections: Sequence[LocateResult | Future[LocateResult] | None] | None = None,
+    calibration_override: str | None = None,
+    allow_reuse: str | None = None,
 ) -> tuple[Measurement, list[VideoAnalysis], SizeResult]:
     """Analyse replicate videos of one sample into one measurement record.
 
@@ -350,23 +365,41 @@ def analyze(
     ``concentration.particles_per_ml`` refers to the undiluted sample, ``measured_per_ml`` to the
     measurement cell. ``detections`` may hold, per video, a detection already under way (see
     :func:`analyze_video`).
+
+    A calibration made on other optics is refused unless ``calibration_override`` gives the
+    reason; the same input given twice, unless ``allow_reuse`` does (see
+    :mod:`exocheck.nta.checks`). Both reasons are kept in the record.
     """
     settings = settings or AnalysisSettings()
-    if dilution_factor is not None and not (
-        math.isfinite(dilution_factor) and dilution_factor >= 1.0
-    ):
-        raise ParameterError(f"dilution factor must be >= 1, got {dilution_factor}")
+    checks.check_dilution(dilution_factor)
     dilution = dilution_factor or 1.0
     if not paths:
         raise ParameterError("no video given")
+    mismatch = None
+    if calibration is not None:
+        found = [
+            checks.calibration_optics(calibration, _optics(p, conditions), calibration_override)
+            for p in paths
+        ]
+        mismatch = "; ".join(dict.fromkeys(m for m in found if m)) or None
     early = list(detections or [])
     early += [None] * (len(paths) - len(early))
     videos = [
         analyze_video(p, conditions, settings, calibration, progress, d)
         for p, d in zip(paths, early, strict=True)
     ]
+    reused = checks.check_duplicate_inputs(
+        [str(v.path) for v in videos], [v.sha256 for v in videos], allow_reuse
+    )
     size = size_videos(videos, conditions, settings)
     warnings: list[str] = []
+    if reused:
+        warnings.append(f"the same data used twice ({'; '.join(reused)}): {allow_reuse}")
+    if mismatch:
+        warnings.append(
+            f"calibration from other optics ({mismatch}), used because: {calibration_override}; "
+            "the concentration is not used for release"
+        )
     if calibration is not None:
         _mie_concentrations(videos, size, conditions, calibration, warnings)
     if videos[0].step_lag_frames > 1:
@@ -419,6 +452,7 @@ def analyze(
             measured_per_ml=mean_conc,
             dilution_factor=dilution_factor,
             calibrated=calibration is not None,
+            calibration_mismatch=mismatch,
             ci=Interval(
                 low=mean_conc * dilution * max(1 - 1.96 * rel, 0.0),
                 high=mean_conc * dilution * (1 + 1.96 * rel),
@@ -435,7 +469,7 @@ def analyze(
         per_video=[_video_summary(v, size, i, videos) for i, v in enumerate(videos)],
         settings={
             "conditions": asdict(conditions),
-            "analysis": _settings_dict(settings),
+            "analysis": recorded_settings(settings),
             "per_video": [
                 {
                     "file": v.path.name,
@@ -449,6 +483,8 @@ def analyze(
                 for v in videos
             ],
             "calibration": asdict(calibration) if calibration else None,
+            "calibration_override": calibration_override if mismatch else None,
+            "allow_reuse": allow_reuse if reused else None,
         },
         diagnostics={
             "detection_limit_nm": limit,
@@ -468,7 +504,29 @@ def analyze(
         provenance=Provenance(inputs=_input_hashes(videos)),
         warnings=warnings,
     )
+    checks.check_result(
+        measurement.concentration.particles_per_ml or 0.0,
+        measurement.size.d50_nm,
+        measurement.size.mode_nm,
+        measurement.size.bin_edges_nm,
+    )
     return measurement, videos, size
+
+
+def _optics(path: str | Path, conditions: Conditions) -> dict[str, float | None]:
+    """The optics of a video: its metadata, overridden by the conditions given."""
+    from exocheck.io.video import open_video
+
+    with open_video(Path(path)) as video:
+        meta = video.meta
+    pick = lambda given, found: given if given is not None else found  # noqa: E731
+    return {
+        "pixel_size_um": pick(conditions.pixel_size_um, meta.pixel_size_um),
+        "fps": pick(conditions.fps, meta.fps),
+        "exposure_ms": pick(conditions.exposure_ms, meta.exposure_ms),
+        "camera_gain": conditions.camera_gain,
+        "wavelength_nm": conditions.wavelength_nm,
+    }
 
 
 def _mie_concentrations(
@@ -520,8 +578,15 @@ def _input_hashes(videos: Sequence[VideoAnalysis]) -> dict[str, str]:
     return {(v.path.name if unique else str(v.path)): v.sha256 for v in videos}
 
 
-def _settings_dict(settings: AnalysisSettings) -> dict[str, Any]:
-    return asdict(settings)
+def recorded_settings(settings: AnalysisSettings) -> dict[str, Any]:
+    """The settings that determine the result, as recorded in it.
+
+    ``workers`` (detection threads) is left out: it changes how fast, never what, is measured, so
+    a video analysed on one thread (a batch worker) has the same record as on two.
+    """
+    recorded = asdict(settings)
+    recorded.pop("workers", None)
+    return recorded
 
 
 def calibrate(
@@ -573,4 +638,7 @@ def calibrate(
         fps=v.fps,
         temperature_c=conditions.temperature_c,
         source_sha256=v.sha256,
+        exposure_ms=None if v.exposure_assumed else v.exposure_ms,
+        camera_gain=conditions.camera_gain,
+        wavelength_nm=conditions.wavelength_nm,
     )

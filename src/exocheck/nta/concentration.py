@@ -51,6 +51,9 @@ class Calibration:
         The standard used.
     pixel_size_um, fps, temperature_c : float
         Optics and conditions of the calibration video.
+    exposure_ms, camera_gain, wavelength_nm : float or None
+        The rest of the optics the calibration holds for, where known. A calibration is used
+        only on the same optics (see :mod:`exocheck.optics`).
     """
 
     depth_um: float
@@ -62,6 +65,19 @@ class Calibration:
     temperature_c: float
     source_sha256: str = ""
     bead_refractive_index: float = 1.59
+    exposure_ms: float | None = None
+    camera_gain: float | None = None
+    wavelength_nm: float | None = None
+
+    def optics(self) -> dict[str, float | None]:
+        """The optics this calibration holds for."""
+        return {
+            "pixel_size_um": self.pixel_size_um,
+            "fps": self.fps,
+            "exposure_ms": self.exposure_ms,
+            "camera_gain": self.camera_gain,
+            "wavelength_nm": self.wavelength_nm,
+        }
 
     def save(self, path: str | Path) -> None:
         from exocheck.records import atomic_write_text
@@ -87,7 +103,8 @@ class Calibration:
             what = f"lacks {', '.join(missing)}" if missing else f"has unknown {', '.join(unknown)}"
             raise FormatError(f"{path}: invalid calibration: {what}")
         for name, value in data.items():
-            if name == "source_sha256" or (name == "bead_diameter_nm" and value is None):
+            optional = ("bead_diameter_nm", "exposure_ms", "camera_gain", "wavelength_nm")
+            if name == "source_sha256" or (name in optional and value is None):
                 continue
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise FormatError(f"{path}: invalid calibration: {name} is not a number")

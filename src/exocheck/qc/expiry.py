@@ -21,7 +21,6 @@ import math
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
-from scipy import stats
 
 from exocheck.errors import StabilityError
 from exocheck.qc.stability_records import BatchLine, ShelfLifeResult
@@ -80,6 +79,8 @@ def particles_at_expiry(
 
     def lower(line: BatchLine) -> float:
         if label_claim_per_unit is not None:
+            from scipy import stats
+
             q = stats.t.ppf(confidence, line.df_resid)
             return (line.slope - q * math.sqrt(line.var_slope)) * t
         return float(line.bound(t, "lower", confidence))

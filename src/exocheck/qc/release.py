@@ -8,6 +8,10 @@ straddles a limit, so the data cannot decide) or ``missing`` (no data for it). T
 * else ``inconclusive`` when any is inconclusive,
 * else ``conforms``.
 
+A concentration that cannot bear a decision (nominal detection volume without a bead calibration,
+or a calibration made on other optics) makes every criterion computed from it ``inconclusive``,
+with the reason in the criterion's detail (:func:`concentration_caveat`).
+
 Everything here is a pure function of :class:`~exocheck.qc.lotdata.LotData` and
 :class:`~exocheck.qc.specification.Specification`; signing a decision is the store's job.
 """
@@ -21,6 +25,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from exocheck.optics import optics_differences
 from exocheck.qc.lotdata import LotData
 from exocheck.qc.specification import (
     LabelClaimCriterion,
@@ -74,6 +79,8 @@ class CriterionResult(BaseModel):
             return "—"
         if isinstance(self.value, str):
             return self.value
+        if self.unit == "fraction":  # shown as the percentage its limit is written in
+            return f"{100 * self.value:.1f} %"
         text = fmt(self.value)
         if self.interval is not None:
             text += f" ({fmt(self.interval[0])}–{fmt(self.interval[1])})"
@@ -104,10 +111,48 @@ class ReleaseResult(BaseModel):
 
 
 def fmt(value: float) -> str:
-    """Three significant figures; scientific notation for large or small magnitudes."""
+    """Three significant figures, without an exponent from 0.001 to 99 900 (1060, not 1.06e+03);
+    scientific notation for larger or smaller magnitudes."""
     if value == 0 or 1e-3 <= abs(value) < 1e5:
-        return f"{value:.3g}"
+        return f"{float(f'{value:.3g}'):g}"
     return f"{value:.2e}"
+
+
+#: Quantities computed from the particle concentration.
+CONCENTRATION_QUANTITIES = frozenset(
+    {"concentration.particles_per_ml", "particles_per_unit", "particles_per_ug"}
+)
+
+
+def concentration_caveat(data: LotData) -> str | None:
+    """Why the lot's particle concentration cannot decide a criterion, or ``None`` when it can.
+
+    The engine's nominal detection volume (no bead calibration) is an estimate, not a
+    measurement; a calibration holds only for the optics it was made on (pixel size, frame rate,
+    exposure, gain, wavelength). Instrument imports (``calibrated`` unknown) carry the vendor's
+    calibration and are taken as they are.
+    """
+    nta = data.nta
+    if nta is None or nta.concentration.particles_per_ml is None:
+        return None
+    conc = nta.concentration
+    if conc.calibrated is False:
+        return "concentration not bead-calibrated (nominal detection volume): calibrate"
+    if conc.calibration_mismatch:
+        return f"calibration made on other optics ({conc.calibration_mismatch})"
+    calibration = (nta.settings or {}).get("calibration")
+    if isinstance(calibration, dict):
+        for video in (nta.settings or {}).get("per_video") or []:
+            differences = optics_differences(calibration, video) if isinstance(video, dict) else []
+            if differences:
+                return f"calibration made on other optics ({'; '.join(differences)})"
+    return None
+
+
+def _uses_concentration(criterion) -> bool:
+    if isinstance(criterion, LabelClaimCriterion | PurityCriterion):
+        return True
+    return getattr(criterion, "quantity", None) in CONCENTRATION_QUANTITIES
 
 
 def decide(results: list[CriterionResult]) -> Decision:
@@ -337,7 +382,8 @@ def evaluate_criterion(criterion, data: LotData) -> CriterionResult:
         return CriterionResult(**base, result=_judge(value, interval,
                                                      criterion.min_particles_per_ug, None),
                                value=float(value), limit=limit, unit="particles/µg",
-                               interval=interval, detail=purity_class(value))
+                               interval=interval,
+                               detail=f"Webber & Clayton class: {purity_class(value)}")
 
     if isinstance(criterion, MisevCriterion):
         score, unmet = misev_completeness(data)
@@ -355,5 +401,11 @@ def evaluate(spec: Specification, data: LotData) -> ReleaseResult:
     for r in results:  # JSON has no NaN: a non-finite value is treated as missing
         if isinstance(r.value, float) and not math.isfinite(r.value):
             r.value, r.result = None, "missing"
+    caveat = concentration_caveat(data)
+    if caveat is not None:
+        for c, r in zip(spec.criteria, results, strict=True):
+            if _uses_concentration(c) and r.result in ("pass", "fail"):
+                r.result = "inconclusive"
+                r.detail = f"{caveat}; {r.detail}" if r.detail else caveat
     return ReleaseResult(lot=data.lot, specification=spec.label, decision=decide(results),
                          criteria=results)

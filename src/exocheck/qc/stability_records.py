@@ -12,7 +12,6 @@ from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
-from scipy import stats
 
 from exocheck.errors import StabilityError
 from exocheck.qc.ich_q1e import Storage
@@ -49,6 +48,8 @@ class BatchLine(_Record):
 
     def bound(self, t: np.ndarray | float, side: Side, quantile: float) -> np.ndarray:
         """Confidence limit of the mean at ``t``: ``quantile`` is the one-sided coverage."""
+        from scipy import stats  # imported on use: the store loads these records, not scipy
+
         q = stats.t.ppf(quantile, self.df_resid)
         sign = -1.0 if side == "lower" else 1.0
         return self.mean(t) + sign * q * self.se_mean(t)

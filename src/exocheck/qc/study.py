@@ -9,13 +9,16 @@ reads (:meth:`StabilityStudy.frame`).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from exocheck.errors import StabilityError
 from exocheck.qc.ich_q1e import MONTH_IN_UNIT
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class _Record(BaseModel):
@@ -63,6 +66,8 @@ class StabilityStudy(_Record):
 
         With ``condition`` only that condition's rows are returned.
         """
+        import pandas as pd  # imported on use: the store reads studies without pandas
+
         rows = pd.DataFrame([r.model_dump() for r in self.results])
         cond = pd.DataFrame([c.model_dump() for c in self.conditions])
         cond["condition_label"] = [c.label for c in self.conditions]
@@ -96,6 +101,8 @@ def read_study_csv(
         raise StabilityError(
             f"unknown time unit {time_unit!r}: use one of {', '.join(MONTH_IN_UNIT)}"
         )
+    import pandas as pd
+
     try:
         table = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:

@@ -13,7 +13,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from exocheck.errors import StoreError
 from exocheck.store import models as m
-from exocheck.store.session import make_engine, redact, resolve_url, upgrade
+from exocheck.store.session import (
+    check_exists,
+    check_initialised,
+    make_engine,
+    redact,
+    resolve_url,
+    upgrade,
+)
 
 
 def aware(value: datetime | None) -> datetime | None:
@@ -38,14 +45,22 @@ class StoreBase:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
 
     @classmethod
-    def open(cls, url: str | None = None, *, migrate: bool = True):
+    def open(cls, url: str | None = None, *, migrate: bool = True, create: bool = True):
         """Open (and create or upgrade) the store at ``url``.
 
         ``url`` defaults to ``$EXOCHECK_DATABASE_URL``, then to a SQLite file in the per-user
-        data directory. A plain path means a SQLite file.
+        data directory. A plain path means a SQLite file. With ``create=False`` a database that
+        does not exist yet, or holds no exocheck store, is refused (:class:`StoreError`) instead
+        of being created: the command line passes it for every ``--db`` the user names, so that
+        a mistyped path is an error rather than a new empty database.
         """
-        engine = make_engine(resolve_url(url))
+        resolved = resolve_url(url)
+        if not create:
+            check_exists(resolved)
+        engine = make_engine(resolved)
         try:
+            if not create:
+                check_initialised(engine)
             if migrate:
                 upgrade(engine)
         except BaseException:

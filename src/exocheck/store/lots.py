@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,18 @@ def _as_datetime(value: date | datetime | str | None, what: str) -> datetime | N
         raise StoreError(f"{what}: not an ISO date (YYYY-MM-DD): {value!r}") from None
 
 
+def _check_dates(made: datetime | None, expires: datetime | None) -> None:
+    """Plausible lot dates: manufactured not in the future, expiry after manufacture."""
+    today = datetime.now(UTC).replace(tzinfo=None)
+    for what, value in (("manufactured", made), ("expiry", expires)):
+        if value is not None and not 1990 <= value.year <= 2200:
+            raise StoreError(f"{what} date {value:%Y-%m-%d} is not plausible")
+    if made is not None and made.replace(tzinfo=None) > today + timedelta(days=1):
+        raise StoreError(f"manufactured {made:%Y-%m-%d} is in the future")
+    if made is not None and expires is not None and expires <= made:
+        raise StoreError(f"expiry {expires:%Y-%m-%d} is not after manufacture {made:%Y-%m-%d}")
+
+
 def _validation_message(exc: ValidationError) -> str:
     error = exc.errors()[0]
     where = ".".join(str(p) for p in error["loc"])
@@ -51,6 +63,7 @@ class LotMixin(StoreBase):
         if not number:
             raise StoreError("a lot needs a number")
         made, expires = _as_datetime(manufactured, "manufactured"), _as_datetime(expiry, "expiry")
+        _check_dates(made, expires)
         with self._action() as session:
             if session.scalar(select(m.Lot).where(m.Lot.number == number)) is not None:
                 raise StoreError(f"lot {number!r} already exists")
@@ -103,6 +116,8 @@ class LotMixin(StoreBase):
                 "entered_by": sorted({lot.created_by, *(x.created_by for x in lot.measurements)}),
                 "approved_by": release.approved_by if release else None,
                 "approved_at": aware(release.approved_at) if release else None,
+                "decision": release.decision if release else None,
+                "comment": release.comment if release else None,
                 "attachments": [
                     {"filename": x.attachment.filename, "sha256": x.attachment.sha256,
                      "size_bytes": x.attachment.size_bytes}
@@ -118,10 +133,28 @@ class LotMixin(StoreBase):
                 f"({lot.release.decision}); its data can no longer change")
         return lot
 
+    @staticmethod
+    def _reuse(session: Session, lot: m.Lot, checksums: set[str]) -> list[str]:
+        """Where else the raw data ``checksums`` (SHA-256) were used: ``"file in lot L (P)"``
+        for every measurement of another lot that holds one as its file or among its inputs."""
+        if not checksums:
+            return []
+        found = []
+        rows = session.scalars(select(m.Measurement).where(
+            m.Measurement.lot_id != lot.id, m.Measurement.kind == "nta"))
+        for row in rows:
+            inputs = ((row.data or {}).get("provenance") or {}).get("inputs") or {}
+            hashes = {row.attachment_sha256, *inputs.values()} & checksums
+            if hashes:
+                found.append(f"lot {row.lot.number} ({row.lot.product.name}), "
+                             f"SHA-256 {sorted(hashes)[0][:12]}…")
+        return sorted(set(found))
+
     def _add(self, number: str, kind: str, data: dict[str, Any], by: str, *,
              summary: dict[str, Any], particles_per_ml: float | None = None,
              d50_nm: float | None = None, measured_at: datetime | None = None,
-             original: Path | None = None) -> int:
+             original: Path | None = None, inputs: set[str] | None = None,
+             allow_reuse: str | None = None) -> int:
         by = check_actor(by)
         content = None
         if original is not None:
@@ -131,6 +164,16 @@ class LotMixin(StoreBase):
             sha = None
             if content is not None:
                 sha = hashlib.sha256(content).hexdigest()
+            if kind == "nta":
+                reused = self._reuse(session, lot, {x for x in {sha, *(inputs or ())} if x})
+                if reused and not (allow_reuse and allow_reuse.strip()):
+                    raise StoreError(
+                        f"lot {number}: this raw data is already a measurement of "
+                        f"{'; '.join(reused)}; data of one lot cannot stand for another (give "
+                        "--allow-reuse REASON if this is intended; the reason is audited)")
+                if reused:
+                    summary = summary | {"reuse": {"of": reused, "reason": allow_reuse.strip()}}
+            if content is not None:
                 if session.get(m.Attachment, sha) is None:
                     session.add(m.Attachment(sha256=sha, filename=Path(original).name,
                                              size_bytes=len(content), content=content))
@@ -144,9 +187,15 @@ class LotMixin(StoreBase):
             return row.id
 
     def add_measurement(self, lot: str, measurement: Measurement, *, by: str,
-                        original_file: str | Path | None = None) -> int:
+                        original_file: str | Path | None = None,
+                        allow_reuse: str | None = None) -> int:
         """Attach an NTA measurement record (engine or instrument import) to a lot; the original
-        file, when given, is stored content-addressed and never altered."""
+        file, when given, is stored content-addressed and never altered.
+
+        Raw data (the original file, or any input named in the record's provenance, by SHA-256)
+        already measured for another lot is refused unless ``allow_reuse`` gives the reason,
+        which the audit trail keeps.
+        """
         data = measurement.model_dump(mode="json", by_alias=True)
         summary = {"kind": "nta", "instrument": measurement.source.instrument,
                    "particles_per_ml": measurement.concentration.particles_per_ml,
@@ -154,7 +203,10 @@ class LotMixin(StoreBase):
         return self._add(lot, "nta", data, by, summary=summary,
                          particles_per_ml=measurement.concentration.particles_per_ml,
                          d50_nm=measurement.size.d50_nm, measured_at=measurement.date,
-                         original=Path(original_file) if original_file else None)
+                         original=Path(original_file) if original_file else None,
+                         inputs=set(measurement.provenance.inputs.values())
+                         | ({measurement.source.file_sha256} - {None}),
+                         allow_reuse=allow_reuse)
 
     def add_protein(self, lot: str, ug_per_ml: float, *, by: str, sd_ug_per_ml: float | None = None,
                     method: str = "BCA") -> int:
@@ -256,6 +308,10 @@ class LotMixin(StoreBase):
                     f"four-eyes rule: {by} entered data of lot {number} and cannot approve it; "
                     "another person must sign")
             result = self._evaluate_row(lot)
+            expiry = aware(lot.expiry)
+            if result.decision == "conforms" and expiry is not None and expiry <= datetime.now(UTC):
+                raise StoreError(f"lot {number} expired on {expiry:%Y-%m-%d}: an expired lot "
+                                 "cannot be released")
             if result.decision == "incomplete":
                 missing = ", ".join(c.name for c in result.criteria if c.result == "missing")
                 raise StoreError(f"lot {number} is incomplete (missing: {missing}); add the "

@@ -72,6 +72,49 @@ def make_engine(url: str) -> Engine:
         raise StoreError(f"cannot use database {redact(url)}: {exc}") from None
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL (``None`` for other databases and in-memory SQLite)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    if parsed.database == ":memory:" or parsed.database.startswith("file:"):
+        return None
+    return Path(parsed.database)
+
+
+def check_exists(url: str) -> None:
+    """Refuse a SQLite database file that does not exist yet.
+
+    Opening a SQLite URL creates the file: a typing mistake in ``--db`` would silently start a new,
+    empty database and every later command would report unknown lots. New databases are made on
+    purpose (``exocheck db init`` or ``create=True``).
+    """
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        raise StoreError(
+            f"no database at {path}: create it with 'exocheck db init --db {path}' "
+            "(or add --create), or check the path"
+        )
+
+
+def check_initialised(engine: Engine) -> None:
+    """Refuse a database that exists but holds no exocheck schema (not made by exocheck)."""
+    try:
+        with engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_revision()
+    except SQLAlchemyError as exc:
+        first = str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0]
+        raise StoreError(f"cannot open database {redact(str(engine.url))}: {first}") from None
+    if current is None:
+        raise StoreError(
+            f"database {redact(str(engine.url))} holds no exocheck store: create one with "
+            "'exocheck db init' (or add --create)"
+        )
+
+
 def alembic_config() -> Config:
     """An Alembic configuration pointing at the migrations inside the installed package."""
     config = Config()

@@ -35,7 +35,7 @@ from exocheck.errors import StabilityError, StoreError
 from exocheck.qc.expiry import ParticlesAtExpiry
 from exocheck.qc.expiry import particles_at_expiry as _particles_at_expiry
 from exocheck.qc.ich_q1e import MONTH_IN_UNIT, Change, Storage
-from exocheck.qc.stability import ShelfLifeResult, estimate_shelf_life
+from exocheck.qc.stability_records import ShelfLifeResult
 from exocheck.qc.study import StabilityStudy, StudyCondition, StudyResult, read_study_csv
 from exocheck.store import models as m
 from exocheck.store.base import StoreBase, aware, check_actor
@@ -270,6 +270,8 @@ class StabilityMixin(StoreBase):
         ``intermediate_change``, ``confidence``); those given (not ``None``) override the
         stored protocol.
         """
+        from exocheck.qc.stability import estimate_shelf_life  # statsmodels: loaded on use
+
         data = self.get_study(study)
         stored = self.study_protocol(study)
         given = {k: v for k, v in settings.items() if v is not None}
