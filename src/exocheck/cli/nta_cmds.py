@@ -39,6 +39,21 @@ ViscOpt = Annotated[
 InvertOpt = Annotated[
     bool, typer.Option("--invert", help="Dark particles on a bright background (bright field).")
 ]
+GainOpt = Annotated[
+    float | None,
+    typer.Option("--camera-gain", help="Camera gain setting (compared with the calibration's)."),
+]
+WavelengthOpt = Annotated[
+    float | None,
+    typer.Option("--wavelength-nm", help="Laser wavelength, nm (compared with the calibration's)."),
+]
+PolarityOpt = Annotated[
+    bool,
+    typer.Option(
+        "--skip-polarity-check",
+        help="Do not check from the frames that the particles' polarity matches --invert.",
+    ),
+]
 ThresholdOpt = Annotated[
     float | None,
     typer.Option("--threshold-sigma", help="Detection threshold in noise SDs (default 5)."),
@@ -54,7 +69,7 @@ def _locate_settings(invert: bool, threshold_sigma: float | None):
     )
 
 
-def _settings(invert: bool, threshold_sigma: float | None, bootstrap: int):
+def _settings(invert: bool, threshold_sigma: float | None, bootstrap: int, polarity: bool = True):
     from exocheck.nta.analyze import AnalysisSettings
     from exocheck.nta.sizing import SizingSettings
 
@@ -63,6 +78,7 @@ def _settings(invert: bool, threshold_sigma: float | None, bootstrap: int):
     return AnalysisSettings(
         locate=_locate_settings(invert, threshold_sigma),
         sizing=SizingSettings(n_bootstrap=bootstrap),
+        check_polarity=polarity,
     )
 
 
@@ -154,6 +170,26 @@ def analyze_cmd(
     dilution_factor: Annotated[
         float | None, typer.Option(help="Dilution before measurement (reported per undiluted mL).")
     ] = None,
+    camera_gain: GainOpt = None,
+    wavelength_nm: WavelengthOpt = None,
+    calibration_override: Annotated[
+        str | None,
+        typer.Option(
+            "--calibration-override",
+            metavar="REASON",
+            help="Use a calibration made on other optics; the reason is recorded and the "
+            "concentration is not used for release.",
+        ),
+    ] = None,
+    allow_reuse: Annotated[
+        str | None,
+        typer.Option(
+            "--allow-reuse",
+            metavar="REASON",
+            help="Accept the same video twice (same SHA-256); the reason is recorded.",
+        ),
+    ] = None,
+    skip_polarity_check: PolarityOpt = False,
 ) -> None:
     """Size distribution and concentration of a sample from its NTA videos."""
     _start_warm_up(plots=True)
@@ -175,8 +211,10 @@ def analyze_cmd(
         exposure_ms=exposure_ms,
         viscosity_mpa_s=viscosity_mpa_s,
         refractive_index=refractive_index,
+        camera_gain=camera_gain,
+        wavelength_nm=wavelength_nm,
     )
-    settings = _settings(invert, threshold_sigma, bootstrap)
+    settings = _settings(invert, threshold_sigma, bootstrap, not skip_polarity_check)
     cal = Calibration.load(calibration) if calibration else None
     total = _total_frames(videos, conditions)
     _note_compilation()
@@ -193,6 +231,8 @@ def analyze_cmd(
             progress=advance,
             dilution_factor=dilution_factor,
             detections=[early.future] if early is not None else None,
+            calibration_override=calibration_override,
+            allow_reuse=allow_reuse,
         )
     buffer = _parquet_bytes(_tracks_table(analyses))
     result = json.loads(measurement.to_json())
@@ -326,8 +366,15 @@ def calibrate_cmd(
     viscosity_mpa_s: ViscOpt = None,
     invert: InvertOpt = False,
     threshold_sigma: ThresholdOpt = None,
+    camera_gain: GainOpt = None,
+    wavelength_nm: WavelengthOpt = None,
+    skip_polarity_check: PolarityOpt = False,
 ) -> None:
-    """Calibrate the detection volume with a bead standard of known concentration."""
+    """Calibrate the detection volume with a bead standard of known concentration.
+
+    The calibration records the optics it was made on (pixel size, frame rate, exposure, and the
+    camera gain and laser wavelength when given); analyses on other optics refuse it.
+    """
     _start_warm_up(plots=False)
     from exocheck.nta.analyze import Conditions, calibrate
 
@@ -340,8 +387,10 @@ def calibrate_cmd(
         temperature_c=temperature_c,
         exposure_ms=exposure_ms,
         viscosity_mpa_s=viscosity_mpa_s,
+        camera_gain=camera_gain,
+        wavelength_nm=wavelength_nm,
     )
-    settings = _settings(invert, threshold_sigma, 0)
+    settings = _settings(invert, threshold_sigma, 0, not skip_polarity_check)
     total = _total_frames([video], conditions)
     _note_compilation()
     with progress_bar("Calibrating", total) as bar:
