@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from alembic.script import ScriptDirectory
 from qc_factories import SPEC_YAML, fill_lot, lognormal_measurement
 from sqlalchemy import func, select, text
 
 from exocheck.errors import SpecificationError, StoreError
 from exocheck.store import Store
 from exocheck.store import models as m
+from exocheck.store.session import alembic_config
 
 
 def _count(store: Store, model) -> int:
@@ -21,7 +23,8 @@ def _count(store: Store, model) -> int:
 def test_open_migrates_to_head_and_reopens(db_url):
     with Store.open(db_url) as store:
         with store.engine.connect() as conn:
-            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+            head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == head
     with Store.open(db_url) as store:  # second open: nothing to do, data intact
         assert store.list_products() == []
 

@@ -14,6 +14,7 @@ import typer
 
 from exocheck import __version__
 from exocheck.cli import (
+    batch_cmds,
     demo,
     imports,
     nta_cmds,
@@ -63,6 +64,7 @@ _COMMAND_MODULES: tuple = (
     qc_cmds,
     imports,
     study_cmds,
+    batch_cmds,
 )
 for _module in _COMMAND_MODULES:
     _module.register(app)

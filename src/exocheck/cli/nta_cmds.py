@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import io
-import json
 import os
 import threading
 import time
@@ -201,8 +199,7 @@ def analyze_cmd(
     )
     from exocheck.nta.analyze import Conditions, analyze
     from exocheck.nta.concentration import Calibration
-    from exocheck.nta.plots import size_distribution_png
-    from exocheck.records import atomic_write_files
+    from exocheck.nta.outputs import write_outputs
 
     conditions = Conditions(
         fps=fps,
@@ -234,15 +231,11 @@ def analyze_cmd(
             calibration_override=calibration_override,
             allow_reuse=allow_reuse,
         )
-    buffer = _parquet_bytes(_tracks_table(analyses))
-    result = json.loads(measurement.to_json())
-    # everything is rendered first, then written all or nothing
-    outputs = {
-        "tracks.parquet": buffer.getbuffer(),
-        "size_distribution.png": size_distribution_png(measurement),
-        "result.json": json.dumps(result, indent=2).encode(),
-    }
-    atomic_write_files(out, outputs)
+    from exocheck.io._frames import lossy_frames
+
+    for note in filter(None, map(lossy_frames, videos)):  # folders of JPEG frames
+        measurement.warnings.append(note)
+    write_outputs(out, measurement, analyses)  # rendered first, then written all or nothing
     _print_summary(measurement, out)
 
 
@@ -284,40 +277,6 @@ def _note_compilation() -> None:
     waited = time.perf_counter() - _WARM_UP_STARTED[0]
     if not _KERNELS_READY.wait(max(0.0, _COMPILE_NOTE_AFTER_S - waited)):
         console.print("compiling exocheck's detection kernels: about 15 s, once after installation")
-
-
-def _parquet_bytes(table, rows_per_group: int = 65_536) -> io.BytesIO:
-    """The table as Parquet, converted to Arrow a row group at a time.
-
-    Converting a whole table at once holds a second copy of it (50 MB for a 5-minute capture);
-    row groups of 64k rows keep that to a few MB.
-    """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    buffer = io.BytesIO()
-    schema = pa.Schema.from_pandas(table.iloc[:0], preserve_index=False)
-    with pq.ParquetWriter(buffer, schema) as writer:
-        for start in range(0, max(len(table), 1), rows_per_group):
-            part = table.iloc[start : start + rows_per_group]
-            writer.write_table(pa.Table.from_pandas(part, schema=schema, preserve_index=False))
-    return buffer
-
-
-def _tracks_table(analyses):
-    """All tracks with a ``video`` column, taken from the analyses (which give them up).
-
-    The command's last step: the per-video feature tables are released and the tracks are not
-    copied for a single video, so the memory this step adds stays small for long videos.
-    """
-    import pandas as pd
-
-    parts = []
-    for i, a in enumerate(analyses):
-        a.features = a.features.iloc[:0]
-        a.tracks.insert(0, "video", i)
-        parts.append(a.tracks)
-    return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
 
 
 def _print_summary(measurement, out: Path) -> None:

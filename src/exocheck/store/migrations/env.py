@@ -7,6 +7,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
+from exocheck.store import jobs  # noqa: F401  (the batch_jobs table, in the metadata)
 from exocheck.store.models import Base
 
 config = context.config

@@ -1,0 +1,174 @@
+"""What a Dask worker runs: one sample's analysis, from paths and checksums to files on disk.
+
+A task gets the paths of a sample's videos with their SHA-256, the settings and the output
+folder; it runs :func:`exocheck.nta.analyze.analyze` (the same analysis as ``exocheck analyze``),
+checks that the videos it read are the ones the batch hashed, writes the sample's files with
+:func:`exocheck.nta.outputs.write_outputs` (all or nothing) and returns a small record. Frames never
+travel: on a cluster the videos and the output folder are on a filesystem every worker sees.
+
+Progress (start, fraction of frames done) is published as Dask events on :data:`TOPIC`.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import socket
+import time
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+TOPIC = "exocheck-batch"
+PROGRESS_EVERY_S = 1.0
+
+
+@dataclass(frozen=True)
+class BatchTask:
+    """Everything one job needs (small: paths, checksums and settings, never frames)."""
+
+    job_id: int
+    owner: str  # the batch that submitted it (its progress events carry it)
+    sample: str
+    videos: tuple[tuple[str, str], ...]  # (path, SHA-256) of each replicate, in order
+    conditions: Any  # exocheck.nta.analyze.Conditions
+    settings: Any  # exocheck.nta.analyze.AnalysisSettings
+    calibration: Any  # exocheck.nta.concentration.Calibration | None
+    dilution_factor: float | None
+    out_dir: str  # the sample's folder
+    version: str  # exocheck version of the batch
+
+
+class _Events:
+    """Progress of one task as Dask events (nothing when not run by a Dask worker)."""
+
+    def __init__(self, task: BatchTask) -> None:
+        self.task = task
+        self.worker = None
+        try:
+            from distributed import get_worker
+
+            self.worker = get_worker()
+        except (ImportError, ValueError):
+            pass
+        self.name = (
+            self.worker.address if self.worker is not None else f"{socket.gethostname()}:local"
+        )
+        self.total = 0
+        self.done = 0
+        self.sent_at = 0.0
+
+    def send(self, kind: str, **fields: Any) -> None:
+        if self.worker is None:
+            return
+        message = {"job": self.task.job_id, "owner": self.task.owner, "event": kind, **fields}
+        try:
+            self.worker.log_event(TOPIC, message)
+        except Exception:  # progress is a courtesy: never let it fail a job
+            pass
+
+    def frames(self, n: int) -> None:
+        self.done += n
+        now = time.monotonic()
+        if self.total and now - self.sent_at >= PROGRESS_EVERY_S:
+            self.sent_at = now
+            self.send("progress", fraction=min(self.done / self.total, 0.99))
+
+
+def _error_line(exc: BaseException) -> str:
+    from exocheck.errors import ExocheckError
+
+    if isinstance(exc, ExocheckError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        return f"{where}{exc.strerror or exc}"
+    if isinstance(exc, MemoryError):
+        return "out of memory on the worker"
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _remove_leftovers(folder: Path) -> None:
+    """Temporary files of an earlier attempt at this job that was killed while writing."""
+    from exocheck.nta.outputs import RESULT_FILES
+
+    if not folder.is_dir():
+        return
+    for name in RESULT_FILES:
+        for leftover in folder.glob(f".{name}.*"):
+            leftover.unlink(missing_ok=True)
+
+
+def run_task(task: BatchTask) -> dict[str, Any]:
+    """Analyse one sample and write its files; returns a small record (never raises)."""
+    started = datetime.now(UTC)
+    clock = time.perf_counter()
+    events = _Events(task)
+    events.send("start", worker=events.name, at=started.isoformat())
+    record: dict[str, Any] = {
+        "job_id": task.job_id,
+        "sample": task.sample,
+        "worker": events.name,
+        "started_at": started,
+    }
+    try:
+        record.update(_analyse(task, events))
+        record["status"] = "done"
+    except Exception as exc:
+        record.update(status="failed", error=_error_line(exc))
+    record["finished_at"] = datetime.now(UTC)
+    record["elapsed_s"] = time.perf_counter() - clock
+    record["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    record["pid"] = os.getpid()
+    return record
+
+
+def _analyse(task: BatchTask, events: _Events) -> dict[str, Any]:
+    from exocheck import __version__
+    from exocheck.errors import AnalysisError, ParameterError
+    from exocheck.io.video import open_video
+    from exocheck.nta.analyze import analyze
+    from exocheck.nta.outputs import write_outputs
+
+    if task.version != __version__:
+        raise ParameterError(
+            f"this worker runs exocheck {__version__}, the batch was started with "
+            f"{task.version}: install the same version on every worker"
+        )
+    paths = [Path(p) for p, _ in task.videos]
+    total = 0
+    for path in paths:
+        with open_video(
+            path, fps=task.conditions.fps, pixel_size_um=task.conditions.pixel_size_um
+        ) as v:
+            total += v.meta.n_frames
+    events.total = total
+    # one analysis per single-threaded worker: the workers fill the cores, not the threads
+    settings = replace(task.settings, workers=1)
+    measurement, analyses, _ = analyze(
+        paths,
+        task.conditions,
+        settings,
+        task.calibration,
+        task.sample,
+        progress=events.frames,
+        dilution_factor=task.dilution_factor,
+    )
+    for analysis, (path, expected) in zip(analyses, task.videos, strict=True):
+        if expected and analysis.sha256 and analysis.sha256 != expected:
+            raise AnalysisError(
+                f"{path}: the file changed after the batch read it (SHA-256 differs); run the "
+                "batch again"
+            )
+    folder = Path(task.out_dir)
+    _remove_leftovers(folder)
+    result = write_outputs(folder, measurement, analyses)
+    return {
+        "result_path": str(folder),
+        "result_json": str(result),
+        "d50_nm": measurement.size.d50_nm,
+        "particles_per_ml": measurement.concentration.particles_per_ml,
+        "videos": len(paths),
+    }
