@@ -715,3 +715,67 @@ def fcs_file(path, n_events: int = 2000, size_channel: bool = True, vol_nl: floa
             handle, data.flatten().tolist(), names, opt_channel_names=labels, metadata_dict=meta
         )
     return sizes
+
+
+# ----------------------------------------------------------------------- per-track vendor data
+@dataclass
+class TrackSet:
+    """Simulated tracks: true diameters, lengths and the vendor's per-track diameters."""
+
+    true_nm: np.ndarray
+    length_frames: np.ndarray
+    vendor_nm: np.ndarray
+
+
+def simulated_tracks(n: int = 2000, median_nm: float = 100.0, gsd: float = 1.05,
+                     mean_length: float = 12.0, temperature_c: float = 25.0,
+                     seed: int = 6) -> TrackSet:  # fmt: skip
+    """Free diffusion: each track's D estimated from its own n-step MSD in two axes, as a vendor's
+    per-track sizing does (D_v = D · χ²(2n)/(2n)); sizes by Stokes–Einstein in water."""
+    rng = np.random.default_rng(seed)
+    true = stats.lognorm(s=math.log(gsd), scale=median_nm).rvs(n, random_state=rng)
+    lengths = 3 + rng.geometric(1.0 / (mean_length - 2.0), n)  # at least 3 frames
+    steps = lengths - 1
+    ratio = rng.chisquare(2 * steps) / (2 * steps)  # the track's D estimate / its true D
+    vendor = true / ratio  # d ∝ 1/D
+    return TrackSet(true, lengths.astype(float), vendor)
+
+
+def nanosight_particles(tracks: TrackSet, per_point: bool = False, excluded: int = 0,
+                        newline: str = "\r\n") -> bytes:  # fmt: skip
+    """A NanoSight per-particle CSV: ``ParticleData`` (one row per track, with Tracklength) or
+    ``AllTracks`` (one row per track point, no length column); the first ``excluded`` tracks
+    marked ``No`` in 'Included in distribution?'."""
+    kt = 1.380649e-23 * 298.15 / (3 * math.pi * 0.8902e-3)
+    lines = []
+    if per_point:
+        lines.append("Particle ID,Size/nm,Diffusion coefficient/nm^2 s^-1,Frame,X/pixels,"
+                     "Y/pixels,Ln(Adjusted intensity)/AU,Included in distribution?")  # fmt: skip
+    else:
+        lines.append("Particle ID,Size/nm,Diffusion coefficient/nm^2 s^-1,"
+                     "Ln(Adjusted intensity)/AU,Start frame,Tracklength,"
+                     "Included in distribution?")  # fmt: skip
+    for i, (size, length) in enumerate(zip(tracks.vendor_nm, tracks.length_frames, strict=True)):
+        d_nm2_s = kt / (size * 1e-9) * 1e18
+        included = "No" if i < excluded else "Yes"
+        if per_point:
+            for f in range(int(length)):
+                lines.append(f"{i + 1},{size:.1f},{d_nm2_s:.4g},{10 + f},{50.0 + f:.2f},"
+                             f"{60.0:.2f},{12.3:.2f},{included}")  # fmt: skip
+        else:
+            lines.append(f"{i + 1},{size:.1f},{d_nm2_s:.4g},12.30,{i % 400},{int(length)},"
+                         f"{included}")  # fmt: skip
+    return (newline.join(lines) + newline).encode("latin-1")
+
+
+def zetaview_track_fcs(path, tracks: TrackSet) -> None:
+    """A ZetaView per-track FCS export: one event per track with ``Size`` and ``TraceLength``."""
+    import flowio
+
+    names = ["Size", "TraceLength", "Brightness"]
+    data = np.column_stack(
+        [tracks.vendor_nm, tracks.length_frames, np.full(tracks.vendor_nm.size, 40.0)]
+    ).astype(np.float32)
+    meta = {"$CYT": "ZetaView", "$DATE": "01-APR-2021", "$SMNO": "EV lot 17"}
+    with open(path, "wb") as handle:
+        flowio.create_fcs(handle, data.flatten().tolist(), names, metadata_dict=meta)

@@ -14,6 +14,7 @@ import tifffile
 from PIL import Image
 
 from exocheck.errors import ParameterError, VideoError
+from exocheck.io._frames import lossy_frames
 from exocheck.io.video import open_video, write_tiff
 
 
@@ -403,3 +404,24 @@ def test_bad_inputs_raise_video_error_naming_the_path(tmp_path):
         assert message.startswith(f"{path}: "), (label, message)
         assert len(message) > len(str(path)) + 5, (label, message)  # a cause follows
         assert "\n" not in message
+
+
+def test_jpeg_and_bmp_frame_folders(tmp_path):
+    """BMP frames are lossless (pixels back exactly); JPEG frames are lossy (close, and marked)."""
+    data = frames_ramp(6)
+    bmp, jpeg = tmp_path / "bmp", tmp_path / "jpeg"
+    bmp.mkdir()
+    jpeg.mkdir()
+    for i, frame in enumerate(data):
+        Image.fromarray(frame).save(bmp / f"f{i}.bmp")
+        Image.fromarray(frame).save(jpeg / f"f{i}.JPG", quality=95)
+    with open_video(bmp) as video:
+        assert video.meta.format == "frames" and not video.meta.lossy
+        np.testing.assert_array_equal(video.read(), data)
+    with open_video(jpeg) as video:
+        assert video.meta.lossy and video.meta.n_frames == 6 and video.meta.dtype == np.uint8
+        error = np.abs(video.read().astype(int) - data.astype(int))
+        assert 0 < error.max() <= 8  # compression artefacts, small at quality 95
+    assert lossy_frames(bmp) is None
+    note = lossy_frames(jpeg)
+    assert note.startswith("jpeg: 6 lossy JPEG frames were analysed")

@@ -13,7 +13,7 @@ import getpass
 import json
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Annotated
 
@@ -224,14 +224,15 @@ def lot_show(number: Annotated[str, typer.Argument(help="Lot number.")], db: DbO
 @measurement_app.command("add")
 def measurement_add(
     lot: Annotated[str, typer.Argument(help="Lot number.")],
-    file: Annotated[Path, typer.Argument(help="NTA result JSON or an instrument export.")],
+    file: Annotated[Path, typer.Argument(
+        help="NTA result JSON, an instrument export or a ViewSizer result folder.")],
     db: DbOption = None,
     by: ByOption = None,
 ) -> None:
     """Attach an NTA result (exocheck JSON or instrument export); the file is kept by SHA-256."""
     from exocheck.records import SCHEMA, Measurement
 
-    head = file.read_bytes()[:4096]
+    head = b"" if file.is_dir() else file.read_bytes()[:4096]
     if f'"{SCHEMA}"'.encode() in head:
         record = Measurement.load(file)
     else:
@@ -241,8 +242,13 @@ def measurement_add(
             raise FormatError(f"{file}: not an exocheck measurement record ({SCHEMA}) and "
                               "instrument imports are not available") from None
         record = read_measurement(file)
-    with writing_store(db) as store:
-        store.add_measurement(lot, record, by=actor(by), original_file=file)
+    kept = nullcontext(file)
+    if file.is_dir():  # a ViewSizer folder: the files it was read from are kept as one ZIP
+        from exocheck.instruments.tree import original_file
+
+        kept = original_file(file, record)
+    with kept as original, writing_store(db) as store:
+        store.add_measurement(lot, record, by=actor(by), original_file=original)
     console.print(f"lot {lot}: measurement from {file.name} added")
 
 

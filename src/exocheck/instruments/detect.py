@@ -12,12 +12,20 @@ from exocheck.errors import ExocheckError, FormatError
 from exocheck.instruments._text import decode, norm_key
 from exocheck.instruments.fcs import read_fcs
 from exocheck.instruments.nanosight import read_nanosight
+from exocheck.instruments.particles import is_particle_table, read_nanosight_particles
 from exocheck.instruments.viewsizer import is_viewsizer_xml, read_viewsizer
 from exocheck.instruments.zetaview import read_zetaview
 from exocheck.instruments.zetaview_positions import is_positions_table, read_zetaview_positions
 from exocheck.records import Measurement
 
-FORMATS = ("nanosight", "zetaview", "zetaview-positions", "viewsizer", "fcs")
+FORMATS = (
+    "nanosight",
+    "nanosight-particles",
+    "zetaview",
+    "zetaview-positions",
+    "viewsizer",
+    "fcs",
+)
 _SNIFF_BYTES = 256 * 1024
 
 #: Errors a parser may raise on a damaged file; turned into a FormatError naming the file.
@@ -70,6 +78,8 @@ def detect_format(path: str | Path) -> str:
             f"{path}: a NanoSight .nano settings file; import the ExperimentSummary.csv "
             "beside it (the .nano is read with it)"
         )
+    if is_particle_table(text[:65536]):
+        return "nanosight-particles"
     keys = {
         norm_key(line.split("\t")[0])
         for line in text.splitlines()[:400]
@@ -94,6 +104,7 @@ def detect_format(path: str | Path) -> str:
 
 _READERS: dict[str, Callable[[Path], Measurement]] = {
     "nanosight": read_nanosight,
+    "nanosight-particles": read_nanosight_particles,
     "zetaview": read_zetaview,
     "zetaview-positions": read_zetaview_positions,
     "viewsizer": read_viewsizer,
@@ -101,7 +112,9 @@ _READERS: dict[str, Callable[[Path], Measurement]] = {
 }
 
 
-def read_measurement(path: str | Path, format: str | None = None) -> Measurement:
+def read_measurement(
+    path: str | Path, format: str | None = None, *, resize: bool = False
+) -> Measurement:
     """Import any supported export into a :class:`~exocheck.records.Measurement`.
 
     Parameters
@@ -110,6 +123,10 @@ def read_measurement(path: str | Path, format: str | None = None) -> Measurement
         An export file, or a ViewSizer result folder.
     format
         One of :data:`FORMATS` to skip detection.
+    resize
+        Re-size the vendor's per-track data with exocheck's maximum-likelihood sizing
+        (:mod:`.resize`); the result goes to ``diagnostics["resized"]``, and a record without
+        per-track data gets a warning saying so.
 
     Raises
     ------
@@ -121,7 +138,19 @@ def read_measurement(path: str | Path, format: str | None = None) -> Measurement
     if kind not in _READERS:
         raise FormatError(f"unknown format {kind!r}; use one of {', '.join(FORMATS)}")
     try:
-        return _READERS[kind](path)
+        measurement = _READERS[kind](path)
+        if resize:
+            from exocheck.instruments.resize import resize as resize_tracks
+            from exocheck.instruments.resize import vendor_tracks
+
+            tracks = vendor_tracks(path)
+            if tracks is None:
+                measurement.warnings.append(
+                    "no per-track data (per-particle CSV or per-track FCS): nothing to re-size"
+                )
+            else:
+                measurement = resize_tracks(measurement, tracks)
+        return measurement
     except ExocheckError:
         raise
     except _DAMAGE as exc:

@@ -42,6 +42,14 @@ def _size_channel(flow: flowio.FlowData) -> tuple[int, str] | None:
     return None
 
 
+def _channel_index(flow: flowio.FlowData, pattern: str) -> int | None:
+    """Index of the first channel whose ``$PnN`` matches ``pattern`` (case-insensitive)."""
+    for index, (_, channel) in enumerate(sorted(flow.channels.items(), key=lambda kv: int(kv[0]))):
+        if re.fullmatch(pattern, str(channel.get("pnn", "")).strip(), re.IGNORECASE):
+            return index
+    return None
+
+
 def _volume_ml(
     keys: dict[str, str], flow: flowio.FlowData, events: np.ndarray
 ) -> tuple[float | None, str]:
@@ -141,6 +149,20 @@ def read_fcs(path: str | Path) -> Measurement:
             )
             summary["size_channel"] = channel[1]
             summary["computed_by_exocheck"] = "size statistics from the events of the size channel"
+    length_index = _channel_index(flow, r"trace\s*length|track\s*length|tracelength")
+    if length_index is not None and channel is not None and n_events:
+        lengths = events[:, length_index]
+        summary["per_track"] = {
+            "size_channel": channel[1],
+            "length_channel": flow.channels[sorted(flow.channels, key=int)[length_index]].get(
+                "pnn"
+            ),
+            "mean_length_frames": float(np.nanmean(lengths)),
+        }
+        summary["computed_by_exocheck"] = (
+            "histogram of the vendor's per-track sizes (one event per track); statistics from "
+            "the per-track sizes"
+        )
     sample = keys.get("smno") or keys.get("sample id") or keys.get("sample") or keys.get("fil")
     date = parse_datetime(" ".join(filter(None, [_fcs_date(keys.get("date")), keys.get("btim")])))
     sha = file_sha256(path)
@@ -162,7 +184,12 @@ def read_fcs(path: str | Path) -> Measurement:
             measured_per_ml=measured,
             dilution_factor=dilution,
         ),
-        tracks=TrackSummary(count=n_events),
+        tracks=TrackSummary(
+            count=n_events,
+            mean_length_frames=summary["per_track"]["mean_length_frames"]  # type: ignore[index]
+            if "per_track" in summary
+            else None,
+        ),
         instrument_summary=summary,
         settings={
             "channels": [
@@ -192,3 +219,32 @@ def _fcs_date(value: str | None) -> str | None:
     if match and match.group(2).lower() in _MONTHS:
         return f"{match.group(3)}-{_MONTHS[match.group(2).lower()]:02d}-{int(match.group(1)):02d}"
     return value
+
+
+def read_fcs_tracks(path: str | Path):
+    """Per-track sizes and lengths of a per-track FCS export (``TraceLength`` and ``Size``
+    channels, e.g. ZetaView), or None when the file has no track-length channel.
+
+    Returns
+    -------
+    exocheck.instruments.particles.TrackTable or None
+    """
+    from exocheck.instruments.particles import TrackTable
+
+    path = Path(path)
+    try:
+        with _warnings.catch_warnings():
+            _warnings.simplefilter("ignore")
+            flow = flowio.FlowData(path)
+            if not flow.event_count:
+                return None
+            events = np.asarray(flow.as_array(preprocess=True), dtype=float)
+    except Exception as exc:  # flowio raises many types on damaged files
+        raise FormatError(f"{path}: damaged FCS file ({type(exc).__name__}: {exc})") from None
+    length_index = _channel_index(flow, r"trace\s*length|track\s*length|tracelength")
+    channel = _size_channel(flow)
+    if length_index is None or channel is None:
+        return None
+    sizes, lengths = events[:, channel[0]], events[:, length_index]
+    keep = np.isfinite(sizes) & (sizes > 0) & np.isfinite(lengths)
+    return TrackTable(sizes[keep], lengths[keep], int((~keep).sum()), path.name)

@@ -1,4 +1,9 @@
-"""A folder of single-frame PNG / TIFF images, in natural name order."""
+"""A folder of single-frame PNG / TIFF / JPEG / BMP images, in natural name order.
+
+PNG, JPEG and BMP are read with Pillow, TIFF with tifffile. JPEG frames are lossy: block
+artefacts and smoothing change the faint particle images and their positions, so a folder of
+JPEG frames is marked ``lossy`` and :func:`lossy_frames` gives the note an analysis result carries.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,9 @@ from PIL import Image
 
 from exocheck.io._common import Reader, luminance, natural_key, video_error
 
-FRAME_SUFFIXES = frozenset({".png", ".tif", ".tiff"})
+FRAME_SUFFIXES = frozenset({".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp"})
+LOSSY_SUFFIXES = frozenset({".jpg", ".jpeg"})
+_TIFF = frozenset({".tif", ".tiff"})
 
 # Pillow mode -> (dtype, samples per pixel) of np.asarray(image).
 _PIL_MODES = {
@@ -23,13 +30,15 @@ _PIL_MODES = {
 
 def _header(file: Path) -> tuple[tuple[int, ...], np.dtype]:
     """(height, width[, samples]) and dtype of one frame file, from its header only."""
-    if file.suffix.lower() == ".png":
+    if file.suffix.lower() not in _TIFF:
         with Image.open(file) as image:
             mode = image.mode
             if mode in ("P", "PA", "1"):  # palette / bilevel: read as 8-bit RGB or grey
                 return (image.height, image.width, 3 if mode != "1" else 1), np.dtype(np.uint8)
+            if mode == "CMYK":
+                return (image.height, image.width, 3), np.dtype(np.uint8)
             if mode not in _PIL_MODES:
-                raise ValueError(f"unsupported PNG pixel mode {mode}")
+                raise ValueError(f"unsupported {image.format or 'image'} pixel mode {mode}")
             dtype, samples = _PIL_MODES[mode]
             return (image.height, image.width, samples), np.dtype(dtype)
     with tifffile.TiffFile(file) as tif:
@@ -46,9 +55,9 @@ def _header(file: Path) -> tuple[tuple[int, ...], np.dtype]:
 
 def _read(file: Path) -> np.ndarray:
     """One frame as an array [h, w] or [h, w, samples]."""
-    if file.suffix.lower() == ".png":
+    if file.suffix.lower() not in _TIFF:
         with Image.open(file) as image:
-            if image.mode in ("P", "PA"):
+            if image.mode in ("P", "PA", "CMYK"):
                 image = image.convert("RGB")
             elif image.mode == "1":
                 image = image.convert("L")
@@ -65,6 +74,7 @@ class FrameFolderReader(Reader):
     """Frames are the image files of one folder, sorted naturally (``frame2 < frame10``)."""
 
     format = "frames"
+    lossy = False
 
     def __init__(self, path: Path) -> None:
         super().__init__(path)
@@ -73,8 +83,9 @@ class FrameFolderReader(Reader):
             if f.suffix.lower() in FRAME_SUFFIXES and not f.name.startswith(".") and f.is_file()
         ]  # fmt: skip
         if not files:
-            raise video_error(path, "folder holds no PNG or TIFF frames")
+            raise video_error(path, "folder holds no PNG, TIFF, JPEG or BMP frames")
         self.files = sorted(files, key=lambda f: natural_key(f.name))
+        self.lossy = any(f.suffix.lower() in LOSSY_SUFFIXES for f in files)
         first_shape: tuple[int, ...] | None = None
         for file in self.files:
             try:
@@ -120,3 +131,25 @@ class FrameFolderReader(Reader):
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
+
+
+def lossy_frames(path: Path) -> str | None:
+    """A note for an analysis result when ``path`` is a folder of lossy (JPEG) frames, else None."""
+    path = Path(path)
+    if not path.is_dir():
+        return None
+    try:
+        count = sum(
+            1
+            for f in path.iterdir()
+            if f.suffix.lower() in LOSSY_SUFFIXES and not f.name.startswith(".")
+        )
+    except OSError:
+        return None
+    if not count:
+        return None
+    return (
+        f"{path.name}: {count} lossy JPEG frames were analysed: compression artefacts bias the "
+        "detection of faint particles and the localisation; record uncompressed frames "
+        "(TIFF, PNG) for release data"
+    )

@@ -8,7 +8,8 @@
   with X resolution, ``exposure_ms``), OME-XML (``PhysicalSizeX``, ``TimeIncrement`` or plane
   ``DeltaT``, ``ExposureTime``); plain resolution tags count as a pixel size only with an
   explicit millimetre/micrometre unit (inch/cm values are nearly always display dpi).
-* a folder - its PNG / TIFF files in natural order (``frame2 < frame10``), all the same size.
+* a folder - its PNG / TIFF / JPEG / BMP files in natural order (``frame2 < frame10``), all the
+  same size; a folder of JPEG frames is ``meta.lossy``.
 * anything else - PyAV (FFmpeg): AVI, MP4, MOV, MKV with raw, MJPEG, H.264, ... The frame rate
   is the stream's average rate; containers carry no pixel size. Decoding is sequential: a chunk
   that starts at frame ``k`` costs decoding frames ``0..k`` (read videos front to back).
@@ -56,6 +57,7 @@ class VideoMeta:
     pixel_size_um: float | None
     exposure_ms: float | None
     format: str  # "tiff", "video" or "frames"
+    lossy: bool = False  # frames stored with lossy compression (a folder of JPEG frames)
 
     @property
     def duration_s(self) -> float | None:
@@ -195,5 +197,6 @@ def open_video(
         pixel_size_um=pixel_size_um if pixel_size_um is not None else reader.pixel_size_um,
         exposure_ms=exposure_ms if exposure_ms is not None else reader.exposure_ms,
         format=reader.format,
+        lossy=bool(getattr(reader, "lossy", False)),
     )
     return Video(reader, meta)
