@@ -51,6 +51,8 @@ def quantile_walk(positions: list[float], weights: list[float], q: float, start:
 
 def stats_of(centres: list[float], weights: list[float], positions: list[float], start):
     total = sum(weights)
+    if total <= 0:  # nothing measured: the instrument states zeros
+        return dict.fromkeys(("mean", "mode", "sd", "d10", "d50", "d90"), 0.0)
     mean = sum(c * w for c, w in zip(centres, weights, strict=True)) / total
     var = sum(w * (c - mean) ** 2 for c, w in zip(centres, weights, strict=True)) / total
     mode = centres[max(range(len(weights)), key=lambda i: weights[i])]

@@ -24,10 +24,13 @@ from .builders import (
     ZetaViewOptions,
     fcs_file,
     nano_companion,
+    nanosight_particles,
     nanosight_summary,
+    simulated_tracks,
     viewsizer_folder,
     zetaview_positions,
     zetaview_size,
+    zetaview_track_fcs,
 )
 
 _BASE = Path(tempfile.mkdtemp(prefix="exocheck-fuzz-"))
@@ -37,7 +40,10 @@ _BASE = Path(tempfile.mkdtemp(prefix="exocheck-fuzz-"))
 def _originals() -> dict[str, bytes]:
     ns = nanosight_summary(opts=NanoSightOptions(n_videos=2, nbins=40, failed=(1,)))
     fcs_file(_BASE / "base.fcs", n_events=50)
+    zetaview_track_fcs(_BASE / "tracks.fcs", simulated_tracks(n=30))
     return {
+        "particles": nanosight_particles(simulated_tracks(n=20), per_point=True, excluded=2),
+        "track-fcs": (_BASE / "tracks.fcs").read_bytes(),
         "nanosight": ns.csv,
         "nano": nano_companion(ns),
         "zetaview": zetaview_size(opts=ZetaViewOptions(decimal_comma=True)).txt,
@@ -80,13 +86,14 @@ def _swap(lines: list[bytes], draw) -> list[bytes]:
     return lines
 
 
-def _check(path: Path, target: Path | None = None) -> None:
+def _check(path: Path, target: Path | None = None, resize: bool = False) -> None:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(detect, "_DAMAGE", ())  # no safety net: parsers must cope themselves
         try:
-            m = read_measurement(target or path)
+            m = read_measurement(target or path, resize=resize)
         except FormatError as exc:
-            assert path.name in str(exc) or (target and target.name in str(exc)), str(exc)
+            named = [path.name, target.name if target else path.name, "ParticleData.csv"]
+            assert any(n in str(exc) for n in named), str(exc)
             assert "\n" not in str(exc)
             return
         except ExocheckError as exc:  # pragma: no cover - would be a wrong error class
@@ -99,17 +106,24 @@ FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthChe
 
 
 @FUZZ
-@given(kind=st.sampled_from(["nanosight", "zetaview", "positions", "fcs"]), data=st.data())
+@given(
+    kind=st.sampled_from(["nanosight", "zetaview", "positions", "fcs", "particles", "track-fcs"]),
+    data=st.data(),
+)
 def test_mangled_files(kind, data):
     mangled = _mangle(_originals()[kind], data.draw)
     with tempfile.TemporaryDirectory() as tmp:
         name = {"nanosight": "x-ExperimentSummary.csv", "zetaview": "x_size_488.txt",
-                "positions": "x_11pos.txt", "fcs": "x.fcs"}[kind]  # fmt: skip
+                "positions": "x_11pos.txt", "fcs": "x.fcs", "particles": "x-AllTracks.csv",
+                "track-fcs": "x_tracks.fcs"}[kind]  # fmt: skip
         path = Path(tmp) / name
         path.write_bytes(mangled)
         if kind == "nanosight" and data.draw(st.booleans()):
             (Path(tmp) / "x.nano").write_bytes(_mangle(_originals()["nano"], data.draw))
-        _check(path)
+        if kind == "nanosight" and data.draw(st.booleans()):  # per-particle data beside it
+            particles = _mangle(_originals()["particles"], data.draw)
+            (Path(tmp) / "x_001-ParticleData.csv").write_bytes(particles)
+        _check(path, resize=kind in ("nanosight", "particles", "track-fcs"))
 
 
 @FUZZ

@@ -184,3 +184,15 @@ def test_video_without_valid_tracks_and_vibration_words(tmp_path):
     assert "no valid tracks (size statistics stated as 0" in text
     assert "Vibration detected = Moderate vibration: 2 of 4 videos" in text
     assert "Vibration correction applied" not in text
+
+
+def test_empty_measurement_is_imported_with_a_clear_note(tmp_path):
+    """Every video failed: concentration 0 as stated, no invented sizes, one clear note."""
+    export = nanosight_summary(opts=NanoSightOptions(n_videos=3, failed=(0, 1, 2), nbins=200))
+    m = read_measurement(_write(tmp_path, export))
+    assert m.concentration.particles_per_ml == 0.0
+    assert m.size.d50_nm is None and m.size.mean_nm is None and m.size.density == []
+    assert m.instrument_summary["Size (number)"]["d50_nm"] == 0.0  # as stated, kept aside
+    assert not any(v.valid for v in m.per_video)
+    assert any(w.startswith("empty measurement: no video has sized particles") for w in m.warnings)
+    assert any("failed videos (concentration 0): 3 of 3 videos" in w for w in m.warnings)

@@ -167,7 +167,12 @@ def import_(
                 to_json(measurement, out / f"{Path(name).stem if root else name}.json")
         except ExocheckError as exc:
             failed += 1
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            hint = (
+                " (to import the exports inside a folder, add --recursive)"
+                if path.is_dir() and not recursive
+                else ""
+            )
+            err_console.print(f"[bold red]error:[/] {exc}{hint}", highlight=False, soft_wrap=True)
             continue
         except OSError as exc:
             failed += 1

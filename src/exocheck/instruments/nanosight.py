@@ -376,6 +376,14 @@ def read_nanosight(path: str | Path) -> Measurement:
         )
     if not (failed_names or unsized_names):  # else the stated averages include zeros
         warnings.extend(disagreements)
+    if per_video and not any(v.valid for v in per_video):
+        # every statistic is stated as 0: no size was measured (the stated values stay in
+        # instrument_summary)
+        size = size.model_copy(update=dict.fromkeys(_STATS.values()))
+        warnings.append(
+            "empty measurement: no video has sized particles; the stated size statistics (0) "
+            "are not sizes and are left out"
+        )
     flags, flag_warnings = _flags(sections, cols.names)
     warnings.extend(flag_warnings)
 
