@@ -43,7 +43,7 @@ def test_pdf_certificate(store, tmp_path):
     assert len(reader.pages) == 2
     text = " ".join(page.extract_text() for page in reader.pages)
     for expected in ("Certificate of analysis", "L-OK", "EXO-1", "test-release version 1",
-                     "CONFORMS", "RELEASED", "Particles per vial", "Approved by bob",
+                     "CONFORMS", "RELEASED", "Particles per vial", "Released by bob",
                      "exocheck 0.", store.lot_info("L-OK")["attachments"][0]["sha256"]):
         assert expected in text, expected
     assert "Remaining particles at expiry" not in text
@@ -54,7 +54,7 @@ def test_html_certificate_with_expiry_and_short_lot(store, tmp_path):
 
     html = render_html(store, "L-SHORT", expiry={"expiry": "2027-06-30",
                                                  "particles_per_unit": 1.5e10, "lower_95": 1.2e10})
-    assert "DOES-NOT-CONFORM" in html and "Not signed" in html
+    assert "DOES-NOT-CONFORM" in html and "NOT SIGNED" in html
     assert "Remaining particles at expiry" in html and "1.20e+10" in html
     assert html.count("data:image/svg+xml;base64,") == 3  # size, claim, control chart
 

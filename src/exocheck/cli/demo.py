@@ -9,6 +9,7 @@ certificates of analysis. Every number comes from the same library calls a user 
 from __future__ import annotations
 
 import json
+import math
 import os
 from importlib import resources
 from pathlib import Path
@@ -31,6 +32,13 @@ LOTS = {"EXO-DEMO-001": 1.4e9, "EXO-DEMO-002": 0.6e9}
 PHOTONS_PER_NM2 = 20.0
 
 
+def _fraction_above(limit_nm: float, median_nm: float, gsd: float) -> float:
+    """Number fraction of a lognormal population (median, geometric SD) above ``limit_nm``."""
+    if limit_nm <= 0:
+        return 1.0
+    return 0.5 * math.erfc(math.log(limit_nm / median_nm) / (math.log(gsd) * math.sqrt(2.0)))
+
+
 def register(app: typer.Typer) -> None:
     app.command("demo")(demo_cmd)
 
@@ -50,6 +58,7 @@ def demo_cmd(
 ) -> None:
     """Run the whole job on simulated data: simulate, analyse, store, release, certify."""
     from exocheck.nta.analyze import AnalysisSettings, Conditions, analyze, calibrate
+    from exocheck.qc.release import fmt
     from exocheck.report import write_coa
     from exocheck.simulate import Population, make_params, simulate
     from exocheck.store import Store
@@ -104,9 +113,19 @@ def demo_cmd(
         measurements[lot] = m
 
     spec_text = resources.files("exocheck.qc").joinpath("specs/msc-ev-release-v1.yaml").read_text()
-    table = Table(title="Two lots of an EV product; label claim 1e11 particles per vial")
-    for col in ("lot", "D50 nm", "per vial", "truth", "decision"):
-        table.add_column(col)
+    limit_nm = measurements[next(iter(LOTS))].diagnostics.get("detection_limit_nm") or 0.0
+    table = Table(
+        title="Two lots of an EV product; label claim 1e11 particles per vial",
+        caption=f"truth: the simulated particles per vial, of all sizes and of those above the "
+        f"detection limit ({limit_nm:.0f} nm for n = 1.39). Scattering NTA cannot see smaller "
+        "vesicles and sees those near the limit only in focus: a measurement lies between "
+        "the two.",
+        caption_justify="left",
+    )
+    table.add_column("lot", no_wrap=True, min_width=12)
+    for col in ("D50 (nm)", "measured per vial", "truth, all", "truth above limit"):
+        table.add_column(col, justify="right")
+    table.add_column("decision", no_wrap=True, min_width=16)
     coas: list[Path] = []
     with Store.open(url) as store:
         store.add_product(
@@ -139,19 +158,21 @@ def demo_cmd(
             write_coa(store, lot, out / f"{lot}-CoA.html")
             pdf = write_coa(store, lot, out / f"{lot}-CoA.pdf")
             true_vial = truths[lot]["concentration_per_ml"] * DILUTION * FILL_ML
+            above = _fraction_above(limit_nm, ev["diameter_nm"], ev["gsd"])
             table.add_row(
                 lot,
                 f"{m.size.d50_nm:.0f}",
-                f"{m.concentration.particles_per_ml * FILL_ML:.3g}",
-                f"{true_vial:.3g}",
+                fmt(m.concentration.particles_per_ml * FILL_ML),
+                fmt(true_vial),
+                fmt(true_vial * above),
                 result.decision,
             )
             coas.append(pdf)
     console.print(table)
     console.print(
         f"bead calibration: detection depth {cal.depth_um:.1f} µm; detection limit for EVs "
-        f"(n = 1.39) ≈ {measurements[next(iter(LOTS))].diagnostics.get('detection_limit_nm') or 0:.0f}"
-        " nm — smaller vesicles are invisible to scattering NTA and are not counted."
+        f"(n = 1.39) ≈ {limit_nm:.0f} nm — smaller vesicles are invisible to scattering NTA and "
+        "are not counted."
     )
     console.print("certificates of analysis: " + ", ".join(str(p) for p in coas))
     console.print(f"database: {url}\nresults and videos: {out}/")

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.table import Table
 
 from exocheck.cli._common import console
@@ -41,11 +42,19 @@ def release(
     if as_json:
         print_json(result.summary())
         return
-    table = Table("criterion", "value", "limit", "result")
+    # 80 columns: the value column is wide enough for a number with its interval, never split
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    table.add_column("criterion", width=18)
+    table.add_column("value", width=20)
+    table.add_column("limit", width=20)
+    table.add_column("result", no_wrap=True, width=12)
     for c in result.criteria:
         table.add_row(c.name, c.display_value, c.limit,
                       f"[{_STYLE[c.result]}]{c.result}[/]")
     console.print(table)
+    for c in result.criteria:  # why a criterion cannot decide
+        if c.result == "inconclusive" and c.detail:
+            console.print(f"[yellow]{c.name}:[/] {c.detail}", highlight=False)
     style = _STYLE.get(result.decision if result.decision != "inconclusive"
                        else "inconclusive-decision")
     signed = (f" — signed by {info['approved_by']} at {info['approved_at']:%Y-%m-%d %H:%M %Z}"

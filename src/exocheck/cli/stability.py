@@ -41,7 +41,12 @@ def _read_table(path: Path, where: list[str] | None = None) -> pd.DataFrame:
 
 
 def _fmt(value: float | None, unit: str = "") -> str:
-    return "not reached" if value is None else f"{value:.6g}{unit}"
+    """A time with three significant figures and its unit: ``14.5 months``."""
+    if value is None:
+        return "not reached"
+    text = f"{float(f'{value:.3g}'):g}"
+    plural = "s" if unit and text != "1" else ""
+    return f"{text}{unit}{plural}"
 
 
 def shelf_life(
@@ -138,7 +143,8 @@ def print_shelf_life(
     if expiry is not None:
         table.add_row(
             "particles per unit at expiry",
-            f"{expiry.predicted_per_unit:.4g} (lower 95 % bound {expiry.lower_bound_per_unit:.4g})",
+            f"{expiry.predicted_per_unit:.3g} (lower 95 % bound "
+            f"{expiry.lower_bound_per_unit:.3g})",
         )
     console.print(table)
     for warning in result.warnings:
@@ -155,6 +161,15 @@ def accelerated(
     fraction: Annotated[
         float, typer.Option("--fraction", help="Fraction remaining that ends shelf life.")
     ] = 0.8,
+    time_unit: Annotated[
+        str | None,
+        typer.Option(
+            "--time-unit",
+            help="Unit of the time column (hour, day, week, month...; default: the column's "
+            "name when it is one).",
+            show_default=False,
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """First-order rates per temperature, Arrhenius fit, rate and shelf life at storage."""
@@ -170,6 +185,9 @@ def accelerated(
     )
     fit = arrhenius_fit(rates)
     pred = fit.predict(storage_temperature_c)
+    if time_unit is None:
+        name = time_col.strip().lower().removesuffix("s")
+        time_unit = name if name in ("hour", "day", "week", "month", "year") else "time unit"
     t_est, t_low = pred.time_to_fraction(fraction)
     if as_json:
         out = {
@@ -182,19 +200,19 @@ def accelerated(
         typer.echo(json.dumps(out, indent=2, allow_nan=False))
         return
     table = Table(title=f"Accelerated study — {data_csv.name}")
-    for col in ("temperature (°C)", "k (per time unit)", "SE"):
+    for col in ("temperature (°C)", f"k (per {time_unit})", f"SE (per {time_unit})"):
         table.add_column(col)
     for r in rates:
-        table.add_row(f"{r.temperature_c:g}", f"{r.k:.4g}", f"{r.se_k:.2g}")
+        table.add_row(f"{r.temperature_c:g}", f"{r.k:.3g}", f"{r.se_k:.2g}")
     console.print(table)
     console.print(
         f"Ea = {fit.ea_j_per_mol / 1000:.1f} kJ/mol "
         f"(95 % CI {fit.ea_low_j_per_mol / 1000:.1f} to {fit.ea_high_j_per_mol / 1000:.1f})"
     )
     console.print(
-        f"k at {storage_temperature_c:g} °C = {pred.k:.4g} "
-        f"(95 % CI {pred.k_low:.4g} to {pred.k_high:.4g}); "
-        f"time to {100 * fraction:g} % remaining {t_est:.4g} (lower bound {t_low:.4g})"
+        f"k at {storage_temperature_c:g} °C = {pred.k:.3g} per {time_unit} "
+        f"(95 % CI {pred.k_low:.3g} to {pred.k_high:.3g}); time to {100 * fraction:g} % "
+        f"remaining {_fmt(t_est, ' ' + time_unit)} (lower bound {_fmt(t_low, ' ' + time_unit)})"
     )
 
 

@@ -228,6 +228,9 @@ def measurement_add(
         help="NTA result JSON, an instrument export or a ViewSizer result folder.")],
     db: DbOption = None,
     by: ByOption = None,
+    allow_reuse: Annotated[str | None, typer.Option(
+        "--allow-reuse", metavar="REASON", help="Accept raw data already measured for another "
+        "lot; the reason goes into the audit trail.")] = None,
 ) -> None:
     """Attach an NTA result (exocheck JSON or instrument export); the file is kept by SHA-256."""
     from exocheck.records import SCHEMA, Measurement
@@ -248,7 +251,8 @@ def measurement_add(
 
         kept = original_file(file, record)
     with kept as original, writing_store(db) as store:
-        store.add_measurement(lot, record, by=actor(by), original_file=original)
+        store.add_measurement(lot, record, by=actor(by), original_file=original,
+                              allow_reuse=allow_reuse)
     console.print(f"lot {lot}: measurement from {file.name} added")
 
 

@@ -26,6 +26,12 @@ from exocheck.qc.lotdata import LotData
 from exocheck.records import SizeDistribution
 
 D2_MOVING_RANGE = 1.128  # d2 for subgroups of 2 (moving range of consecutive points)
+#: Fewest lots from which control limits, rule checks and capability indices are stated. With
+#: fewer, σ from the moving ranges is too uncertain to set limits on (with 10 lots its 95 %
+#: interval still spans about ±45 %); QC practice asks for 20–25 points for final limits and
+#: accepts trial limits from about 10. Charts of fewer lots show the values and the
+#: specification only.
+MIN_LOTS_FOR_LIMITS = 10
 
 
 class _Record(BaseModel):

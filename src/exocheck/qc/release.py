@@ -137,15 +137,15 @@ def concentration_caveat(data: LotData) -> str | None:
         return None
     conc = nta.concentration
     if conc.calibrated is False:
-        return "concentration not bead-calibrated (nominal detection volume): calibrate"
+        return "the concentration is not bead-calibrated (nominal detection volume)"
     if conc.calibration_mismatch:
-        return f"calibration made on other optics ({conc.calibration_mismatch})"
+        return f"the calibration was made on other optics ({conc.calibration_mismatch})"
     calibration = (nta.settings or {}).get("calibration")
     if isinstance(calibration, dict):
         for video in (nta.settings or {}).get("per_video") or []:
             differences = optics_differences(calibration, video) if isinstance(video, dict) else []
             if differences:
-                return f"calibration made on other optics ({'; '.join(differences)})"
+                return f"the calibration was made on other optics ({'; '.join(differences)})"
     return None
 
 
@@ -326,7 +326,7 @@ def evaluate_criterion(criterion, data: LotData) -> CriterionResult:
 
     if isinstance(criterion, SizeFractionCriterion):
         low_nm, high_nm = criterion.window_nm
-        limit = f"≥ {criterion.min_fraction:.0%} in {low_nm:g}–{high_nm:g} nm"
+        limit = f"≥ {100 * criterion.min_fraction:g} % in {low_nm:g}–{high_nm:g} nm"
         fraction = size_fraction(data, low_nm, high_nm)
         if fraction is None:
             return CriterionResult(**base, result="missing", value=None, limit=limit,

@@ -1,10 +1,14 @@
 """Certificate of analysis: HTML (Jinja2) and PDF (WeasyPrint).
 
-The certificate shows the product and lot, the specification version, every criterion with
-value, limit and result, the decision, the size distribution with the specification window
-shaded, the particle count against the label claim, the product's control chart, the SHA-256
-of every raw file, the software version, and who signed when. An optional section gives the
-particles per unit predicted at expiry (from a stability study), rendered only when given.
+The certificate shows the product and lot, the specification version, what the particle
+measurement rests on (date, analyst, instrument and software version, videos and tracks,
+dilution, temperature, calibration, or a prominent "uncalibrated"), every criterion with value,
+limit and result, the decision in words that follow it (released, rejected, or a draft with a
+watermark on every page), the signer's comment, the size distribution with the specification
+window shaded, the particle count against the label claim, the product's control chart (limits
+only from :data:`~exocheck.qc.comparability.MIN_LOTS_FOR_LIMITS` lots, never below zero), the
+SHA-256 of every raw input, and who signed when. An optional section gives the particles per unit
+predicted at expiry (from a stability study), rendered only when given.
 """
 
 from __future__ import annotations
@@ -19,8 +23,13 @@ from pydantic import BaseModel, ConfigDict
 
 from exocheck import __version__
 from exocheck.errors import AnalysisError, ParameterError
-from exocheck.qc.comparability import capability, control_chart, particles_per_unit
-from exocheck.qc.release import fmt, quantity_value
+from exocheck.qc.comparability import (
+    MIN_LOTS_FOR_LIMITS,
+    capability,
+    control_chart,
+    particles_per_unit,
+)
+from exocheck.qc.release import concentration_caveat, fmt, quantity_value
 from exocheck.qc.specification import (
     LabelClaimCriterion,
     RangeCriterion,
@@ -66,7 +75,8 @@ def _size_figure(lot_data, spec: Specification) -> str | None:
             low = c.min if c.min is not None else 0.0
             high = c.max if c.max is not None else max(nta.size.bin_edges_nm)
             windows.append((low, high, f"{c.name}: {low:g}–{high:g} nm"))
-    marks = {k: v for k, v in (("mode", nta.size.mode_nm), ("D50", nta.size.d50_nm))
+    marks = {k: v for k, v in (("D10", nta.size.d10_nm), ("D50", nta.size.d50_nm),
+                               ("D90", nta.size.d90_nm), ("mode", nta.size.mode_nm))
              if v is not None}
     return _data_uri(plots.size_distribution_svg(nta.size, windows, marks))
 
@@ -89,18 +99,74 @@ def _chart(product_lots, lot: str, claim: float | None, spec: Specification):
         return None, None
     labels, values = zip(*points, strict=True)
     chart = control_chart(values, labels, attribute="particles per unit")
+    enough = len(points) >= MIN_LOTS_FOR_LIMITS
+    if not enough:  # too few lots for limits or rules: the values and the specification only
+        chart = chart.model_copy(update={"violations": []})
+    chart = chart.model_copy(update={"lcl": max(chart.lcl, 0.0)})  # no count below zero
     criterion = next((c for c in spec.criteria if isinstance(c, LabelClaimCriterion)), None)
     limits: tuple[float | None, float | None] = (None, None)
     cap = None
     if claim is not None and criterion is not None:
         tol = criterion.tolerance_percent / 100
         limits = (claim * (1 - tol), claim * (1 + tol))
-        try:
-            cap = capability(values, *limits, attribute="particles per unit")
-        except AnalysisError:
-            cap = None
-    svg = plots.control_chart_svg(chart, lot, "particles per unit", limits)
-    return {"figure": _data_uri(svg), "chart": chart, "capability": cap}, chart
+        if enough:
+            try:
+                cap = capability(values, *limits, attribute="particles per unit")
+            except AnalysisError:
+                cap = None
+    svg = plots.control_chart_svg(chart, lot, "particles per unit", limits, with_limits=enough)
+    return {"figure": _data_uri(svg), "chart": chart, "capability": cap, "limits": enough,
+            "lots": len(points), "min_lots": MIN_LOTS_FOR_LIMITS}, chart
+
+
+def _basis(info: dict[str, Any], data) -> dict[str, Any] | None:
+    """What the particle measurement rests on, for the certificate's "Measurement" table."""
+    nta = data.nta
+    if nta is None:
+        return None
+    settings = nta.settings or {}
+    calibration = settings.get("calibration")
+    caveat = concentration_caveat(data)
+    if isinstance(calibration, dict):
+        optics = ", ".join(
+            f"{label} {calibration[key]:.4g}{unit}" for key, label, unit in (
+                ("pixel_size_um", "pixel", " µm"), ("fps", "", " fps"),
+                ("exposure_ms", "exposure", " ms"), ("wavelength_nm", "laser", " nm"),
+                ("camera_gain", "gain", "")) if isinstance(calibration.get(key), int | float)
+        ).replace(" , ", ", ")
+        bead = calibration.get("bead_diameter_nm")
+        calibrated = (
+            f"bead standard{f' {bead:g} nm' if bead else ''} at "
+            f"{fmt(calibration['known_concentration_per_ml'])} /mL; detection depth "
+            f"{calibration['depth_um']:.3g} µm; optics {optics}"
+        )
+    elif nta.concentration.calibrated is None:
+        calibrated = f"the instrument's own ({nta.source.instrument})"
+    else:
+        calibrated = None
+    entries = [x for x in info.get("measurements", []) if x["kind"] == "nta"]
+    analyst = entries[-1]["created_by"] if entries else None
+    n_videos = len(nta.per_video) or len(nta.source.files) or None
+    inputs = [{"filename": name, "sha256": sha, "role": "raw input"}
+              for name, sha in nta.provenance.inputs.items()]
+    if nta.source.file_sha256 and nta.source.file_sha256 not in nta.provenance.inputs.values():
+        name = nta.source.files[0] if nta.source.files else "instrument export"
+        inputs.append({"filename": name, "sha256": nta.source.file_sha256, "role": "raw input"})
+    return {
+        "date": nta.date or nta.provenance.created,
+        "analyst": analyst,
+        "instrument": " ".join(x for x in (nta.source.instrument, nta.source.software_version)
+                               if x),
+        "exocheck_version": nta.provenance.exocheck_version,
+        "videos": n_videos,
+        "tracks": nta.tracks.count or None,
+        "dilution": nta.concentration.dilution_factor or nta.dilution_factor,
+        "temperature_c": nta.temperature_c,
+        "calibration": calibrated,
+        "caveat": caveat,
+        "warnings": nta.warnings,
+        "inputs": inputs,
+    }
 
 
 def coa_context(store, lot: str, *, expiry: ExpiryPrediction | dict | None = None) -> dict[str, Any]:
@@ -114,8 +180,13 @@ def coa_context(store, lot: str, *, expiry: ExpiryPrediction | dict | None = Non
                       data.particles_per_unit_claim, spec)
     if isinstance(expiry, dict):
         expiry = ExpiryPrediction.model_validate(expiry)
+    basis = _basis(info, data)
+    inputs = (basis["inputs"] if basis else []) + [
+        {"filename": a["filename"], "sha256": a["sha256"], "size_bytes": a["size_bytes"],
+         "role": "stored file"} for a in info["attachments"]]
     return {
-        "product": product, "lot": info, "spec": spec, "result": result,
+        "product": product, "lot": info, "spec": spec, "result": result, "basis": basis,
+        "inputs": inputs,
         "status": None if info["approved_by"] is None else (
             "RELEASED" if result.decision == "conforms" else "REJECTED"),
         "size_figure": _size_figure(data, spec), "claim_figure": _claim_figure(data, spec),

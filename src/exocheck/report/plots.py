@@ -32,14 +32,18 @@ def size_distribution_svg(dist: SizeDistribution, windows_nm: list[tuple[float, 
         edges = np.asarray(dist.bin_edges_nm, dtype=float)
         density = np.asarray(dist.density, dtype=float) / np.diff(edges)
         ax.stairs(density, edges, fill=True, color="#4c72b0", alpha=0.8, label="this lot")
+        # each specification window is a bar of its own below the axis: nothing overlaps it, so
+        # it shows exactly the colour of its legend entry
         colours = ["#2ca02c", "#ff7f0e", "#9467bd"]
+        row = 0.08 * float(density.max(initial=0.0) or 1.0)
         for i, (low, high, label) in enumerate(windows_nm):
-            ax.axvspan(low, high, color=colours[i % 3], alpha=0.12, label=label)
-        for i, (name, value) in enumerate((markers_nm or {}).items()):
-            ax.axvline(value, color="k", lw=0.8, ls="--")
-            ax.annotate(name, (value, 1.0 - 0.08 * i), xycoords=("data", "axes fraction"),
-                        fontsize=7,
-                        ha="left", va="top", xytext=(2, -2), textcoords="offset points")
+            ax.broken_barh([(low, high - low)], (-(i + 1) * row * 1.25, row),
+                           color=colours[i % 3], label=label)
+        if windows_nm:
+            ax.set_ylim(-(len(windows_nm) + 0.3) * row * 1.25, density.max() * 1.05)
+            ax.set_yticks([y for y in ax.get_yticks() if 0 <= y <= density.max() * 1.05])
+            ax.axhline(0, color="k", lw=0.6)
+        _mark_quantiles(ax, markers_nm or {})
         upper = float(edges[np.searchsorted(np.cumsum(dist.density), 0.999)
                             if len(dist.density) else -1])
         ax.set_xlim(0, max(upper * 1.1, max((w[1] for w in windows_nm), default=0) * 1.05))
@@ -48,6 +52,17 @@ def size_distribution_svg(dist: SizeDistribution, windows_nm: list[tuple[float, 
         ax.legend(loc="upper right", fontsize=7, frameon=False)
         ax.spines[["top", "right"]].set_visible(False)
         return _svg(fig)
+
+
+def _mark_quantiles(ax, markers_nm: dict[str, float]) -> None:
+    """Dashed lines at D10/D50/D90/mode, their labels one per row from the top so that close
+    values (a narrow peak) never print over each other; each label states its value."""
+    for i, (name, value) in enumerate(sorted(markers_nm.items(), key=lambda kv: kv[1])):
+        ax.axvline(value, color="k", lw=0.7, ls="--", zorder=4)
+        ax.annotate(f"{name} {value:.0f} nm", (value, 0.98 - 0.11 * i),
+                    xycoords=("data", "axes fraction"), fontsize=6.5, ha="left", va="top",
+                    xytext=(2, 0), textcoords="offset points", zorder=5,
+                    bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8})
 
 
 def claim_svg(value: float, interval: tuple[float, float] | None, claim: float,
@@ -76,20 +91,26 @@ def claim_svg(value: float, interval: tuple[float, float] | None, claim: float,
 
 
 def control_chart_svg(chart: ControlChart, highlight: str | None, unit: str,
-                      limits: tuple[float | None, float | None] = (None, None)) -> str:
-    """Individuals chart of the product's lots: centre, ±1/2/3σ, specification limits, rule
-    violations in red, this lot circled."""
+                      limits: tuple[float | None, float | None] = (None, None),
+                      with_limits: bool = True) -> str:
+    """Individuals chart of the product's lots: centre, ±1/2/3σ (never below zero; only
+    ``with_limits``, i.e. from enough lots), specification limits, rule violations in red, this
+    lot circled; a legend names every line drawn."""
     with plt.rc_context(_STYLE):
         fig, ax = plt.subplots(figsize=(6.2, 2.3))
         x = np.arange(len(chart.values))
-        ax.plot(x, chart.values, "-o", color="#4c72b0", ms=4, lw=1)
-        ax.axhline(chart.center, color="k", lw=0.8)
-        for k, style in ((1, ":"), (2, "-."), (3, "--")):
-            for sign in (1, -1):
-                ax.axhline(chart.center + sign * k * chart.sigma, color="grey", lw=0.6, ls=style)
-        for bound in limits:
-            if bound is not None:
-                ax.axhline(bound, color="#d62728", lw=0.8, alpha=0.6)
+        ax.plot(x, chart.values, "-o", color="#4c72b0", ms=4, lw=1, label="lots")
+        ax.axhline(chart.center, color="k", lw=0.8, label="mean")
+        if with_limits:
+            for k, style in ((1, ":"), (2, "-."), (3, "--")):
+                for sign in (1, -1):
+                    level = chart.center + sign * k * chart.sigma
+                    if level >= 0:  # a count has no negative values
+                        ax.axhline(level, color="grey", lw=0.6, ls=style,
+                                   label=f"±{k}σ" if sign == 1 else None)
+        for i, bound in enumerate(b for b in limits if b is not None):
+            ax.axhline(bound, color="#d62728", lw=0.8, alpha=0.6,
+                       label="specification" if i == 0 else None)
         flagged = sorted({v.index for v in chart.violations})
         if flagged:
             ax.plot(x[flagged], np.asarray(chart.values)[flagged], "o", color="#d62728", ms=6,
@@ -99,7 +120,7 @@ def control_chart_svg(chart: ControlChart, highlight: str | None, unit: str,
             ax.plot([i], [chart.values[i]], "o", mfc="none", mec="k", ms=10, label="this lot")
         ax.set_xticks(x, chart.labels, rotation=30, ha="right", fontsize=7)
         ax.set_ylabel(unit)
-        if flagged or highlight in chart.labels:
-            ax.legend(loc="best", fontsize=7, frameon=False)
+        ax.set_ylim(bottom=0)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False)
         ax.spines[["top", "right"]].set_visible(False)
         return _svg(fig)

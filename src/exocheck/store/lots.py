@@ -122,6 +122,10 @@ class LotMixin(StoreBase):
                     {"filename": x.attachment.filename, "sha256": x.attachment.sha256,
                      "size_bytes": x.attachment.size_bytes}
                     for x in lot.measurements if x.attachment is not None],
+                "measurements": [
+                    {"id": x.id, "kind": x.kind, "created_by": x.created_by,
+                     "created_at": aware(x.created_at), "measured_at": aware(x.measured_at)}
+                    for x in lot.measurements],
             }
 
     # ---- measurements -------------------------------------------------------------------------
