@@ -44,6 +44,10 @@ def test_stated_summary_values(case):
         assert getattr(m.size, key) == entry[key], key
     stated_se = m.instrument_summary["Concentration (Particles / ml)"]["Standard Error"]
     assert stated_se == entry["stated_standard_error"]["conc_per_ml"]
+    size_se = m.instrument_summary["Size (number) Standard Error"]
+    assert size_se == {
+        k: v for k, v in entry["stated_standard_error"].items() if k != "conc_per_ml"
+    }
     if entry["temperature_c"] is not None:
         assert m.temperature_c == entry["temperature_c"]
     assert len(m.per_video) == entry["videos"]

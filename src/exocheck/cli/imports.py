@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -160,8 +161,14 @@ def import_(
     roots: dict[Path, Path | None] = {}
     failed = 0
     for path, root in items:
+        busy = (
+            err_console.status(f"{path.name}: re-sizing the vendor's tracks")
+            if resize
+            else nullcontext()
+        )  # seconds for thousands of tracks
         try:
-            measurement = read_measurement(path, resize=resize)
+            with busy:
+                measurement = read_measurement(path, resize=resize)
             if out is not None:
                 name = _label(path, root).replace("/", "__") if root else path.stem or path.name
                 to_json(measurement, out / f"{Path(name).stem if root else name}.json")

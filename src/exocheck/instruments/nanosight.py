@@ -431,13 +431,18 @@ def read_nanosight(path: str | Path) -> Measurement:
             )
 
     se = to_float(_cell(conc_row, cols.stderr))
-    finite = [v for v in video_conc if v is not None]
+    finite = [v for v in video_conc if v is not None and v > 0]  # SD over the videos that counted
     summary = {
         "Concentration (Particles / ml)": {"Average": particles_per_ml, "Standard Error": se},
         "Dilution factor": _cell(dil_row, cols.average) or _cell(dil_row, 1),
         "Particles per frame": cols.average_of(_find(results, "particles per frame")),
         "Completed tracks": cols.average_of(_find(results, "completed tracks")),
         "Size (number)": {k: v for k, v in stated.items() if v is not None},
+        "Size (number) Standard Error": {
+            key: se
+            for k, key in _STATS.items()
+            if (se := to_float(_cell(_find(number.rows, k), size_cols.stderr))) is not None
+        },
         "Valid Tracks": size_cols.average_of(_find(number.rows, "valid tracks")),
         "from_distribution": {k: v for k, v in recomputed.items() if v is not None},
         "average of valid videos": valid_average or None,
