@@ -191,4 +191,8 @@ def write_report(results: dict[str, Any], path: Path) -> None:
         "from one run carry some scatter.",
         "",
     ]
+    if "batch" in results:
+        from batch import section  # sibling module (benchmarks/batch.py)
+
+        lines += section(results["batch"])
     atomic_write_text(path, "\n".join(lines))

@@ -345,6 +345,9 @@ def main() -> None:
     sizes["trackpy-bulk"] = json.loads(summary.read_text())
 
     profile = profile_exocheck(video)
+    import batch as batch_bench  # sibling module: exocheck batch with 1 and 2 workers
+
+    batch = batch_bench.run(video, measure)
     results = {
         "machine": info,
         "standard_video": STANDARD,
@@ -353,6 +356,7 @@ def main() -> None:
         "peer_run": peer,
         "speed_ratio": ratio,
         "profile_s": profile,
+        "batch": batch,
     }
     (OUT / "results.json").write_text(json.dumps(results, indent=1))
     from bench_report import write_report  # sibling module (see sys.path below)

@@ -12,9 +12,10 @@ import time
 
 import pandas as pd
 import pytest
-from conftest import EXOCHECK, SETTINGS, comparable, exocheck
+from batch_support import EXOCHECK, SETTINGS, comparable, exocheck
 
 from exocheck.batch import run_batch, samples_from_videos
+from exocheck.errors import StoreError
 from exocheck.nta.analyze import AnalysisSettings, Conditions
 from exocheck.nta.sizing import SizingSettings
 
@@ -153,3 +154,24 @@ def test_interrupted_batch_leaves_no_job_running(tmp_path, videos):
     assert rest.code == 0, rest.stderr
     assert [row[1] for row in _jobs(db)] == ["done"] * len(videos)
     assert sorted(p.name for p in out.iterdir()) == [v.stem for v in videos]
+
+
+def test_results_entered_in_a_lot_once(tmp_path, client, videos):
+    from exocheck.store import Store
+
+    db = f"sqlite:///{tmp_path / 'qc.db'}"
+    with Store.open(db) as store:
+        store.add_product("EXO-1", by="ana")
+        store.add_lot("L1", "EXO-1", by="ana")
+    samples = samples_from_videos([videos[0]], CONDITIONS)
+    for _ in range(2):  # the second run finds the job done and the record already entered
+        result = run_batch(
+            samples, tmp_path / "out", settings=ANALYSIS, client=client, db=db, lot="L1", by="ana"
+        )
+        assert [o.status for o in result.outcomes] == ["done"]
+    with Store.open(db) as store:
+        entered = [e for e in store.history("L1") if e["entity"] == "measurement"]
+    assert len(entered) == 1 and entered[0]["actor"] == "ana", entered
+    with pytest.raises(StoreError, match="unknown lot 'L9'"):
+        run_batch(samples, tmp_path / "out", settings=ANALYSIS, client=client, db=db, lot="L9",
+                  by="ana")  # fmt: skip

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import one_error_line
+from batch_support import one_error_line
 
 from exocheck.batch import read_manifest, samples_from_videos
 from exocheck.errors import FormatError, ParameterError

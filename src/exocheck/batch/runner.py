@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -71,6 +72,8 @@ class SampleOutcome:
     worker: str | None = None
     elapsed_s: float | None = None
     peak_rss_mb: float | None = None
+    started_at: datetime | None = None  # on the worker (UTC)
+    finished_at: datetime | None = None
 
 
 @dataclass
@@ -473,8 +476,6 @@ class _Run:
         self.show.advance(len(spec.videos))
 
     def _drain_events(self) -> None:
-        from datetime import datetime
-
         while True:
             try:
                 message = self.events.get_nowait()
@@ -520,6 +521,7 @@ class _Run:
             d50_nm=record.get("d50_nm"), particles_per_ml=record.get("particles_per_ml"),
             error=record.get("error"), worker=record.get("worker"),
             elapsed_s=record.get("elapsed_s"), peak_rss_mb=record.get("peak_rss_mb"),
+            started_at=record.get("started_at"), finished_at=record.get("finished_at"),
         )  # fmt: skip
         if outcome.status == "done":
             self.analysed_videos += len(spec.videos)

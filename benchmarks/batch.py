@@ -1,0 +1,271 @@
+"""Batch throughput on Dask: ``exocheck batch`` with 1 and 2 local workers on 8 standard captures.
+
+Part of ``make bench`` (``benchmarks/run.py`` calls :func:`run` and the report includes
+:func:`section`); ``python benchmarks/batch.py`` runs this part alone and replaces only the batch
+section of ``docs/benchmarks.md``.
+
+The 8 captures are the standard capture of ``run.py`` (1500 frames of 640×480, 100 nm beads) under
+8 names (hard links): a job is identified by file name and content, so each is a job of its own and
+is analysed in full; after the first read all of them come from the page cache, as 8 distinct
+files of this size would on this machine's RAM. Each batch runs in a fresh job table with the
+command's default settings, as its own process timed from launch to exit (cluster start-up,
+hashing of the inputs and writing of the results included); workers are single-threaded
+processes, one per core at most.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench-output"
+CAPTURES = 8
+WORKERS = (1, 2)
+TARGET_RATIO = 1.7
+ESTIMATE_VIDEOS = 1000
+ESTIMATE_WORKERS = (16, 64, 256)
+HASH_THREADS = 2  # the client's checksum threads (exocheck.batch.runner)
+
+
+def captures(standard_video: Path) -> list[Path]:
+    """The standard capture under ``CAPTURES`` names (hard links; copies where links fail)."""
+    import shutil
+
+    folder = OUT / "videos" / "batch"
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(1, CAPTURES + 1):
+        path = folder / f"capture-{i}.tif"
+        if not (path.exists() and path.stat().st_ino == standard_video.stat().st_ino):
+            path.unlink(missing_ok=True)
+            try:
+                path.hardlink_to(standard_video)
+            except OSError:
+                shutil.copyfile(standard_video, path)
+        paths.append(path)
+    return paths
+
+
+def _child(workers: int, out: Path, db: Path, videos: list[str]) -> None:
+    """One batch, in this process (the benchmark runs it as a child): prints a JSON summary."""
+    from exocheck.batch import run_batch, samples_from_videos
+    from exocheck.batch.runner import connect
+    from exocheck.nta.analyze import Conditions
+
+    began = time.perf_counter()
+    began_epoch = time.time()
+    client, cluster = connect(None, workers)
+    started = time.perf_counter()
+    samples = samples_from_videos([Path(v) for v in videos], Conditions())
+    result = run_batch(samples, out, client=client, db=f"sqlite:///{db}")
+    ended = time.perf_counter()
+    client.close()
+    cluster.close()
+    peak: dict[str, float] = {}
+    for o in result.outcomes:
+        if o.worker is not None and o.peak_rss_mb is not None:
+            peak[o.worker] = max(peak.get(o.worker, 0.0), o.peak_rss_mb)
+    starts = sorted(o.started_at.timestamp() for o in result.outcomes if o.started_at)
+    ends = sorted(o.finished_at.timestamp() for o in result.outcomes if o.finished_at)
+    summary = {
+        "cluster_start_s": started - began,
+        "first_job_start_s": starts[0] - began_epoch,  # start-up: cluster, checksum, imports
+        "jobs_span_s": ends[-1] - starts[0],  # first job's start to last job's end
+        "batch_s": ended - started,
+        "failed": [o.sample for o in result.failed],
+        "job_s": [o.elapsed_s for o in result.outcomes],
+        "peak_rss_per_worker_mb": sorted(peak.values()),
+        "workers_used": len(peak),
+    }
+    print("BATCH-SUMMARY " + json.dumps(summary), flush=True)
+
+
+def _hash_s(path: Path) -> float:
+    from exocheck.batch.runner import input_sha256
+
+    input_sha256(path)  # into the page cache
+    began = time.perf_counter()
+    input_sha256(path)
+    return time.perf_counter() - began
+
+
+def run(standard_video: Path, measure) -> dict:
+    """Time the batches; ``measure(name, cmd, log)`` is run.py's whole-process timer."""
+    videos = captures(standard_video)
+    runs = {}
+    for n in WORKERS:
+        out, db = OUT / f"batch-w{n}", OUT / f"batch-w{n}.db"
+        db.unlink(missing_ok=True)
+        if out.exists():
+            import shutil
+
+            shutil.rmtree(out)
+        log = OUT / "logs" / f"batch-w{n}.log"
+        cmd = [sys.executable, __file__, "--child", str(n), str(out), str(db), *map(str, videos)]
+        timing = measure(f"exocheck batch, {n} worker(s), {len(videos)} captures", cmd, log)
+        line = next(x for x in log.read_text().splitlines() if x.startswith("BATCH-SUMMARY "))
+        summary = json.loads(line.removeprefix("BATCH-SUMMARY "))
+        if summary["failed"]:
+            sys.exit(f"batch with {n} worker(s) failed on {summary['failed']}; see {log}")
+        runs[str(n)] = {
+            "wall_s": timing.wall_s,
+            "cpu_s": timing.user_s + timing.sys_s,
+            "peak_private_mb": timing.peak_private_mb,
+            "videos_per_min": len(videos) / timing.wall_s * 60.0,
+            **summary,
+        }
+    one, two = runs["1"], runs["2"]
+    return {
+        "captures": len(videos),
+        "video_mb": standard_video.stat().st_size / 1e6,
+        "hash_s": _hash_s(standard_video),
+        "runs": runs,
+        "ratio": two["videos_per_min"] / one["videos_per_min"],
+    }
+
+
+def estimate(batch: dict, workers: int, videos: int = ESTIMATE_VIDEOS) -> dict:
+    """Minutes for ``videos`` captures on ``workers`` workers, from the measured figures.
+
+    Analysis: rounds of single-threaded jobs, each the measured median job time plus the measured
+    gap between jobs of the 1-worker batch (result back, next task in, job table), after the
+    measured start-up (to the first job's start). The client's checksums (``HASH_THREADS``
+    threads at the measured rate) run beside the analyses and bound the whole from below.
+    Reading from a shared filesystem is not in the estimate: it is given separately.
+    """
+    one = batch["runs"]["1"]
+    n = batch["captures"]
+    job_s = statistics.median(one["job_s"])
+    gap_s = max(0.0, (one["jobs_span_s"] - sum(one["job_s"])) / max(n - 1, 1))
+    start_s = one["first_job_start_s"] + (one["wall_s"] - one["batch_s"] - one["cluster_start_s"])
+    compute_s = math.ceil(videos / workers) * (job_s + gap_s)
+    hashing_s = videos * batch["hash_s"] / HASH_THREADS
+    total_s = start_s + max(compute_s, hashing_s)
+    data_gb = 2 * videos * batch["video_mb"] / 1000.0  # read by the checksum, then the analysis
+    return {
+        "workers": workers, "job_s": job_s, "gap_s": gap_s, "start_s": start_s,
+        "compute_s": compute_s, "hashing_s": hashing_s, "total_s": total_s,
+        "bound": "analysis" if compute_s >= hashing_s else "client checksums",
+        "needed_gb_s": data_gb / total_s,
+    }  # fmt: skip
+
+
+def section(batch: dict) -> list[str]:
+    """The batch section of docs/benchmarks.md."""
+    runs = batch["runs"]
+    ratio = batch["ratio"]
+    verdict = (
+        f"meets the ≥{TARGET_RATIO}× target"
+        if ratio >= TARGET_RATIO
+        else f"**does not meet the ≥{TARGET_RATIO}× target**"
+    )
+    lines = [
+        SECTION_TITLE,
+        "",
+        f"`exocheck batch` on {batch['captures']} standard captures ({batch['video_mb']:.0f} MB "
+        "each; the standard capture under 8 names, each a job of its own), default settings, "
+        "local cluster of single-threaded worker processes, fresh job table; each batch timed as "
+        "its own process from launch to exit (cluster start-up, input checksums, results "
+        "written). Command: `make bench` (or `python benchmarks/batch.py` for this section "
+        "alone).",
+        "",
+        "| workers | wall (s) | videos/min | cluster start (s) | first job starts (s) | "
+        "median job (s) | CPU (s) | peak RSS per worker (MB) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for n, r in runs.items():
+        rss = ", ".join(f"{x:.0f}" for x in r["peak_rss_per_worker_mb"])
+        lines.append(
+            f"| {n} | {r['wall_s']:.1f} | {r['videos_per_min']:.1f} | {r['cluster_start_s']:.1f} | "
+            f"{r['first_job_start_s']:.1f} | {statistics.median(r['job_s']):.1f} | "
+            f"{r['cpu_s']:.1f} | {rss} |"
+        )
+    e = estimate(batch, ESTIMATE_WORKERS[0])
+    lines += [
+        "",
+        f"**2 workers reach {ratio:.2f}× the throughput of one** on {_nproc()} cores; this "
+        f"{verdict}. *First job starts*: from the batch's start to the first analysis (cluster, "
+        "the first input's checksum, the worker loading exocheck). Peak RSS per worker is the "
+        "worker process's high-water mark (Dask worker plus the analyses it ran, one at a time). "
+        "The machine is shared: other work on its cores during a run lowers the 2-worker figure "
+        "more than the 1-worker one.",
+        "",
+        f"### Estimate: {ESTIMATE_VIDEOS:,} captures on a cluster",
+        "",
+        f"From the 1-worker batch above: a job takes {e['job_s']:.1f} s on one core (median) and "
+        f"the next one starts {e['gap_s']:.2f} s after it ends; start-up (process, cluster, "
+        f"first checksum, first imports) takes {e['start_s']:.1f} s. The client checksums every "
+        f"input before submitting it ({batch['hash_s']:.2f} s per capture on one thread, "
+        f"{HASH_THREADS} threads), beside the analyses. Workers as fast as this machine's cores, "
+        "the scheduler's own overhead (well under 10 ms per task) neglected.",
+        "",
+        "| workers | analysis (min) | client checksums (min) | estimate (min) | limited by | "
+        "filesystem needed (GB/s) |",
+        "|---:|---:|---:|---:|---|---:|",
+    ]
+    for w in ESTIMATE_WORKERS:
+        e = estimate(batch, w)
+        lines.append(
+            f"| {w} | {e['compute_s'] / 60:.1f} | {e['hashing_s'] / 60:.1f} | "
+            f"{e['total_s'] / 60:.1f} | {e['bound']} | {e['needed_gb_s']:.1f} |"
+        )
+    lines += [
+        "",
+        "*Filesystem needed*: the read rate at which the shared filesystem keeps up (every "
+        "capture is read twice: checksum, analysis). The standard capture is 1500 uncompressed "
+        "640×480 frames: beyond a few dozen workers, a batch of them is limited by the client's "
+        "checksums and by reading, not by analysing; checksums computed where the videos are "
+        "written, more checksum threads, or compressed captures scale further than more workers.",
+        "",
+    ]
+    return lines
+
+
+def _nproc() -> int:
+    import os
+
+    return os.cpu_count() or 1
+
+
+SECTION_TITLE = "## Batch on Dask: videos per minute"
+
+
+def splice(page: Path, lines: list[str]) -> None:
+    """Replace (or append) the batch section of ``page``, leaving the rest as it is."""
+    from exocheck.records import atomic_write_text
+
+    text = page.read_text() if page.exists() else ""
+    body = "\n".join(lines)
+    if SECTION_TITLE in text:
+        head, _, rest = text.partition(SECTION_TITLE)
+        following = rest.find("\n## ", 1)
+        # the section's own sub-heading starts with ###; the next top-level section with "## "
+        tail = rest[following + 1 :] if following >= 0 else ""
+        text = head + body + ("\n" + tail if tail else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + body
+    atomic_write_text(page, text if text.endswith("\n") else text + "\n")
+
+
+def main() -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import run as bench
+
+    OUT.mkdir(exist_ok=True)
+    standard = bench.standard_video() / "video.tif"
+    batch = run(standard, bench.measure)
+    (OUT / "batch.json").write_text(json.dumps(batch, indent=1))
+    splice(ROOT / "docs" / "benchmarks.md", section(batch))
+    print(f"[bench] batch: 2 workers {batch['ratio']:.2f}x one; wrote docs/benchmarks.md")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        _child(int(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]), sys.argv[5:])
+    else:
+        main()
