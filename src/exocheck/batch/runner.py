@@ -33,6 +33,7 @@ HEARTBEAT_EVERY_S = 10.0
 STALE_AFTER_S = 120.0
 PROGRESS_FLUSH_S = 2.0
 POLL_S = 0.1
+HASH_THREADS = 2  # checksums of the inputs, computed beside the analyses
 
 
 class BatchProgress(Protocol):
@@ -184,6 +185,7 @@ def connect(scheduler: str | None, workers: int | None, timeout_s: float = CONNE
         processes=True,
         dashboard_address=":0",  # any free port: several batches may run on one machine
         silence_logs=logging.ERROR,
+        preload=["exocheck.batch.warm"],  # workers load the analysis while the client starts
     )
     try:
         client = Client(cluster, set_as_default=False)
@@ -277,6 +279,9 @@ def run_batch(
         for path in sorted({s.calibration for s in samples if s.calibration is not None})
     }
     store = Store.open(db, create=create_db)
+    hasher = ThreadPoolExecutor(max_workers=HASH_THREADS, thread_name_prefix="exocheck-hash")
+    owned_client = client is None
+    cluster = None
     try:
         if lot is not None:
             store.lot_info(lot)  # an unknown lot is refused before any work
@@ -288,24 +293,24 @@ def run_batch(
                 + ", ".join(j.sample for j in requeued[:5])
                 + (" ..." if len(requeued) > 5 else "")
             )
-        owned_client = client is None
-        cluster = None
-        if owned_client:
+        if owned_client and scheduler:  # a cluster is reached before any input is read
             client, cluster = connect(scheduler, workers)
+        hashes = {v: hasher.submit(input_sha256, v) for s in samples for v in s.videos}
+        if owned_client and not scheduler:  # the inputs are hashed while the workers start
+            client, cluster = connect(None, workers)
         owner = owner_token(uuid.uuid4().hex[:12])
-        try:
-            result = _Run(
-                samples, out, settings, calibrations, jobs, client, owner, __version__,
-                store, lot, by, rerun, show,
-            ).run()  # fmt: skip
-        finally:
-            if owned_client:
-                client.close()
-                if cluster is not None:
-                    cluster.close()
+        result = _Run(
+            samples, out, settings, calibrations, jobs, client, owner, __version__,
+            store, lot, by, rerun, show,
+        ).run(hashes)  # fmt: skip
         result.requeued = len(requeued)
         result.database = store.url
     finally:
+        hasher.shutdown(wait=False, cancel_futures=True)
+        if owned_client and client is not None:
+            client.close()
+            if cluster is not None:
+                cluster.close()
         store.close()
     result.wall_s = time.perf_counter() - began
     return result
@@ -345,7 +350,7 @@ class _Run:
         if isinstance(message, dict) and message.get("owner") == self.owner:
             self.events.put(message)
 
-    def run(self) -> BatchResult:
+    def run(self, hashes: dict[Path, Future]) -> BatchResult:
         self.client.subscribe_topic(TOPIC, self._on_event)
         info = self.client.scheduler_info()
         n_workers = len(info.get("workers", {}))
@@ -356,9 +361,7 @@ class _Run:
             f"Dask scheduler {where} with {n_workers} worker(s); dashboard: "
             + (f"{dashboard}{note}" if dashboard else "none")
         )
-        hasher = ThreadPoolExecutor(max_workers=2, thread_name_prefix="exocheck-hash")
         try:
-            hashes = {v: hasher.submit(input_sha256, v) for s in self.samples for v in s.videos}
             self.show.start(sum(len(s.videos) for s in self.samples))
             self._loop(hashes)
         except BaseException:
@@ -369,7 +372,6 @@ class _Run:
                 self.show.message(f"gave back {released} unfinished job(s): run again to resume")
             raise
         finally:
-            hasher.shutdown(wait=False, cancel_futures=True)
             try:
                 self.client.unsubscribe_topic(TOPIC)
             except Exception:
