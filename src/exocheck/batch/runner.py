@@ -112,13 +112,18 @@ def _canonical_sha256(value: Any) -> str:
 
 
 def job_identity(
-    spec: SampleSpec, checksums: Sequence[str], settings: Any, calibration: Any
+    spec: SampleSpec,
+    checksums: Sequence[str],
+    settings: Any,
+    calibration: Any,
+    reasons: dict[str, str | None] | None = None,
 ) -> tuple[list[dict[str, str]], str, dict[str, Any], str]:
     """Inputs, their hash, the settings record and its hash of one sample's job.
 
     Inputs are identified by file name and content (a video moved to another folder is the same
     input); the settings by everything that goes into the result: sample name, conditions,
-    analysis settings (as recorded), dilution and calibration.
+    analysis settings (as recorded), dilution, calibration and the reasons given for exceptions
+    (``calibration_override``, ``allow_reuse``), which the record keeps.
     """
     from exocheck.nta.analyze import recorded_settings
 
@@ -133,6 +138,7 @@ def job_identity(
         "analysis": recorded_settings(settings),
         "dilution_factor": spec.dilution_factor,
         "calibration": asdict(calibration) if calibration is not None else None,
+        **{k: v for k, v in (reasons or {}).items() if v is not None},
     }
     return inputs, inputs_sha256, record, _canonical_sha256(record)
 
@@ -219,6 +225,8 @@ def run_batch(
     lot: str | None = None,
     by: str | None = None,
     rerun: bool = False,
+    calibration_override: str | None = None,
+    allow_reuse: str | None = None,
     stale_after_s: float = STALE_AFTER_S,
     progress: BatchProgress | None = None,
 ) -> BatchResult:
@@ -245,6 +253,9 @@ def run_batch(
         Enter each sample's measurement in this lot of the store, as ``by``.
     rerun
         Analyse again samples already done (a new job is not created: the same one runs again).
+    calibration_override, allow_reuse
+        Reasons to accept a calibration made on other optics, or the same video twice in a
+        sample, as for :func:`exocheck.nta.analyze.analyze`.
     stale_after_s
         A job whose batch has not been heard of for this long is requeued.
     progress
@@ -302,6 +313,7 @@ def run_batch(
         result = _Run(
             samples, out, settings, calibrations, jobs, client, owner, __version__,
             store, lot, by, rerun, show,
+            {"calibration_override": calibration_override, "allow_reuse": allow_reuse},
         ).run(hashes)  # fmt: skip
         result.requeued = len(requeued)
         result.database = store.url
@@ -321,7 +333,7 @@ class _Run:
 
     def __init__(
         self, samples, out, settings, calibrations, jobs, client, owner, version, store, lot,
-        by, rerun, show,
+        by, rerun, show, reasons,
     ) -> None:  # fmt: skip
         self.samples = list(samples)
         self.out = out
@@ -336,6 +348,7 @@ class _Run:
         self.by = by
         self.rerun = rerun
         self.show = show
+        self.reasons = reasons
         self.events: queue.Queue = queue.Queue()
         self.outcomes: dict[str, SampleOutcome] = {}
         self.active: dict[Any, tuple[int, SampleSpec]] = {}  # future -> (job id, sample)
@@ -413,7 +426,7 @@ class _Run:
             return
         calibration = self.calibrations.get(spec.calibration) if spec.calibration else None
         inputs, inputs_sha, record, settings_sha = job_identity(
-            spec, checksums, self.settings, calibration
+            spec, checksums, self.settings, calibration, self.reasons
         )
         job = self.jobs.get_or_create(
             spec.sample, inputs, inputs_sha, record, settings_sha, self.version
@@ -438,6 +451,7 @@ class _Run:
             dilution_factor=spec.dilution_factor,
             out_dir=str(target.absolute()),
             version=self.version,
+            **self.reasons,
         )
         future = self.client.submit(
             run_task, task, key=f"exocheck-job-{job.id}-{self.owner.rsplit(':', 1)[-1]}",

@@ -38,6 +38,8 @@ class BatchTask:
     dilution_factor: float | None
     out_dir: str  # the sample's folder
     version: str  # exocheck version of the batch
+    calibration_override: str | None = None  # reason to use a calibration from other optics
+    allow_reuse: str | None = None  # reason to accept the same video twice
 
 
 class _Events:
@@ -155,6 +157,8 @@ def _analyse(task: BatchTask, events: _Events) -> dict[str, Any]:
         task.sample,
         progress=events.frames,
         dilution_factor=task.dilution_factor,
+        calibration_override=task.calibration_override,
+        allow_reuse=task.allow_reuse,
     )
     for analysis, (path, expected) in zip(analyses, task.videos, strict=True):
         if expected and analysis.sha256 and analysis.sha256 != expected:

@@ -23,10 +23,13 @@ from exocheck.cli._common import console, err_console
 from exocheck.cli.nta_cmds import (
     ExposureOpt,
     FpsOpt,
+    GainOpt,
     InvertOpt,
     PixelOpt,
+    PolarityOpt,
     ThresholdOpt,
     ViscOpt,
+    WavelengthOpt,
     _settings,
 )
 from exocheck.cli.store_cmds import CreateOption
@@ -133,6 +136,26 @@ def batch_cmd(
     dilution_factor: Annotated[
         float | None, typer.Option(help="Dilution before measurement (reported per undiluted mL).")
     ] = None,
+    camera_gain: GainOpt = None,
+    wavelength_nm: WavelengthOpt = None,
+    calibration_override: Annotated[
+        str | None,
+        typer.Option(
+            "--calibration-override",
+            metavar="REASON",
+            help="Use a calibration made on other optics; the reason is recorded and the "
+            "concentration is not used for release.",
+        ),
+    ] = None,
+    allow_reuse: Annotated[
+        str | None,
+        typer.Option(
+            "--allow-reuse",
+            metavar="REASON",
+            help="Accept the same video twice in a sample (same SHA-256); the reason is recorded.",
+        ),
+    ] = None,
+    skip_polarity_check: PolarityOpt = False,
     invert: InvertOpt = False,
     threshold_sigma: ThresholdOpt = None,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for intervals.")] = 40,
@@ -165,8 +188,10 @@ def batch_cmd(
         exposure_ms=exposure_ms,
         viscosity_mpa_s=viscosity_mpa_s,
         refractive_index=refractive_index,
+        camera_gain=camera_gain,
+        wavelength_nm=wavelength_nm,
     )
-    settings = _settings(invert, threshold_sigma, bootstrap)
+    settings = _settings(invert, threshold_sigma, bootstrap, not skip_polarity_check)
     sample_defaults = {"dilution_factor": dilution_factor, "calibration": calibration}
     if manifest is not None:
         samples = read_manifest(manifest, conditions, **sample_defaults)
@@ -187,6 +212,8 @@ def batch_cmd(
             lot=lot,
             by=actor(by) if lot is not None else None,
             rerun=rerun,
+            calibration_override=calibration_override,
+            allow_reuse=allow_reuse,
             progress=bar,
         )
     _print_table(result, out)
