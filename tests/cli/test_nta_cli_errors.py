@@ -16,10 +16,18 @@ import pytest
 
 
 def assert_user_error(outcome, message: str) -> str:
-    """Exit 2, one ``error:`` line on stderr naming ``message``, no traceback anywhere."""
+    """Exit 2, one ``error:`` line on stderr naming ``message``, no traceback anywhere.
+
+    Off a terminal, long work reports its progress as plain lines on stderr
+    (:class:`~exocheck.cli._common.PlainProgress`); those are not part of the error and are set
+    aside, each matched exactly.
+    """
+    from exocheck.cli._common import PlainProgress
+
     assert "Traceback" not in outcome.stderr + outcome.stdout, outcome.stderr
     assert outcome.code == 2, (outcome.code, outcome.stderr)
-    lines = outcome.stderr.splitlines()  # a blank line counts
+    lines = [x for x in outcome.stderr.splitlines() if not PlainProgress.LINE.match(x)]
+    # a blank line counts
     assert len(lines) == 1, outcome.stderr
     assert lines[0].startswith("error: "), lines[0]
     assert message.lower() in lines[0].lower(), lines[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 import time
@@ -31,11 +32,14 @@ class PlainProgress:
     """
 
     EVERY_S = 2.0
+    #: What every line looks like (for programs that read the log).
+    LINE = re.compile(r"^[^:\n]+: \d+(/\d+)? \w+( \(\d+ %\))?, \d+ s$")
 
     def __init__(self, description: str, total: int | None, unit: str = "frames") -> None:
         self.description, self.total, self.unit = description, total, unit
         self.task_ids = [0]
         self.done = 0
+        self._shown = 0
         self._lock = threading.Lock()
         self._start = self._last = time.monotonic()
 
@@ -52,13 +56,13 @@ class PlainProgress:
             self.done += int(advance)
             now = time.monotonic()
             if now - self._last >= self.EVERY_S:
-                self._last = now
+                self._last, self._shown = now, self.done
                 print(self._line(now), file=sys.stderr, flush=True)
 
     def finish(self) -> None:
         """The closing line (only when the work took long enough to have needed one)."""
         now = time.monotonic()
-        if now - self._start >= self.EVERY_S:
+        if now - self._start >= self.EVERY_S and self._shown != self.done:
             print(self._line(now), file=sys.stderr, flush=True)
 
 

@@ -87,7 +87,7 @@ class _EarlyDetection:
     command stop on a user error in the meantime, the program exits without waiting for it.
     """
 
-    def __init__(self, path: Path, settings) -> None:
+    def __init__(self, path: Path, settings, check_polarity: bool = True) -> None:
         from concurrent.futures import Future
 
         self.future: Future = Future()
@@ -95,12 +95,20 @@ class _EarlyDetection:
         self._pending = 0
         self._sink = None
         threading.Thread(
-            target=self._run, args=(path, settings), name="exocheck-detection", daemon=True
+            target=self._run,
+            args=(path, settings, check_polarity),
+            name="exocheck-detection",
+            daemon=True,
         ).start()
 
-    def _run(self, path: Path, settings) -> None:
+    def _run(self, path: Path, settings, check_polarity: bool) -> None:
         try:
             from exocheck.nta.locate import detect_video  # numpy and the kernels only
+
+            if check_polarity:  # a video of the other polarity is refused before detecting it
+                from exocheck.nta.checks import check_polarity as check
+
+                check(path, settings.invert)
 
             result = detect_video(path, settings, progress=self._progress)
         except BaseException as exc:  # handed over: analyze() raises it where it reads the result
@@ -195,7 +203,11 @@ def analyze_cmd(
     # Detection of the first video needs none of what follows: it starts now, on the second core,
     # while the analysis modules load (about a third of a typical run).
     early = (
-        _EarlyDetection(videos[0], _locate_settings(invert, threshold_sigma)) if videos else None
+        _EarlyDetection(
+            videos[0], _locate_settings(invert, threshold_sigma), not skip_polarity_check
+        )
+        if videos
+        else None
     )
     from exocheck.nta.analyze import Conditions, analyze
     from exocheck.nta.concentration import Calibration

@@ -31,9 +31,9 @@ def default_database_url() -> str:
     return f"sqlite:///{folder / 'exocheck.db'}"
 
 
-def resolve_url(url: str | None = None) -> str:
+def resolve_url(url: str | os.PathLike[str] | None = None) -> str:
     """``url`` if given, else ``$EXOCHECK_DATABASE_URL``, else the per-user SQLite file."""
-    url = url or os.environ.get(ENV_VAR) or default_database_url()
+    url = str(url) if url else os.environ.get(ENV_VAR) or default_database_url()
     if "://" not in url:  # a plain path: SQLite file
         url = f"sqlite:///{Path(url).expanduser().resolve()}"
     return url
