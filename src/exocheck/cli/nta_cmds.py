@@ -247,10 +247,6 @@ def analyze_cmd(
 
     for note in filter(None, map(lossy_frames, videos)):  # folders of JPEG frames
         measurement.warnings.append(note)
-    from exocheck.io._frames import lossy_frames
-
-    for note in filter(None, map(lossy_frames, videos)):  # folders of JPEG frames
-        measurement.warnings.append(note)
     write_outputs(out, measurement, analyses)  # rendered first, then written all or nothing
     _print_summary(measurement, out)
 
