@@ -195,4 +195,24 @@ def write_report(results: dict[str, Any], path: Path) -> None:
         from batch import section  # sibling module (benchmarks/batch.py)
 
         lines += section(results["batch"])
+    if "store" in results:
+        from store import section as store_section  # sibling module (benchmarks/store.py)
+
+        lines += store_section(results["store"])
     atomic_write_text(path, "\n".join(lines))
+
+
+def splice_section(page: Path, title: str, lines: list[str]) -> None:
+    """Replace (or append) the section headed ``title`` of ``page``, leaving the rest as it is."""
+    from exocheck.records import atomic_write_text
+
+    text = page.read_text() if page.exists() else ""
+    body = "\n".join(lines)
+    if title in text:
+        head, _, rest = text.partition(title)
+        following = rest.find("\n## ", 1)  # the next top-level section
+        tail = rest[following + 1 :] if following >= 0 else ""
+        text = head + body + ("\n" + tail if tail else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + body
+    atomic_write_text(page, text if text.endswith("\n") else text + "\n")

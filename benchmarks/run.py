@@ -348,6 +348,9 @@ def main() -> None:
     import batch as batch_bench  # sibling module: exocheck batch with 1 and 2 workers
 
     batch = batch_bench.run(video, measure)
+    import store as store_bench  # sibling module: start-up of the store commands
+
+    store = store_bench.run(measure)
     results = {
         "machine": info,
         "standard_video": STANDARD,
@@ -357,6 +360,7 @@ def main() -> None:
         "speed_ratio": ratio,
         "profile_s": profile,
         "batch": batch,
+        "store": store,
     }
     (OUT / "results.json").write_text(json.dumps(results, indent=1))
     from bench_report import write_report  # sibling module (see sys.path below)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,12 @@ def _check_dates(made: datetime | None, expires: datetime | None) -> None:
         raise StoreError(f"manufactured {made:%Y-%m-%d} is in the future")
     if made is not None and expires is not None and expires <= made:
         raise StoreError(f"expiry {expires:%Y-%m-%d} is not after manufacture {made:%Y-%m-%d}")
+
+
+@lru_cache(maxsize=32)
+def _parsed(text: str, source: str):
+    """A stored specification, parsed once per process (listing lots evaluates each of them)."""
+    return parse_specification(text, source=source)
 
 
 def _validation_message(exc: ValidationError) -> str:
@@ -289,7 +296,7 @@ class LotMixin(StoreBase):
         if lot.specification is None:
             raise StoreError(f"lot {lot.number} has no specification (give one with --spec)")
         spec_row = lot.specification
-        spec = parse_specification(spec_row.yaml_text, source=f"{spec_row.name}@{spec_row.version}")
+        spec = _parsed(spec_row.yaml_text, f"{spec_row.name}@{spec_row.version}")
         return evaluate(spec, self._lot_data(lot))
 
     def evaluate(self, number: str) -> ReleaseResult:
