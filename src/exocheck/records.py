@@ -47,15 +47,30 @@ class Source(_Model):
     files: list[str] = Field(default_factory=list, description="names of all input files")
 
 
+class SizePeak(_Model):
+    """A peak of a number-weighted size distribution."""
+
+    diameter_nm: float
+    fraction: float = Field(description="number fraction of the particles in the peak")
+    support: float | None = Field(
+        default=None, description="share of bootstrap resamples that show the peak (0-1)"
+    )
+
+
 class SizeDistribution(_Model):
     """Number-weighted size distribution on bins, with summary statistics.
 
     ``density`` holds the fraction of particles in each bin and sums to 1 (or is empty when the
-    source gives only summary values).
+    source gives only summary values). ``density_ci_low`` / ``density_ci_high`` are a pointwise
+    95 % band of the same fractions (empty where the source gives none). ``peaks`` lists the peaks
+    that the data support, highest first.
     """
 
     bin_edges_nm: list[float] = Field(default_factory=list)
     density: list[float] = Field(default_factory=list)
+    density_ci_low: list[float] = Field(default_factory=list)
+    density_ci_high: list[float] = Field(default_factory=list)
+    peaks: list[SizePeak] = Field(default_factory=list)
     d10_nm: float | None = None
     d50_nm: float | None = None
     d90_nm: float | None = None

@@ -23,8 +23,31 @@ def size_distribution_png(measurement: Measurement, title: str | None = None) ->
     fig = Figure(figsize=(7, 4), dpi=120)
     FigureCanvasAgg(fig)
     ax = fig.subplots()
+    widths = np.diff(edges)
+    if len(size.density_ci_low) == len(size.density) and len(size.density):
+        ax.stairs(
+            np.asarray(size.density_ci_high) / widths,
+            edges,
+            baseline=np.asarray(size.density_ci_low) / widths,
+            fill=True,
+            color="tab:blue",
+            alpha=0.2,
+            lw=0,
+            label="pointwise 95 % band",
+        )
     ax.fill_between(centres, density, step="mid", alpha=0.35, color="tab:blue")
-    ax.plot(centres, density, drawstyle="steps-mid", color="tab:blue", lw=1.2)
+    ax.plot(centres, density, drawstyle="steps-mid", color="tab:blue", lw=1.2, label="estimate")
+    ax.set_ylim(0, 1.25 * float(density.max(initial=0.0) or 1.0))
+    for peak in size.peaks:
+        support = "" if peak.support is None else f", support {peak.support:.0%}"
+        ax.annotate(
+            f"peak {peak.diameter_nm:.0f} nm ({peak.fraction:.0%}{support})",
+            (peak.diameter_nm, float(np.interp(peak.diameter_nm, centres, density))),
+            xytext=(4, 6),
+            textcoords="offset points",
+            fontsize=7,
+            color="tab:blue",
+        )
     for key, style in (("d10_nm", ":"), ("d50_nm", "-"), ("d90_nm", ":")):
         value = getattr(size, key)
         if value:
@@ -47,6 +70,7 @@ def size_distribution_png(measurement: Measurement, title: str | None = None) ->
     hi = size.d90_nm * 2.5 if size.d90_nm else edges[-1]
     ax.set_xlim(0, min(edges[-1], hi))
     ax.grid(alpha=0.3)
+    ax.legend(loc="upper right", fontsize=7, frameon=False)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")

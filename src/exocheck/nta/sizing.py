@@ -1,4 +1,4 @@
-"""Number-weighted size distribution by maximum likelihood over all tracks.
+"""Number-weighted size distribution by penalised maximum likelihood over all tracks.
 
 The histogram of per-track sizes is broadened by finite track length: a track of n steps estimates D
 only to about 1/√n. Following J. G. Walker (Meas. Sci. Technol. 23, 065605, 2012), the distribution
@@ -12,19 +12,46 @@ localisation variance σ² (population model, :mod:`exocheck.nta.diffusion`)::
 
 and m follows a gamma distribution of shape k = n / (1 + 2ρ²) and mean E[m], n being the number of
 steps (two axes) and ρ = (Dτ/3 − σ²) / E[m] the correlation of consecutive steps that blur and noise
-introduce. The mixture weights on a log-spaced diameter grid are found by expectation–maximisation
-with a light smoothing step (EMS; Silverman et al., J. R. Stat. Soc. B 52, 271, 1990) that suppresses
-grid-scale spikes without widening real peaks. Uncertainty comes from a bootstrap over tracks.
+introduce.
+
+The unpenalised maximum-likelihood mixing distribution is discrete (Lindsay, Ann. Stat. 11, 86,
+1983): run to convergence it piles the weight into a few spikes, which a reader takes for
+subpopulations. The log-density θ on a log-diameter grid is therefore estimated by maximising
+
+    Σᵢ cᵢ log Σⱼ Lᵢⱼ softmax(θ)ⱼ  −  (λ/2) ∫ (θ''')² d(ln d)
+
+(Silverman, Ann. Stat. 10, 795, 1982: a third-derivative penalty on the log-density, whose null
+space is the lognormal family, so strong smoothing shrinks towards a lognormal of any position and
+width, never towards a flat or a broadened curve). The weight λ is chosen by the data: the
+approximate leave-one-track-out cross-validated log-likelihood (O'Sullivan, SIAM J. Sci. Stat.
+Comput. 9, 363, 1988; Gu, J. Am. Stat. Assoc. 88, 495, 1993), evaluated along a path of λ with
+warm-started Newton solves. Tracks with the same likelihood row up to a fraction of its width are
+solved as one class with a count (:func:`track_classes`), so the cost per Newton step grows with the
+number of classes, not tracks. Uncertainty: a bootstrap over tracks (summary statistics, peak
+support) and, for the density, a pointwise band from the sampling covariance of the penalised
+estimate (the sandwich H⁻¹JH⁻¹; Cox & O'Sullivan, Ann. Stat. 18, 1676, 1990).
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from exocheck.errors import AnalysisError
-from exocheck.physics import diffusion_um2_s
+from exocheck.physics import diameter_nm_from_diffusion, diffusion_um2_s
+
+FLOOR_DIAMETER_NM = 10.0
+"""Lowest grid diameter when no detection limit is known: a 10 nm scatterer is far below what any
+scattering NTA camera detects, so the grid never cuts off a real population."""
+
+MAX_DIAMETER_NM = 50_000.0
+"""Highest grid diameter (50 µm: sedimenting particles, never a stable Brownian track)."""
+
+LIMIT_MARGIN = 0.6
+"""The grid starts at this fraction of the detection limit: the limit is estimated from the tracks'
+brightness, which scatters by about ±15 % from particle to particle (orientation, focus)."""
 
 
 @dataclass(frozen=True)
@@ -33,25 +60,37 @@ class SizingSettings:
 
     Attributes
     ----------
-    grid_ratio : float
-        Ratio between neighbouring grid diameters (1.01 = 1 % steps).
-    max_iterations : int
-        Cap on EM iterations; iteration stops earlier when the log-likelihood per track changes by
-        less than ``tolerance``.
-    smoothing : float
-        Weight moved to each neighbour in the smoothing step (0 = plain EM).
+    grid_step : float
+        Spacing of the log-diameter grid (0.03 = 3 % steps). The penalty, not the grid, sets the
+        smoothness; 3 % is below the resolution of the longest tracks (≈ 1/√n ≥ 5 %).
+    smoothing : float or None
+        Penalty weight λ (per track). ``None`` (default) lets cross-validation choose it.
     n_bootstrap : int
-        Bootstrap resamples for confidence intervals (0 = none).
+        Bootstrap resamples for confidence intervals and peak support (0 = none).
     seed : int
         Seed of the bootstrap.
+    min_peak_support : float
+        Share of bootstrap resamples that must show a peak for it to be reported.
+    class_width : float
+        Width of a track class in ln m (its likelihood row moves by this fraction of a diameter
+        step). 0 solves every track on its own row.
     """
 
-    grid_ratio: float = 1.01
-    max_iterations: int = 3000
-    tolerance: float = 1e-9
-    smoothing: float = 0.05
+    grid_step: float = 0.03
+    smoothing: float | None = None
     n_bootstrap: int = 40
     seed: int = 0
+    min_peak_support: float = 0.8
+    class_width: float = 0.01
+
+
+@dataclass
+class Peak:
+    """A peak of the number distribution."""
+
+    diameter_nm: float
+    fraction: float  # number fraction in the peak's basin (between the neighbouring minima)
+    support: float | None  # share of bootstrap resamples with a peak in that basin
 
 
 @dataclass
@@ -64,6 +103,13 @@ class SizeResult:
     stats: dict[str, float]
     ci: dict[str, tuple[float, float]] = field(default_factory=dict)
     track_diameter_nm: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    weights_ci_low: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    weights_ci_high: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    peaks: list[Peak] = field(default_factory=list)
+    smoothing: float = float("nan")  # the λ used
+    effective_df: float = float("nan")  # effective degrees of freedom of the fit
+    n_classes: int = 0
+    below_range_fraction: float = 0.0  # share of the tracks' weight found below the grid's start
 
 
 def log_likelihood_matrix(
@@ -78,15 +124,13 @@ def log_likelihood_matrix(
     lag: int = 1,
     offset_s: float | None = None,
 ) -> np.ndarray:
-    """log p(m_i | d_j) for every track i and grid diameter j.
+    """log p(m_i | d_j) for every track i and grid diameter j (up to a constant per track).
 
     With ``lag`` > 1, m is the mean squared ``lag``-frame displacement (overlapping), its expected
     value 2D(lag·Δt − t₀) + 2σ² with t₀ = ``offset_s`` (τ/3 by default), and its gamma shape
     n·3L/(2L² + 1) from the variance of overlapping displacements (Qian, Sheetz & Elson,
     Biophys. J. 60, 910, 1991).
     """
-    from scipy.special import gammaln  # imported when used: 0.1 s off the start-up path
-
     d = np.asarray(diffusion_um2_s(diameter_nm, temperature_c, viscosity_mpa_s))[None, :]
     s2 = np.clip(sigma2_um2, 0, None)[:, None]
     t0 = exposure_s / 3.0 if offset_s is None else offset_s
@@ -98,50 +142,210 @@ def log_likelihood_matrix(
         k = np.broadcast_to((n_steps * 3.0 * lag / (2.0 * lag**2 + 1.0))[:, None], expected.shape)
         k = np.clip(k, 0.5, None)
     m = np.clip(msd1_um2, 1e-12, None)[:, None]
+    from scipy.special import gammaln  # imported when used: 0.1 s off the start-up path
+
     return k * np.log(k / expected) - gammaln(k) + (k - 1.0) * np.log(m) - k * m / expected
 
 
-def _em(
-    like: np.ndarray,
-    weights0: np.ndarray,
-    settings: SizingSettings,
-    max_iterations: int,
-    track_weights: np.ndarray | None = None,
-) -> np.ndarray:
-    """EMS solution for one weighting of the tracks (uniform when ``track_weights`` is None)."""
-    weights = np.ones(like.shape[0]) if track_weights is None else track_weights
-    return _em_batch(like, weights0, weights[:, None], settings, max_iterations)[:, 0]
+def track_classes(
+    msd1_um2: np.ndarray,
+    n_steps: np.ndarray,
+    sigma2_um2: np.ndarray,
+    track_weights: np.ndarray,
+    class_width: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Group tracks whose likelihood rows agree to within a fraction of their width.
 
+    A row depends on m, on n and on the noise share s = 2σ²/m. Tracks share a class when ln m
+    falls in the same bin of width ``class_width``, n is equal (or, above 32 steps, within the
+    same 2 % bin: the row's width moves by 1 %), and s is in the same bin of width
+    ``2·class_width``. Each class is solved with its members' mean statistics and summed weight.
 
-def _em_batch(
-    like: np.ndarray,
-    weights0: np.ndarray,
-    counts: np.ndarray,
-    settings: SizingSettings,
-    max_iterations: int,
-) -> np.ndarray:
-    """EM with smoothing (EMS) for many track weightings at once (columns of ``counts``).
-
-    Each column is one weighting of the tracks (a bootstrap draw, or all ones). All columns
-    iterate together, so each step is one matrix product instead of one per column; iteration
-    stops when every column's mean log-likelihood changes by less than ``settings.tolerance``.
-    Returns ``[grid, columns]``.
+    Returns the class statistics (m, n, σ², weight) and each track's class index.
     """
-    a = counts / counts.sum(axis=0, keepdims=True)
-    w = np.repeat(weights0[:, None], counts.shape[1], axis=1)
-    previous = np.full(counts.shape[1], -np.inf)
-    s = settings.smoothing
-    for _ in range(max_iterations):
+    m = np.clip(np.asarray(msd1_um2, float), 1e-12, None)
+    n = np.asarray(n_steps, float)
+    s2 = np.clip(np.asarray(sigma2_um2, float), 0.0, None)
+    w = np.asarray(track_weights, float)
+    if class_width <= 0 or m.size == 0:
+        return m, n, s2, w, np.arange(m.size)
+    log_m = np.log(m)
+    share = 2.0 * s2 / m
+    n_key = np.where(n <= 32, np.round(2 * n), 1000 + np.round(np.log(np.maximum(n, 1)) / 0.02))
+    keys = np.stack(
+        [
+            n_key,
+            np.floor(log_m / class_width),
+            np.floor(np.minimum(share, 50.0) / (2.0 * class_width)),
+        ],
+        axis=1,
+    ).astype(np.int64)
+    _, index = np.unique(keys, axis=0, return_inverse=True)
+    index = index.ravel()
+    n_cls = int(index.max()) + 1
+    count = np.bincount(index, minlength=n_cls).astype(float)
+    weight = np.bincount(index, weights=w, minlength=n_cls)
+    m_c = np.exp(np.bincount(index, weights=log_m, minlength=n_cls) / count)
+    n_c = np.bincount(index, weights=n, minlength=n_cls) / count
+    share_c = np.bincount(index, weights=share, minlength=n_cls) / count
+    return m_c, n_c, 0.5 * share_c * m_c, weight, index
+
+
+UNEXPLAINED = 1e-3
+"""Likelihood (relative to the best any diameter could give) below which a track counts as
+unexplained rather than as evidence for the nearest grid diameter. A track's row is
+``p(m | d) / max_d p(m | d) + UNEXPLAINED``: a track that fits somewhere in the grid is unchanged
+(its row peaks near 1), while one that no diameter in the grid explains to within a factor 1000
+(≈ 3.7 SD; linking errors, or a particle faster than the detection limit allows) becomes a flat
+row that pulls the distribution nowhere, instead of piling weight at the grid's edge."""
+
+
+def _best_log_likelihood(
+    msd_um2: np.ndarray, n_steps: np.ndarray, sigma2_um2: np.ndarray, lag: int
+) -> np.ndarray:
+    """log p(m | d) at the diameter that explains each track best (E[m] = m, or 2σ² if larger)."""
+    from scipy.special import gammaln
+
+    k = np.asarray(n_steps, float)
+    if lag > 1:
+        k = np.clip(k * 3.0 * lag / (2.0 * lag**2 + 1.0), 0.5, None)
+    m = np.clip(msd_um2, 1e-12, None)
+    expected = np.maximum(m, 2.0 * np.clip(sigma2_um2, 0, None))
+    return k * np.log(k / expected) - gammaln(k) + (k - 1.0) * np.log(m) - k * m / expected
+
+
+def _third_difference_penalty(size: int, step: float) -> np.ndarray:
+    """PᵀP of the third differences on a grid of spacing ``step``, scaled to approximate ∫θ'''²."""
+    if size < 4:
+        return np.zeros((size, size))
+    d3 = np.diff(np.eye(size), n=3, axis=0) / step**3
+    return d3.T @ d3 * step
+
+
+@dataclass
+class _Fit:
+    theta: np.ndarray
+    weights: np.ndarray
+    loglik: float
+    hessian: np.ndarray  # minus the Hessian of the penalised objective (with the null direction)
+    resp: np.ndarray  # responsibilities A (rows × grid)
+    steps: int = 0
+
+
+def _softmax(theta: np.ndarray) -> np.ndarray:
+    e = np.exp(theta - theta.max())
+    return e / e.sum()
+
+
+def _newton(
+    like: np.ndarray,
+    counts: np.ndarray,
+    penalty: np.ndarray,
+    lam: float,
+    theta: np.ndarray,
+    max_steps: int = 60,
+    tol: float = 1e-7,
+) -> _Fit:
+    """Maximise the penalised log-likelihood in θ by damped Newton steps with a line search."""
+    total = float(counts.sum())
+    grid = like.shape[1]
+    null = np.full((grid, grid), 1.0 / grid)  # softmax ignores constant shifts of θ
+
+    def objective(t: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        w = _softmax(t)
         mix = like @ w
-        loglik = np.sum(a * np.log(mix), axis=0)
-        w = w * (like.T @ (a / mix))
-        if s > 0:
-            w = (1 - 2 * s) * w + s * np.vstack([w[:1], w[:-1]]) + s * np.vstack([w[1:], w[-1:]])
-        w /= w.sum(axis=0, keepdims=True)
-        if np.all(np.abs(loglik - previous) < settings.tolerance):
+        value = float(counts @ np.log(np.maximum(mix, 1e-300))) - 0.5 * lam * float(t @ penalty @ t)
+        return value, w, mix
+
+    value, w, mix = objective(theta)
+    steps = 0
+    while True:
+        resp = like * (w / mix[:, None])
+        a_c = resp.T @ counts
+        weighted = resp * counts[:, None]
+        gain = a_c - total * w
+        hess = weighted.T @ resp - total * np.outer(w, w) - np.diag(gain) + lam * penalty + null
+        if steps >= max_steps:
             break
-        previous = loglik
-    return w
+        grad = gain - lam * (penalty @ theta)
+        step = _damped_solve(hess, grad)
+        decrement = float(grad @ step)
+        if decrement < tol * max(total, 1.0):
+            break
+        t = 1.0
+        while True:
+            candidate = theta + t * step
+            new_value, new_w, new_mix = objective(candidate)
+            if new_value >= value:
+                break
+            t *= 0.5
+            if t < 1e-6:
+                candidate = None
+                break
+        if candidate is None:  # no ascent along the step: at the optimum to rounding
+            break
+        theta, value, w, mix = candidate, new_value, new_w, new_mix
+        steps += 1
+    loglik = float(counts @ np.log(np.maximum(mix, 1e-300)))
+    return _Fit(theta, w, loglik, hess, resp, steps)
+
+
+def _damped_solve(matrix: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Solve with a positive definite matrix, adding the least diagonal damping that makes it so."""
+    scale = float(np.abs(np.diag(matrix)).max()) or 1.0
+    damping = 0.0
+    eye = np.eye(matrix.shape[0])
+    for _ in range(30):
+        try:
+            factor = np.linalg.cholesky(matrix + damping * eye)
+        except np.linalg.LinAlgError:
+            damping = max(2 * damping, 1e-10 * scale)
+            continue
+        return np.linalg.solve(factor.T, np.linalg.solve(factor, rhs))
+    return rhs / scale
+
+
+def _cv_score(fit: _Fit, counts: np.ndarray) -> tuple[float, float]:
+    """Approximate leave-one-track-out log-likelihood, and the effective degrees of freedom.
+
+    CV(λ) = ℓ(θ̂) − tr(H⁻¹ J), J = Σᵢ cᵢ sᵢsᵢᵀ with sᵢ = Aᵢ − w each track's score (the
+    Takeuchi correction; O'Sullivan 1988). The same trace is the fit's effective number of
+    parameters.
+    """
+    w = fit.weights
+    score = fit.resp - w[None, :]
+    j = (score * counts[:, None]).T @ score
+    try:
+        trace = float(np.trace(np.linalg.solve(fit.hessian, j)))
+    except np.linalg.LinAlgError:
+        trace = float("inf")
+    return fit.loglik - trace, trace
+
+
+def _select_smoothing(
+    like: np.ndarray, counts: np.ndarray, penalty: np.ndarray, theta0: np.ndarray
+) -> tuple[_Fit, float, float]:
+    """The λ of highest cross-validated likelihood along a path from smooth to rough."""
+    total = float(counts.sum())
+    best: tuple[float, _Fit, float, float] | None = None
+    theta = theta0
+    worse = 0
+    for lam_per_track in np.geomspace(1e-3, 1e-15, 25):
+        lam = float(lam_per_track * total)
+        fit = _newton(like, counts, penalty, lam, theta)
+        theta = fit.theta
+        score, df = _cv_score(fit, counts)
+        if not (np.isfinite(score) and df > 0):
+            score = -np.inf
+        if best is None or score > best[0]:
+            best = (score, fit, lam, df)
+            worse = 0
+        else:
+            worse += 1
+            if worse >= 3:  # past the optimum: rougher fits only cost more
+                break
+    assert best is not None
+    return best[1], best[2], best[3]
 
 
 def summarise(diameter_nm: np.ndarray, weights: np.ndarray, edges: np.ndarray) -> dict[str, float]:
@@ -155,16 +359,87 @@ def summarise(diameter_nm: np.ndarray, weights: np.ndarray, edges: np.ndarray) -
 
     mean = float(np.sum(weights * diameter_nm))
     sd = float(np.sqrt(np.sum(weights * (diameter_nm - mean) ** 2)))
-    # mode of the density per unit diameter (not per log bin)
-    dens = weights / np.diff(edges)
+    dens = weights / np.diff(edges)  # mode of the density per unit diameter (not per log bin)
+    i = int(np.argmax(dens))
+    mode = float(diameter_nm[i])
+    if 0 < i < dens.size - 1:  # parabolic refinement between grid points (in ln d)
+        y0, y1, y2 = np.log(np.maximum(dens[i - 1 : i + 2], 1e-300))
+        denom = y0 - 2 * y1 + y2
+        if denom < 0:
+            shift = 0.5 * (y0 - y2) / denom
+            mode = float(np.exp(np.log(diameter_nm[i]) + shift * np.log(edges[1] / edges[0])))
     return {
         "d10_nm": quantile(0.1),
         "d50_nm": quantile(0.5),
         "d90_nm": quantile(0.9),
-        "mode_nm": float(diameter_nm[int(np.argmax(dens))]),
+        "mode_nm": mode,
         "mean_nm": mean,
         "sd_nm": sd,
     }
+
+
+MIN_PEAK_PROMINENCE = 0.1
+"""A local maximum of the density is a peak candidate when the density falls by at least this share
+of its height on both sides before rising again (or at the grid's ends)."""
+
+
+MIN_PEAK_HEIGHT = 0.05
+"""A peak candidate must also reach this share of the highest peak's height in the distribution
+per ln d (weight per bin): the ripple a smooth fit may leave in a deep valley between two distant
+narrow peaks holds a percent of the particles and is not a population."""
+
+
+def _peak_basins(density: np.ndarray, weights: np.ndarray) -> list[tuple[int, int, int]]:
+    """(index of the maximum, first, last index of its basin) for each prominent local maximum.
+
+    ``density`` is per unit diameter (where the maxima are found), ``weights`` per grid bin.
+    """
+    n = density.size
+    maxima = [
+        i
+        for i in range(n)
+        if (i == 0 or density[i] > density[i - 1]) and (i == n - 1 or density[i] >= density[i + 1])
+    ]
+    peaks = []
+    for i in maxima:
+        height = density[i]
+        if height <= 0:
+            continue
+        left = i
+        low_left = height
+        while left > 0 and density[left - 1] <= height:
+            left -= 1
+            low_left = min(low_left, density[left])
+            if density[left] > height:
+                break
+        right = i
+        low_right = height
+        while right < n - 1 and density[right + 1] <= height:
+            right += 1
+            low_right = min(low_right, density[right])
+        left_ok = left == 0 or low_left <= (1 - MIN_PEAK_PROMINENCE) * height
+        right_ok = right == n - 1 or low_right <= (1 - MIN_PEAK_PROMINENCE) * height
+        # an end of the grid counts as a fall only if the density actually falls towards it
+        if left == 0:
+            left_ok = low_left <= (1 - MIN_PEAK_PROMINENCE) * height
+        if right == n - 1:
+            right_ok = low_right <= (1 - MIN_PEAK_PROMINENCE) * height
+        if left_ok and right_ok:
+            peaks.append(i)
+    if peaks:
+        tallest = max(weights[i] for i in peaks)
+        peaks = [i for i in peaks if weights[i] >= MIN_PEAK_HEIGHT * tallest]
+    if not peaks:  # no maximum stands out (a monotonic density): the highest point
+        peaks = [int(np.argmax(density))]
+    # basins: split at the lowest point between consecutive peaks
+    out = []
+    bounds = [0]
+    for a, b in itertools.pairwise(peaks):
+        bounds.append(a + int(np.argmin(density[a : b + 1])))
+    bounds.append(n - 1)
+    for k, i in enumerate(peaks):
+        out.append((i, bounds[k], bounds[k + 1]))
+    return out
 
 
 def size_distribution(
@@ -178,38 +453,72 @@ def size_distribution(
     settings: SizingSettings | None = None,
     lag: int = 1,
     offset_s: float | None = None,
+    min_diameter_nm: float | None = None,
+    track_weights: np.ndarray | None = None,
 ) -> SizeResult:
-    """Maximum-likelihood number distribution of diameters from per-track statistics.
+    """Penalised maximum-likelihood number distribution of diameters from per-track statistics.
 
-    ``msd1_um2`` and ``n_steps`` are the per-track statistics at ``lag`` frames (see
-    :func:`log_likelihood_matrix`).
+    Parameters
+    ----------
+    msd1_um2, n_steps, sigma2_um2 : ndarray
+        Per-track statistics at ``lag`` frames (see :func:`log_likelihood_matrix`).
+    frame_s, exposure_s, temperature_c, viscosity_mpa_s
+        Acquisition conditions.
+    settings : SizingSettings, optional
+        Solver settings.
+    lag, offset_s
+        Displacement lag in frames and the MSD line's time offset (see
+        :func:`log_likelihood_matrix`).
+    min_diameter_nm : float, optional
+        The detection limit: the grid starts at :data:`LIMIT_MARGIN` times it. Without it the
+        grid starts where the tracks start, but not below :data:`FLOOR_DIAMETER_NM`.
+    track_weights : ndarray, optional
+        How much each track counts (1 by default).
     """
     settings = settings or SizingSettings()
     msd1_um2 = np.asarray(msd1_um2, float)
     n_steps = np.asarray(n_steps, float)
     sigma2_um2 = np.asarray(sigma2_um2, float)
+    weights_in = (
+        np.ones(msd1_um2.size) if track_weights is None else np.asarray(track_weights, float)
+    )
     if msd1_um2.size < 5:
         raise AnalysisError(f"only {msd1_um2.size} usable tracks: at least 5 are needed for sizing")
-    # per-track point estimate (noise and blur corrected), used for the grid range and reporting
+    # per-track point estimate (noise and blur corrected): where the data are
     t0 = exposure_s / 3.0 if offset_s is None else offset_s
     d_track = (msd1_um2 - 2 * np.clip(sigma2_um2, 0, None)) / (2 * (lag * frame_s - t0))
-    d_floor = float(diffusion_um2_s(50_000.0, temperature_c, viscosity_mpa_s))
+    d_floor = float(diffusion_um2_s(MAX_DIAMETER_NM, temperature_c, viscosity_mpa_s))
     d_track = np.clip(d_track, d_floor, None)
-    from exocheck.physics import diameter_nm_from_diffusion
-
     size_track = np.asarray(diameter_nm_from_diffusion(d_track, temperature_c, viscosity_mpa_s))
-    lo = max(5.0, 0.4 * float(np.quantile(size_track, 0.01)))
-    hi = min(50_000.0, 2.5 * float(np.quantile(size_track, 0.99)))
-    n_grid = int(np.ceil(np.log(hi / lo) / np.log(settings.grid_ratio))) + 1
-    n_grid = min(max(n_grid, 50), 800)
-    grid = np.geomspace(lo, hi, n_grid)
-    ratio = grid[1] / grid[0]
-    edges = np.concatenate([grid / np.sqrt(ratio), grid[-1:] * np.sqrt(ratio)])
+    # The grid spans the data: from the detection limit (or the smallest tracks) to beyond the
+    # largest tracks, far enough that no weight is cut off by either end.
+    spread = 2.0 / np.sqrt(np.maximum(n_steps, 1.0))  # ~2 SD of ln d from one track
+    lo_data = float(np.quantile(size_track * np.exp(-spread), 0.005))
+    hi_data = float(np.quantile(size_track * np.exp(spread), 0.995))
+    if min_diameter_nm is not None and np.isfinite(min_diameter_nm) and min_diameter_nm > 0:
+        lo_report = max(LIMIT_MARGIN * min_diameter_nm, FLOOR_DIAMETER_NM)
+    else:
+        lo_report = max(lo_data, FLOOR_DIAMETER_NM)
+    hi = min(max(hi_data, 1.5 * lo_report), MAX_DIAMETER_NM)
+    step = settings.grid_step
+    # Below the reported range the solver keeps a few bins as a sink: tracks faster than any
+    # detectable particle (linking errors, noise) are absorbed there instead of piling weight at
+    # the detection limit; their share is reported, and the distribution is renormalised above.
+    lo = max(min(lo_data, lo_report * np.exp(-3 * step)), FLOOR_DIAMETER_NM)
+    below = max(int(np.ceil(np.log(lo_report / lo) / step - 1e-9)), 0)
+    above = max(int(np.ceil(np.log(hi / lo_report) / step)) + 1, 12)
+    full_grid = lo_report * np.exp(step * np.arange(-below, above))
+    full_edges = np.concatenate([full_grid * np.exp(-step / 2), full_grid[-1:] * np.exp(step / 2)])
+    grid, edges = full_grid[below:], full_edges[below:]
+
+    m_c, n_c, s2_c, c_c, index = track_classes(
+        msd1_um2, n_steps, sigma2_um2, weights_in, settings.class_width
+    )
     loglike = log_likelihood_matrix(
-        msd1_um2,
-        n_steps,
-        sigma2_um2,
-        grid,
+        m_c,
+        n_c,
+        s2_c,
+        full_grid,
         frame_s,
         exposure_s,
         temperature_c,
@@ -217,28 +526,120 @@ def size_distribution(
         lag,
         offset_s,
     )
-    like = np.exp(loglike - loglike.max(axis=1, keepdims=True))
-    w0 = np.full(n_grid, 1.0 / n_grid)
-    weights = _em(like, w0, settings, settings.max_iterations)
+    like = np.exp(loglike - _best_log_likelihood(m_c, n_c, s2_c, lag)[:, None]) + UNEXPLAINED
+    penalty = _third_difference_penalty(full_grid.size, step)
+    # start: a lognormal matched to the per-track estimates (the penalty's null space)
+    log_size = np.log(size_track)
+    mu, sd = float(np.median(log_size)), max(float(np.std(log_size)), 3 * step)
+    theta0 = -0.5 * ((np.log(full_grid) - mu) / sd) ** 2
+    if settings.smoothing is None:
+        fit, lam, df = _select_smoothing(like, c_c, penalty, theta0)
+    else:
+        lam = float(settings.smoothing * c_c.sum())
+        fit = _newton(like, c_c, penalty, lam, theta0)
+        df = _cv_score(fit, c_c)[1]
+    below_fraction = float(fit.weights[:below].sum())
+    weights = fit.weights[below:] / (1.0 - below_fraction)
     stats = summarise(grid, weights, edges)
+    # pointwise band of each bin's fraction: the sampling covariance of θ̂ (sandwich H⁻¹JH⁻¹,
+    # which is also the covariance of the linear bootstrap below), carried through the softmax
+    # restricted to the reported bins
+    h_inv = np.linalg.inv(fit.hessian)
+    score = fit.resp - fit.weights[None, :]
+    cov = (h_inv @ ((score * c_c[:, None]).T @ score) @ h_inv)[below:, below:]
+    cw = cov @ weights
+    var_log = np.diag(cov) - 2 * cw + float(weights @ cw)
+    half = 1.96 * np.sqrt(np.clip(var_log, 0.0, 400.0))
+    band_low = weights * np.exp(-half)
+    band_high = np.minimum(weights * np.exp(half), 1.0)
+    density = weights / np.diff(edges)
+    basins = _peak_basins(density, weights)
     ci: dict[str, tuple[float, float]] = {}
+    support = [None] * len(basins)
     if settings.n_bootstrap > 0:
+        # Each resample of the tracks is solved by one Newton step from the full solution (the
+        # linear bootstrap): θ_b = θ̂ + H⁻¹ g_b, with g_b the penalised gradient of the resample
+        # at θ̂. The error of one step is of second order in the resample's deviation, far below
+        # the spread it estimates; all resamples together cost one product with the class matrix.
         rng = np.random.default_rng(settings.seed)
-        n = like.shape[0]
-        # a resample of the tracks is the same data with each track counted as often as drawn
+        n = msd1_um2.size
         counts = np.stack(
-            [np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(settings.n_bootstrap)],
+            [
+                np.bincount(index[draw], weights=weights_in[draw], minlength=c_c.size)
+                for draw in rng.integers(0, n, (settings.n_bootstrap, n))
+            ],
             axis=1,
-        ).astype(float)
-        # warm start from the full solution: a resample needs few iterations to settle
-        solutions = _em_batch(like, weights, counts, settings, max(100, settings.max_iterations // 30))
-        boots = [summarise(grid, wb, edges) for wb in solutions.T]
+        )
+        grads = (
+            fit.resp.T @ counts
+            - np.outer(fit.weights, counts.sum(axis=0))
+            - lam * (penalty @ fit.theta)[:, None]
+        )
+        thetas = fit.theta[:, None] + np.linalg.solve(fit.hessian, grads)
+        boots = []
+        hits = np.zeros(len(basins))
+        for theta_b in thetas.T:
+            w_b = _softmax(theta_b)[below:]
+            w_b /= w_b.sum()
+            boots.append(summarise(grid, w_b, edges))
+            found = [i for i, _, _ in _peak_basins(w_b / np.diff(edges), w_b)]
+            for k, (_, first, last) in enumerate(basins):
+                hits[k] += any(first <= i <= last for i in found)
+        support = list(hits / settings.n_bootstrap)
         for key in stats:
             values = np.array([b[key] for b in boots])
             ci[key] = (float(np.quantile(values, 0.025)), float(np.quantile(values, 0.975)))
+    peaks = [
+        Peak(
+            diameter_nm=float(grid[i]),
+            fraction=float(weights[first : last + 1].sum()),
+            support=None if sup is None else float(sup),
+        )
+        for (i, first, last), sup in zip(basins, support, strict=True)
+    ]
+    if settings.n_bootstrap > 0:
+        supported = [p for p in peaks if p.support is not None]
+        supported = [p for p in supported if p.support >= settings.min_peak_support]
+        if not supported:  # no peak stands in most resamples: report the highest, unsupported
+            supported = [max(peaks, key=lambda p: np.interp(p.diameter_nm, grid, density))]
+        peaks = supported
+    # basins of unreported maxima go to their reported neighbours
+    peaks = _merge_basins(peaks, grid, weights)
     # per-track size: posterior mean of log-diameter under the fitted distribution (shrinks the
     # noisy single-track estimate towards the population, as a track of few steps deserves)
-    posterior = like * weights
+    posterior = like * fit.weights
     posterior /= posterior.sum(axis=1, keepdims=True)
-    size_posterior = np.exp(posterior @ np.log(grid))
-    return SizeResult(grid, edges, weights, stats, ci, size_posterior)
+    size_class = np.exp(posterior @ np.log(full_grid))
+    return SizeResult(
+        grid,
+        edges,
+        weights,
+        stats,
+        ci,
+        size_class[index],
+        band_low,
+        band_high,
+        peaks,
+        lam / float(c_c.sum()),
+        df,
+        int(c_c.size),
+        below_fraction,
+    )
+
+
+def _merge_basins(peaks: list[Peak], grid: np.ndarray, weights: np.ndarray) -> list[Peak]:
+    """Number fractions of the supported peaks over the whole distribution (split at minima)."""
+    density_idx = [int(np.argmin(np.abs(grid - p.diameter_nm))) for p in peaks]
+    bounds = [0]
+    for a, b in itertools.pairwise(density_idx):
+        bounds.append(a + int(np.argmin(weights[a : b + 1])))
+    bounds.append(grid.size - 1)
+    out = []
+    for k, p in enumerate(peaks):
+        first, last = bounds[k], bounds[k + 1]
+        frac = float(weights[first : last + 1].sum()) - (
+            float(weights[first]) / 2 if k > 0 else 0.0
+        )
+        frac -= float(weights[last]) / 2 if k < len(peaks) - 1 else 0.0
+        out.append(Peak(p.diameter_nm, frac, p.support))
+    return out

@@ -32,6 +32,11 @@ def size_distribution_svg(dist: SizeDistribution, windows_nm: list[tuple[float, 
         edges = np.asarray(dist.bin_edges_nm, dtype=float)
         density = np.asarray(dist.density, dtype=float) / np.diff(edges)
         ax.stairs(density, edges, fill=True, color="#4c72b0", alpha=0.8, label="this lot")
+        if len(dist.density_ci_low) == len(dist.density) and len(dist.density):
+            widths = np.diff(edges)
+            ax.stairs(np.asarray(dist.density_ci_high) / widths, edges,
+                      baseline=np.asarray(dist.density_ci_low) / widths, fill=True,
+                      color="#1f3b73", alpha=0.25, lw=0, label="95 % band")
         # each specification window is a bar of its own below the axis: nothing overlaps it, so
         # it shows exactly the colour of its legend entry
         colours = ["#2ca02c", "#ff7f0e", "#9467bd"]
@@ -39,17 +44,20 @@ def size_distribution_svg(dist: SizeDistribution, windows_nm: list[tuple[float, 
         for i, (low, high, label) in enumerate(windows_nm):
             ax.broken_barh([(low, high - low)], (-(i + 1) * row * 1.25, row),
                            color=colours[i % 3], label=label)
+        top = density.max(initial=0.0) * 1.25 or 1.0  # the band may rise above: it is clipped
         if windows_nm:
-            ax.set_ylim(-(len(windows_nm) + 0.3) * row * 1.25, density.max() * 1.05)
-            ax.set_yticks([y for y in ax.get_yticks() if 0 <= y <= density.max() * 1.05])
+            ax.set_ylim(-(len(windows_nm) + 0.3) * row * 1.25, top)
+            ax.set_yticks([y for y in ax.get_yticks() if 0 <= y <= top])
             ax.axhline(0, color="k", lw=0.6)
+        else:
+            ax.set_ylim(0, top)
         _mark_quantiles(ax, markers_nm or {})
         upper = float(edges[np.searchsorted(np.cumsum(dist.density), 0.999)
                             if len(dist.density) else -1])
         ax.set_xlim(0, max(upper * 1.1, max((w[1] for w in windows_nm), default=0) * 1.05))
         ax.set_xlabel("diameter (nm)")
         ax.set_ylabel("fraction per nm")
-        ax.legend(loc="upper right", fontsize=7, frameon=False)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
         ax.spines[["top", "right"]].set_visible(False)
         return _svg(fig)
 
