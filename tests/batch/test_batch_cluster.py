@@ -6,6 +6,7 @@ sample's files once, and nothing missing."""
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import socket
 import sqlite3
@@ -45,9 +46,19 @@ def cluster(tmp_path_factory):
     address = f"tcp://127.0.0.1:{port}"
     processes = []
 
+    # one BLAS thread per worker, as dask's nanny sets it (these workers run without one)
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+    }
+
     def start(name: str, *args: str) -> subprocess.Popen:
         log = (logs / f"{name}.log").open("w")
-        process = subprocess.Popen([str(DASK), *args], stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [str(DASK), *args], stdout=log, stderr=subprocess.STDOUT, env=env
+        )
         processes.append(process)
         return process
 

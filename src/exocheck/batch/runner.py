@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from exocheck.batch.manifest import SampleSpec, check_sample_name
-from exocheck.batch.task import TOPIC, BatchTask, run_task
+from exocheck.batch.task import TOPIC, BatchTask, file_stamp, run_task
 from exocheck.errors import ExocheckError, ParameterError
 
 CONNECT_TIMEOUT_S = 5.0
@@ -95,15 +95,23 @@ class BatchResult:
 
 
 def input_sha256(path: Path) -> str:
-    """SHA-256 of a video file; for a folder of frames, of its files' names and checksums."""
-    from exocheck.records import sha256_file
+    """SHA-256 of an input as the analysis records it (:func:`exocheck.nta.checks.sha256_input`)."""
+    from exocheck.nta.checks import sha256_input
 
-    if path.is_dir():
-        digest = hashlib.sha256()
-        for item in sorted(p for p in path.iterdir() if p.is_file()):
-            digest.update(f"{item.name}\0{sha256_file(item)}\n".encode())
-        return digest.hexdigest()
-    return sha256_file(path)
+    return sha256_input(path)
+
+
+def checksum_input(path: Path) -> tuple[str, tuple[int, int] | None]:
+    """An input's SHA-256 and the stamp of the file it was computed on.
+
+    A worker given both checks the stamp instead of hashing the file again (a file changed after
+    it was hashed fails its job); a folder of frames has no stamp and is hashed again.
+    """
+    before = file_stamp(path)
+    checksum = input_sha256(path)
+    if file_stamp(path) != before:
+        raise OSError(0, "the file changed while it was being read", str(path))
+    return checksum, before
 
 
 def _canonical_sha256(value: Any) -> str:
@@ -306,7 +314,7 @@ def run_batch(
             )
         if owned_client and scheduler:  # a cluster is reached before any input is read
             client, cluster = connect(scheduler, workers)
-        hashes = {v: hasher.submit(input_sha256, v) for s in samples for v in s.videos}
+        hashes = {v: hasher.submit(checksum_input, v) for s in samples for v in s.videos}
         if owned_client and not scheduler:  # the inputs are hashed while the workers start
             client, cluster = connect(None, workers)
         owner = owner_token(uuid.uuid4().hex[:12])
@@ -420,10 +428,11 @@ class _Run:
     def _submit(self, spec: SampleSpec, hash_futures: list[Future]) -> None:
         n = len(spec.videos)
         try:
-            checksums = [f.result() for f in hash_futures]
+            hashed = [f.result() for f in hash_futures]
         except OSError as exc:
             self._fail(spec, f"{exc.filename or spec.videos[0]}: {exc.strerror or exc}")
             return
+        checksums = [checksum for checksum, _ in hashed]
         calibration = self.calibrations.get(spec.calibration) if spec.calibration else None
         inputs, inputs_sha, record, settings_sha = job_identity(
             spec, checksums, self.settings, calibration, self.reasons
@@ -443,7 +452,8 @@ class _Run:
             owner=self.owner,
             sample=spec.sample,
             videos=tuple(
-                (str(v.absolute()), c) for v, c in zip(spec.videos, checksums, strict=True)
+                (str(v.absolute()), c, stamp)
+                for v, (c, stamp) in zip(spec.videos, hashed, strict=True)
             ),
             conditions=spec.conditions,
             settings=self.settings,

@@ -31,7 +31,8 @@ class BatchTask:
     job_id: int
     owner: str  # the batch that submitted it (its progress events carry it)
     sample: str
-    videos: tuple[tuple[str, str], ...]  # (path, SHA-256) of each replicate, in order
+    # (path, SHA-256, (size, mtime ns) of the file hashed or None for a folder) of each replicate
+    videos: tuple[tuple[str, str, tuple[int, int] | None], ...]
     conditions: Any  # exocheck.nta.analyze.Conditions
     settings: Any  # exocheck.nta.analyze.AnalysisSettings
     calibration: Any  # exocheck.nta.concentration.Calibration | None
@@ -76,6 +77,14 @@ class _Events:
         if self.total and now - self.sent_at >= PROGRESS_EVERY_S:
             self.sent_at = now
             self.send("progress", fraction=min(self.done / self.total, 0.99))
+
+
+def file_stamp(path: Path) -> tuple[int, int] | None:
+    """Size and modification time (ns) of a file; None for a folder of frames."""
+    if path.is_dir():
+        return None
+    info = path.stat()
+    return (info.st_size, info.st_mtime_ns)
 
 
 def _error_line(exc: BaseException) -> str:
@@ -139,7 +148,13 @@ def _analyse(task: BatchTask, events: _Events) -> dict[str, Any]:
             f"this worker runs exocheck {__version__}, the batch was started with "
             f"{task.version}: install the same version on every worker"
         )
-    paths = [Path(p) for p, _ in task.videos]
+    paths = [Path(p) for p, _, _ in task.videos]
+    for path, _, stamp in task.videos:
+        if stamp is not None and file_stamp(Path(path)) != tuple(stamp):
+            raise AnalysisError(
+                f"{path}: the file changed after the batch read it (size or modification time "
+                "differs); run the batch again"
+            )
     total = 0
     for path in paths:
         with open_video(
@@ -159,8 +174,9 @@ def _analyse(task: BatchTask, events: _Events) -> dict[str, Any]:
         dilution_factor=task.dilution_factor,
         calibration_override=task.calibration_override,
         allow_reuse=task.allow_reuse,
+        checksums=[checksum if stamp is not None else None for _, checksum, stamp in task.videos],
     )
-    for analysis, (path, expected) in zip(analyses, task.videos, strict=True):
+    for analysis, (path, expected, _) in zip(analyses, task.videos, strict=True):
         if expected and analysis.sha256 and analysis.sha256 != expected:
             raise AnalysisError(
                 f"{path}: the file changed after the batch read it (SHA-256 differs); run the "
