@@ -39,7 +39,7 @@ from exocheck.nta.diffusion import (
 from exocheck.nta.drift import estimate_drift, subtract_drift
 from exocheck.nta.link import LinkSettings, link, search_radius_px, split_at_jumps
 from exocheck.nta.locate import CHUNK_FRAMES, LocateResult, LocateSettings, detect_video
-from exocheck.nta.sizing import SizeResult, SizingSettings, size_distribution
+from exocheck.nta.sizing import LIMIT_MARGIN, SizeResult, SizingSettings, size_distribution
 from exocheck.physics import diameter_nm_from_diffusion, scattering_cross_section_nm2
 from exocheck.records import (
     Concentration,
@@ -47,6 +47,7 @@ from exocheck.records import (
     Measurement,
     Provenance,
     SizeDistribution,
+    SizePeak,
     Source,
     TrackSummary,
     VideoSummary,
@@ -281,41 +282,98 @@ def size_videos(
     lag, slope = choose_lag(msd, spread=increment_spread(sums, counts))
     for v in videos:
         v.step_lag_frames = lag
+    weights = detection_volume_weights(videos)
     if lag == 1:
+        msd_lag = stats["msd1_um2"].to_numpy()
+        n_lag = stats["n_steps"].to_numpy().astype(float)
+        sigma2 = stats["sigma2_model_um2"].to_numpy()
+        offset_s = None
+    else:
+        parts = [
+            lag_statistics(v.tracks, v.track_stats["particle"].to_numpy(), lag, v.pixel_size_um)
+            for v in videos
+        ]
+        msd_lag = np.concatenate([p[0] for p in parts])
+        n_lag = np.concatenate([p[1] for p in parts])
+        missing = ~(n_lag > 0)  # tracks broken by gaps everywhere: a weak, lag-scaled stand-in
+        msd_lag[missing] = stats["msd1_um2"].to_numpy()[missing] * lag
+        n_lag[missing] = 0.5
+        sigma2 = stats["ep2_um2"].to_numpy()
+        # MSD(n) = slope·n − slope·t₀/Δt + 2σ² for n ≥ lag: t₀ from the ensemble line
+        offset_s = float(frame_s[0]) * (lag - (msd[lag - 1] - 2.0 * float(np.mean(sigma2))) / slope)
+
+    def solve(min_diameter_nm: float | None) -> SizeResult:
         return size_distribution(
-            stats["msd1_um2"].to_numpy(),
-            stats["n_steps"].to_numpy(),
-            stats["sigma2_model_um2"].to_numpy(),
+            msd_lag,
+            n_lag,
+            sigma2,
             float(frame_s[0]),
             float(exposure_s[0]),
             conditions.temperature_c,
             conditions.viscosity_mpa_s,
             settings.sizing,
+            lag=lag,
+            offset_s=offset_s,
+            min_diameter_nm=min_diameter_nm,
+            track_weights=weights,
         )
-    parts = [
-        lag_statistics(v.tracks, v.track_stats["particle"].to_numpy(), lag, v.pixel_size_um)
-        for v in videos
-    ]
-    msd_lag = np.concatenate([p[0] for p in parts])
-    n_lag = np.concatenate([p[1] for p in parts])
-    missing = ~(n_lag > 0)  # tracks broken by gaps everywhere: a weak, lag-scaled stand-in
-    msd_lag[missing] = stats["msd1_um2"].to_numpy()[missing] * lag
-    n_lag[missing] = 0.5
-    ep2 = stats["ep2_um2"].to_numpy()
-    # MSD(n) = slope·n − slope·t₀/Δt + 2σ² for n ≥ lag: t₀ from the ensemble line
-    offset_s = float(frame_s[0]) * (lag - (msd[lag - 1] - 2.0 * float(np.mean(ep2))) / slope)
-    return size_distribution(
-        msd_lag,
-        n_lag,
-        ep2,
-        float(frame_s[0]),
-        float(exposure_s[0]),
-        conditions.temperature_c,
-        conditions.viscosity_mpa_s,
-        settings.sizing,
-        lag=lag,
-        offset_s=offset_s,
+
+    size = solve(None)
+    # With a refractive index the detection limit is known once the tracks have sizes: the
+    # distribution is then solved again on a grid that starts there (nothing below it can have
+    # been seen, whatever a noisy short track suggests).
+    limit = detection_limit_nm(videos, size, conditions)
+    if limit is not None and limit * LIMIT_MARGIN > size.diameter_nm[0]:
+        size = solve(limit)
+    return size
+
+
+BRIGHTNESS_CLASSES = 8
+"""Brightness classes in which the tracks too short to size are counted (see
+:func:`detection_volume_weights`); fewer when there are under 50 sized tracks per class."""
+
+
+def detection_volume_weights(videos: Sequence[VideoAnalysis]) -> np.ndarray:
+    """How much each sized track counts in the number distribution.
+
+    Two corrections, both by the brightness of the track's particle (peak over threshold):
+
+    - *Tracks too short to size.* Every linked track (≥ 3 frames) is a particle's visit to the
+      detection slab, but only those of ≥ ``min_track_frames`` are sized. Dim particles, small
+      ones above all, are lost under the threshold more often, so fewer of their visits give a
+      sizable track. The sized tracks of each brightness class (quantiles of the sized tracks'
+      brightness) stand for all tracks of that class: each counts (all tracks) / (sized tracks)
+      of its class.
+    - *Detection volume.* A bright particle stays above the threshold over a thicker slab than a
+      dim one, so it is seen more often at the same number concentration. Each track counts with
+      the inverse of its relative detection depth, the model of :mod:`exocheck.nta.concentration`
+      that also makes the concentration.
+
+    The result is the number distribution of the particles in the sample above the detection
+    limit, not of the tracks. Normalised to mean 1.
+    """
+    sized_parts, all_parts = [], []
+    for v in videos:
+        ratio = track_brightness_ratio(v.tracks, v.threshold)
+        sized_parts.append(ratio.reindex(v.track_stats["particle"].to_numpy()).to_numpy(float))
+        all_parts.append(ratio.to_numpy(dtype=float))
+    sized = np.concatenate(sized_parts)
+    every = np.concatenate(all_parts)
+    ok = np.isfinite(sized)
+    if ok.sum() < 5:
+        return np.ones(sized.size)
+    reference = float(np.median(sized[ok]))
+    sized = np.where(ok, sized, reference)
+    every = every[np.isfinite(every)]
+    n_classes = int(np.clip(sized.size // 50, 1, BRIGHTNESS_CLASSES))
+    inner = np.quantile(np.log(sized), np.linspace(0, 1, n_classes + 1)[1:-1])
+    sized_class = np.searchsorted(inner, np.log(sized))
+    every_class = np.searchsorted(inner, np.log(np.clip(every, 1e-12, None)))
+    per_class = np.bincount(every_class, minlength=n_classes) / np.maximum(
+        np.bincount(sized_class, minlength=n_classes), 1
     )
+    weights = np.maximum(per_class[sized_class], 1.0) / relative_depth(sized, reference)
+    return weights / weights.mean()
 
 
 def detection_limit_nm(
@@ -450,6 +508,9 @@ def analyze(
             bin_edges_nm=size.bin_edges_nm.tolist(),
             density=density.tolist(),
             **size.stats,
+            density_ci_low=(size.weights_ci_low / size.weights.sum()).tolist(),
+            density_ci_high=(size.weights_ci_high / size.weights.sum()).tolist(),
+            peaks=[SizePeak(**asdict(p)) for p in size.peaks],
             ci={k: Interval(low=lo, high=hi) for k, (lo, hi) in size.ci.items()},
         ),
         dilution_factor=dilution_factor,
@@ -495,6 +556,9 @@ def analyze(
         diagnostics={
             "detection_limit_nm": limit,
             "step_lag_frames": videos[0].step_lag_frames,
+            "size_smoothing_per_track": size.smoothing,
+            "size_effective_parameters": size.effective_df,
+            "size_track_classes": size.n_classes,
             "drift_um_s": [list(v.drift_um_s) for v in videos],
             "noise_sigma_counts": [v.noise_sigma for v in videos],
             "localisation_sigma_um": float(
