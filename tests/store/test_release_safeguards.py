@@ -10,8 +10,7 @@ import pytest
 from qc_factories import fill_lot, lognormal_measurement
 
 from exocheck.errors import StoreError
-from exocheck.optics import optics_differences
-from exocheck.qc.release import concentration_caveat, evaluate
+from exocheck.qc.release import evaluate
 from exocheck.records import Concentration
 
 CONCENTRATION_CRITERIA = {"Particles per vial", "Purity"}
@@ -60,6 +59,8 @@ def test_concentration_that_cannot_decide_is_inconclusive_never_conforms(stocked
 def test_same_optics_and_instrument_records_still_decide(stocked):
     """Only what cannot decide is held back: a calibration on the same optics, or an instrument
     import (its own calibration), decides as before."""
+    from exocheck.qc.release import concentration_caveat
+
     same = _mismatched()
     same.settings["per_video"][0] |= {"pixel_size_um": 0.1661, "fps": 30.0}
     stocked.add_lot("L1", "EXO-1", by="ana")
@@ -70,6 +71,8 @@ def test_same_optics_and_instrument_records_still_decide(stocked):
 
 
 def test_optics_differences_name_every_changed_setting():
+    from exocheck.optics import optics_differences
+
     cal = {"pixel_size_um": 0.166, "fps": 30.0, "exposure_ms": 15.0, "camera_gain": None}
     assert optics_differences(cal, {"pixel_size_um": 0.166, "fps": 30.0, "camera_gain": 4}) == []
     found = optics_differences(cal, {"pixel_size_um": 0.35, "fps": 24.0, "exposure_ms": 15.2})
