@@ -48,12 +48,14 @@ def test_batch_equals_serial_analyze_and_corrupt_video_fails_alone(
 ):
     out, db = tmp_path / "out", tmp_path / "jobs.db"
     samples = samples_from_videos([videos[0], corrupt, videos[1]], CONDITIONS)
-    result = run_batch(samples, out, settings=ANALYSIS, client=client, db=str(db))
+    absent = samples_from_videos([tmp_path / "absent.tif"], CONDITIONS)
+    result = run_batch([*samples, *absent], out, settings=ANALYSIS, client=client, db=str(db))
     status = {o.sample: (o.status, o.error) for o in result.outcomes}
     assert status["s1"] == ("done", None) and status["s2"] == ("done", None)
     assert status["cut"][0] == "failed"
     assert "cut.tif" in status["cut"][1] and "\n" not in status["cut"][1]
-    assert [o.sample for o in result.failed] == ["cut"]
+    assert status["absent"] == ("failed", f"{tmp_path / 'absent.tif'}: No such file or directory")
+    assert [o.sample for o in result.failed] == ["cut", "absent"]
     assert sorted(p.name for p in out.iterdir()) == ["s1", "s2"]  # nothing for the failed job
     # serial `exocheck analyze` on the same videos, now, with the same settings
     for name, video in (("s1", videos[0]), ("s2", videos[1])):
