@@ -382,6 +382,8 @@ class _Run:
             f"Dask scheduler {where} with {n_workers} worker(s); dashboard: "
             + (f"{dashboard}{note}" if dashboard else "none")
         )
+        if n_workers == 0:
+            self.show.message("the scheduler has no worker yet: the jobs wait until one joins")
         try:
             self.show.start(sum(len(s.videos) for s in self.samples))
             self._loop(hashes)
