@@ -290,6 +290,58 @@ def _newton(
     return _Fit(theta, w, loglik, hess, resp, steps)
 
 
+def _cholesky(matrix: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factor, with the least diagonal damping that makes ``matrix`` definite."""
+    scale = float(np.abs(np.diag(matrix)).max()) or 1.0
+    damping = 0.0
+    eye = np.eye(matrix.shape[0])
+    while True:
+        try:
+            return np.linalg.cholesky(matrix + damping * eye)
+        except np.linalg.LinAlgError:
+            damping = max(2 * damping, 1e-10 * scale)
+
+
+def _chord(
+    like: np.ndarray,
+    counts: np.ndarray,
+    penalty: np.ndarray,
+    lam: float,
+    theta: np.ndarray,
+    factor: np.ndarray,
+    max_steps: int = 8,
+    tol: float = 1e-6,
+) -> np.ndarray:
+    """Maximise the penalised log-likelihood for ``counts`` by steps with a fixed curvature."""
+    total = float(counts.sum())
+
+    def objective(t: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        w = _softmax(t)
+        mix = like @ w
+        return (
+            float(counts @ np.log(np.maximum(mix, 1e-300))) - 0.5 * lam * float(t @ penalty @ t),
+            w,
+            mix,
+        )
+
+    value, w, mix = objective(theta)
+    for _ in range(max_steps):
+        grad = like.T @ (counts / mix) * w - total * w - lam * (penalty @ theta)
+        step = np.linalg.solve(factor.T, np.linalg.solve(factor, grad))
+        if float(grad @ step) < tol * max(total, 1.0):
+            break
+        t = 1.0
+        while t > 1e-4:
+            new_value, new_w, new_mix = objective(theta + t * step)
+            if new_value >= value:
+                theta, value, w, mix = theta + t * step, new_value, new_w, new_mix
+                break
+            t *= 0.5
+        else:
+            break
+    return theta
+
+
 def _damped_solve(matrix: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     """Solve with a positive definite matrix, adding the least diagonal damping that makes it so."""
     scale = float(np.abs(np.diag(matrix)).max()) or 1.0
@@ -557,10 +609,11 @@ def size_distribution(
     ci: dict[str, tuple[float, float]] = {}
     support = [None] * len(basins)
     if settings.n_bootstrap > 0:
-        # Each resample of the tracks is solved by one Newton step from the full solution (the
-        # linear bootstrap): θ_b = θ̂ + H⁻¹ g_b, with g_b the penalised gradient of the resample
-        # at θ̂. The error of one step is of second order in the resample's deviation, far below
-        # the spread it estimates; all resamples together cost one product with the class matrix.
+        # Each resample of the tracks is solved at the chosen λ from the full solution by chord
+        # steps: Newton steps that keep the full solution's curvature H (factorised once), each
+        # with a line search on the resample's own objective. The first step is the linear
+        # bootstrap θ̂ + H⁻¹g_b; the next ones correct it where a resample moves far (narrow
+        # peaks, few tracks). A step costs two products with the class matrix, not a Hessian.
         rng = np.random.default_rng(settings.seed)
         n = msd1_um2.size
         counts = np.stack(
@@ -570,15 +623,10 @@ def size_distribution(
             ],
             axis=1,
         )
-        grads = (
-            fit.resp.T @ counts
-            - np.outer(fit.weights, counts.sum(axis=0))
-            - lam * (penalty @ fit.theta)[:, None]
-        )
-        thetas = fit.theta[:, None] + np.linalg.solve(fit.hessian, grads)
+        factor = _cholesky(fit.hessian)
         boots = []
         hits = np.zeros(len(basins))
-        for theta_b in thetas.T:
+        for theta_b in (_chord(like, col, penalty, lam, fit.theta, factor) for col in counts.T):
             w_b = _softmax(theta_b)[below:]
             w_b /= w_b.sum()
             boots.append(summarise(grid, w_b, edges))
