@@ -227,3 +227,36 @@ def test_purity_class_is_worded_as_a_class_not_a_result():
     purity = next(c for c in evaluate(parse_specification(SPEC_YAML), data).criteria
                   if c.kind == "purity")
     assert purity.result == "pass" and purity.detail == "Webber & Clayton class: low purity"
+
+
+@pytest.mark.parametrize(("particles_per_ml", "message"), [
+    (float("inf"), "not a finite number"),
+    (8e20, "times the volume"),
+])
+def test_store_refuses_impossible_concentrations(stocked, particles_per_ml, message):
+    """Case 4: a record from any source with an infinite concentration, or more particles than
+    fit in a millilitre, is refused with one line; nothing is written."""
+    stocked.add_lot("L1", "EXO-1", by="ana")
+    events = len(stocked.history())
+    with pytest.raises(StoreError, match=message):
+        stocked.add_measurement("L1", lognormal_measurement(particles_per_ml=particles_per_ml),
+                                by="ana")
+    assert len(stocked.history()) == events and stocked.lot_data("L1").nta is None
+
+
+def test_frame_folder_has_a_checksum(tmp_path):
+    """Case 7: a frame-folder analysis had no hash on the certificate; its checksum covers every
+    frame's name and content in reading order."""
+    from exocheck.nta.checks import sha256_input
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"f{i}.png").write_bytes(bytes([i]) * 10)
+    (folder / "notes.txt").write_text("not a frame")
+    first = sha256_input(folder)
+    assert len(first) == 64
+    (folder / "notes.txt").write_text("still not a frame")
+    assert sha256_input(folder) == first
+    (folder / "f1.png").write_bytes(b"changed")
+    assert sha256_input(folder) != first

@@ -12,7 +12,8 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from exocheck.errors import StoreError
+from exocheck.errors import ExocheckError, StoreError
+from exocheck.plausibility import check_record
 from exocheck.qc.lotdata import LotData, MarkerPanel, ProteinAssay, SafetyTests
 from exocheck.qc.release import ReleaseResult, evaluate
 from exocheck.qc.specification import parse_specification
@@ -205,8 +206,13 @@ class LotMixin(StoreBase):
 
         Raw data (the original file, or any input named in the record's provenance, by SHA-256)
         already measured for another lot is refused unless ``allow_reuse`` gives the reason,
-        which the audit trail keeps.
+        which the audit trail keeps. A record outside physical bounds (dilution, a concentration
+        that is not finite or whose particles would not fit in the volume) is refused.
         """
+        try:
+            check_record(measurement)
+        except ExocheckError as exc:
+            raise StoreError(f"lot {lot}: {exc}") from None
         data = measurement.model_dump(mode="json", by_alias=True)
         summary = {"kind": "nta", "instrument": measurement.source.instrument,
                    "particles_per_ml": measurement.concentration.particles_per_ml,
