@@ -85,6 +85,27 @@ def _child(workers: int, out: Path, db: Path, videos: list[str]) -> None:
     print("BATCH-SUMMARY " + json.dumps(summary), flush=True)
 
 
+SPIN = "s = 0\nfor i in range(25_000_000):\n    s += i\n"
+
+
+def capacity() -> float:
+    """How many cores' worth two CPU-bound processes get right now (2.0 on an idle 2-core box).
+
+    A pure-Python loop timed alone, then as two processes at once: 2 × alone / together. On a
+    shared machine this is the ceiling any 2-worker speed-up measured at the same time can reach.
+    """
+    import subprocess
+
+    def spin(n: int) -> float:
+        began = time.perf_counter()
+        procs = [subprocess.Popen([sys.executable, "-c", SPIN]) for _ in range(n)]
+        for proc in procs:
+            proc.wait()
+        return time.perf_counter() - began
+
+    return 2.0 * spin(1) / spin(2)
+
+
 def _hash_s(path: Path) -> float:
     from exocheck.batch.runner import input_sha256
 
@@ -98,6 +119,7 @@ def run(standard_video: Path, measure) -> dict:
     """Time the batches; ``measure(name, cmd, log)`` is run.py's whole-process timer."""
     videos = captures(standard_video)
     runs = {}
+    cores_before = capacity()
     for n in WORKERS:
         out, db = OUT / f"batch-w{n}", OUT / f"batch-w{n}.db"
         db.unlink(missing_ok=True)
@@ -128,6 +150,7 @@ def run(standard_video: Path, measure) -> dict:
         "runs": runs,
         "ratio": two["videos_per_min"] / one["videos_per_min"],
         "analysing_ratio": two["analysing_videos_per_min"] / one["analysing_videos_per_min"],
+        "capacity": [cores_before, capacity()],  # before and after the batches
     }
 
 
@@ -195,8 +218,11 @@ def section(batch: dict) -> list[str]:
         f"process from launch to exit; this {verdict}. From the first job's start to the last "
         f"job's end (*while analysing*, what a long batch approaches) the ratio is "
         f"{batch['analysing_ratio']:.2f}×. *First job starts*: from the batch's start (after its "
-        "imports) to the first analysis (job table, cluster, the first input's checksum). Peak RSS per worker is the "
-        "worker process's high-water mark (Dask worker plus the analyses it ran, one at a time). "
+        "imports) to the first analysis (job table, cluster, the first input's checksum). "
+        f"*Cores available*: two CPU-bound processes ran at {batch['capacity'][0]:.2f}× one "
+        f"just before the batches and {batch['capacity'][1]:.2f}× just after (2.00 on an idle "
+        "2-core machine), the ceiling of any 2-worker speed-up at the time. Peak RSS per worker "
+        "is the worker process's high-water mark (Dask worker plus the analyses it ran, one at a time). "
         "The machine is shared: other work on its cores during a run lowers the 2-worker figure "
         "more than the 1-worker one.",
         "",
