@@ -266,23 +266,6 @@ def _nproc() -> int:
 SECTION_TITLE = "## Batch on Dask: videos per minute"
 
 
-def splice(page: Path, lines: list[str]) -> None:
-    """Replace (or append) the batch section of ``page``, leaving the rest as it is."""
-    from exocheck.records import atomic_write_text
-
-    text = page.read_text() if page.exists() else ""
-    body = "\n".join(lines)
-    if SECTION_TITLE in text:
-        head, _, rest = text.partition(SECTION_TITLE)
-        following = rest.find("\n## ", 1)
-        # the section's own sub-heading starts with ###; the next top-level section with "## "
-        tail = rest[following + 1 :] if following >= 0 else ""
-        text = head + body + ("\n" + tail if tail else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + body
-    atomic_write_text(page, text if text.endswith("\n") else text + "\n")
-
-
 def main() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import run as bench
@@ -291,7 +274,9 @@ def main() -> None:
     standard = bench.standard_video() / "video.tif"
     batch = run(standard, bench.measure)
     (OUT / "batch.json").write_text(json.dumps(batch, indent=1))
-    splice(ROOT / "docs" / "benchmarks.md", section(batch))
+    from bench_report import splice_section
+
+    splice_section(ROOT / "docs" / "benchmarks.md", SECTION_TITLE, section(batch))
     print(f"[bench] batch: 2 workers {batch['ratio']:.2f}x one; wrote docs/benchmarks.md")
 
 
