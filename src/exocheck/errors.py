@@ -40,3 +40,15 @@ class StoreError(ExocheckError):
 
 class StabilityError(ExocheckError):
     """A stability study cannot be evaluated (too few time points, bad columns, ...)."""
+
+
+class AuthError(ExocheckError):
+    """Who is acting could not be established: unknown user or wrong password."""
+
+
+class AccountLocked(AuthError):
+    """The account is locked (too many failed passwords) or disabled."""
+
+
+class NotAllowed(ExocheckError):
+    """The user is known but may not do this: role, four-eyes rule, or the lot's state."""

@@ -23,6 +23,7 @@ from exocheck.cli import (
     stability,
     store_cmds,
     study_cmds,
+    web_cmds,
 )
 from exocheck.cli._common import err_console
 from exocheck.errors import ExocheckError
@@ -65,6 +66,7 @@ _COMMAND_MODULES: tuple = (
     imports,
     study_cmds,
     batch_cmds,
+    web_cmds,
 )
 for _module in _COMMAND_MODULES:
     _module.register(app)

@@ -318,27 +318,33 @@ class LotMixin(StoreBase):
         """
         by = check_actor(by, "approver")
         with self._action() as session:
-            lot = self._open_lot(session, number)
-            entered = {lot.created_by, *(x.created_by for x in lot.measurements)}
-            if by in entered:
-                raise StoreError(
-                    f"four-eyes rule: {by} entered data of lot {number} and cannot approve it; "
-                    "another person must sign")
-            result = self._evaluate_row(lot)
-            expiry = aware(lot.expiry)
-            if result.decision == "conforms" and expiry is not None and expiry <= datetime.now(UTC):
-                raise StoreError(f"lot {number} expired on {expiry:%Y-%m-%d}: an expired lot "
-                                 "cannot be released")
-            if result.decision == "incomplete":
-                missing = ", ".join(c.name for c in result.criteria if c.result == "missing")
-                raise StoreError(f"lot {number} is incomplete (missing: {missing}); add the "
-                                 "missing results before signing")
-            release = m.Release(lot_id=lot.id, specification_id=lot.specification_id,
-                                decision=result.decision, approved_by=by, comment=comment,
-                                result=result.model_dump(mode="json"))
-            session.add(release)
-            self._audit(session, by, "lot.sign", "lot", number, lot_id=lot.id,
-                        after={"decision": result.decision, "status": (
-                            "released" if result.decision == "conforms" else "rejected"),
-                            "specification": result.specification, "comment": comment})
+            return self._sign_release(session, self._open_lot(session, number), by, comment)
+
+    def _sign_release(self, session: Session, lot: m.Lot, by: str,
+                      comment: str | None) -> ReleaseResult:
+        """:meth:`approve` inside the caller's transaction (an e-signature adds its record to
+        the same transaction: the release, its audit event and the signature are one change)."""
+        number = lot.number
+        entered = {lot.created_by, *(x.created_by for x in lot.measurements)}
+        if by in entered:
+            raise StoreError(
+                f"four-eyes rule: {by} entered data of lot {number} and cannot approve it; "
+                "another person must sign")
+        result = self._evaluate_row(lot)
+        expiry = aware(lot.expiry)
+        if result.decision == "conforms" and expiry is not None and expiry <= datetime.now(UTC):
+            raise StoreError(f"lot {number} expired on {expiry:%Y-%m-%d}: an expired lot "
+                             "cannot be released")
+        if result.decision == "incomplete":
+            missing = ", ".join(c.name for c in result.criteria if c.result == "missing")
+            raise StoreError(f"lot {number} is incomplete (missing: {missing}); add the "
+                             "missing results before signing")
+        release = m.Release(lot_id=lot.id, specification_id=lot.specification_id,
+                            decision=result.decision, approved_by=by, comment=comment,
+                            result=result.model_dump(mode="json"))
+        session.add(release)
+        self._audit(session, by, "lot.sign", "lot", number, lot_id=lot.id,
+                    after={"decision": result.decision, "status": (
+                        "released" if result.decision == "conforms" else "rejected"),
+                        "specification": result.specification, "comment": comment})
         return result

@@ -1,0 +1,54 @@
+"""Who may do what: the role × action matrix every shell enforces.
+
+=====================  ========  ========  ====  =====
+action                 analyst   reviewer  qa    admin
+=====================  ========  ========  ====  =====
+read (lots, audit...)  yes       yes       yes   yes
+lot.create             yes
+measurement.add        yes
+sign (reviewed)                  yes
+sign (approved)                            yes
+sign (rejected)                  yes       yes
+catalog.edit                               yes
+user.manage                                      yes
+=====================  ========  ========  ====  =====
+
+Signing is checked in detail (meaning, four eyes) by :mod:`exocheck.auth.signatures`; here
+``sign`` means "may open the signature dialog at all".
+"""
+
+from __future__ import annotations
+
+from exocheck.auth.models import ROLES
+from exocheck.errors import NotAllowed
+
+PERMISSIONS: dict[str, tuple[str, ...]] = {
+    "read": ROLES,
+    "lot.create": ("analyst",),
+    "measurement.add": ("analyst",),
+    "sign": ("reviewer", "qa"),
+    "catalog.edit": ("qa",),
+    "user.manage": ("admin",),
+}
+
+_WHAT = {
+    "lot.create": "create lots",
+    "measurement.add": "add measurements",
+    "sign": "sign lots",
+    "catalog.edit": "change products and specifications",
+    "user.manage": "manage users",
+}
+
+
+def can(role: str, action: str) -> bool:
+    """True when ``role`` may do ``action``."""
+    return role in PERMISSIONS[action]
+
+
+def require(role: str, action: str) -> None:
+    """:class:`NotAllowed` unless ``role`` may do ``action``."""
+    if not can(role, action):
+        allowed = " or ".join(PERMISSIONS[action])
+        raise NotAllowed(
+            f"a user with role {role} cannot {_WHAT.get(action, action)} (it takes: {allowed})"
+        )

@@ -1,0 +1,141 @@
+"""Analyses of uploaded videos: jobs of the batch runner, run beside the service, never in a
+request.
+
+An upload becomes a job in the store's job table at once (:meth:`AnalysisQueue.submit` returns
+its id); one background thread hands queued samples to :func:`exocheck.batch.run_batch` on a
+Dask cluster kept for the service's lifetime (local worker processes, or ``EXOCHECK_SCHEDULER``),
+which analyses them in other processes, records progress and outcome in the job table and enters
+the measurement in the lot as the analyst who uploaded it.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from exocheck.batch.manifest import SampleSpec
+from exocheck.errors import ExocheckError
+
+log = logging.getLogger("exocheck.web")
+
+
+@dataclass(frozen=True)
+class _Work:
+    job_id: int
+    spec: SampleSpec
+    lot: str
+    by: str
+
+
+class AnalysisQueue:
+    """Samples waiting for the batch runner, and the thread that feeds it."""
+
+    def __init__(self, url: str, out: Path, *, scheduler: str | None, workers: int) -> None:
+        self.url = url
+        self.out = out
+        self.scheduler = scheduler
+        self.workers = workers
+        self._queue: queue.Queue[_Work | None] = queue.Queue()
+        self._notes: dict[int, str] = {}  # job id -> why its measurement was not entered
+        self._thread: threading.Thread | None = None
+        self._client = None
+        self._cluster = None
+        self._lock = threading.Lock()
+
+    def submit(self, store, spec: SampleSpec, checksum: str, *, lot: str, by: str) -> int:
+        """Record the job of ``spec`` (one video, already checksummed) and queue it."""
+        from exocheck import __version__
+        from exocheck.batch.runner import job_identity
+        from exocheck.nta.analyze import AnalysisSettings
+        from exocheck.store.jobs import JobTable
+
+        reasons = {"calibration_override": None, "allow_reuse": None}
+        inputs, inputs_sha, record, settings_sha = job_identity(
+            spec, [checksum], AnalysisSettings(), None, reasons
+        )
+        job = JobTable(store).get_or_create(
+            spec.sample, inputs, inputs_sha, record, settings_sha, __version__
+        )
+        self._queue.put(_Work(job.id, spec, lot, by))
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="exocheck-analyses", daemon=True
+                )
+                self._thread.start()
+        return job.id
+
+    def note(self, job_id: int) -> str | None:
+        """Why a finished job's measurement is not in its lot (None when it is, or unknown)."""
+        return self._notes.get(job_id)
+
+    def _connect(self):
+        if self._client is None:
+            from exocheck.batch.runner import connect
+
+            self._client, self._cluster = connect(self.scheduler, self.workers)
+        return self._client
+
+    def _run(self) -> None:
+        from exocheck.batch import run_batch
+
+        while True:
+            work = self._queue.get()
+            if work is None:
+                return
+            try:
+                result = run_batch(
+                    [work.spec],
+                    self.out,
+                    client=self._connect(),
+                    db=self.url,
+                    create_db=False,
+                    lot=work.lot,
+                    by=work.by,
+                )
+                outcome = result.outcomes[0]
+                if outcome.status != "done" and outcome.error:
+                    self._notes[work.job_id] = outcome.error
+            except ExocheckError as exc:
+                self._notes[work.job_id] = str(exc)
+            except Exception as exc:  # the service stays up; the job says what happened
+                log.exception("analysis of job %s failed", work.job_id)
+                self._notes[work.job_id] = f"the analysis could not run: {type(exc).__name__}"
+
+    def close(self) -> None:
+        self._queue.put(None)
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self._client is not None:
+            self._client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+    def status(self, store, job_id: int) -> dict[str, Any] | None:
+        """``{"job", "status", "progress", "sample", "lot", "measurement", ...}`` or None."""
+        from sqlalchemy.exc import NoResultFound
+
+        from exocheck.store.jobs import JobTable
+
+        try:
+            job = JobTable(store).get(job_id)
+        except (NoResultFound, ExocheckError):
+            return None
+        note = self._notes.get(job_id)
+        return {
+            "job": job.id,
+            "status": job.status,
+            "progress": round(job.progress, 3),
+            "sample": job.sample,
+            "lot": job.lot,
+            "measurement": job.measurement_id,
+            "d50_nm": job.d50_nm,
+            "particles_per_ml": job.particles_per_ml,
+            "error": job.error or note,
+            "started_at": job.started_at.isoformat() if job.started_at else None,
+            "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+        }

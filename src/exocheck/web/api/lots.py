@@ -1,0 +1,135 @@
+"""Lots, measurements, jobs, release evaluation, signatures, certificates and the audit trail."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from exocheck.web.deps import ApiUser, Svc
+from exocheck.web.services import NotFound
+
+router = APIRouter(tags=["lots"])
+
+
+class LotRow(BaseModel):
+    lot: str
+    product: str
+    status: Literal["awaiting data", "in review", "released", "rejected"]
+    decision: str | None
+
+
+class NewLot(BaseModel):
+    lot: str = Field(min_length=1, max_length=200)
+    product: str = Field(min_length=1, max_length=200)
+    specification: str | None = Field(None, max_length=200)
+    manufactured: str | None = Field(None, max_length=40)
+    expiry: str | None = Field(None, max_length=40)
+
+
+class SignatureIn(BaseModel):
+    meaning: Literal["reviewed", "approved", "rejected"]
+    reason: str = Field(min_length=1, max_length=2000)
+    password: str = Field(max_length=1024)
+
+
+@router.get("/lots", response_model=list[LotRow])
+def list_lots(user: ApiUser, svc: Svc) -> list[dict[str, Any]]:
+    """Every lot: ``[{"lot", "product", "status", "decision"}]``."""
+    return [
+        {k: row[k] for k in ("lot", "product", "status", "decision")}
+        for row in svc.signing.overview()
+    ]
+
+
+@router.post("/lots", status_code=201)
+def create_lot(body: NewLot, user: ApiUser, svc: Svc) -> dict[str, Any]:
+    """Create a lot (analysts); 409 when the number exists, 404 for an unknown product."""
+    return svc.create_lot(
+        user,
+        body.lot,
+        body.product,
+        specification=body.specification,
+        manufactured=body.manufactured,
+        expiry=body.expiry,
+    )
+
+
+@router.get("/lots/{lot}")
+def get_lot(lot: str, user: ApiUser, svc: Svc) -> dict[str, Any]:
+    """The lot: record, status, decision, measurements and signatures."""
+    return svc.lot(lot)
+
+
+@router.post(
+    "/lots/{lot}/measurements",
+    status_code=201,
+    responses={202: {"description": "a video: its analysis job"}, 413: {}, 415: {}},
+)
+async def add_measurement(lot: str, request: Request, user: ApiUser, svc: Svc):
+    """Multipart ``file``: an exocheck ``result.json`` or an instrument export → 201 with the
+    measurement; a video (with ``fps``, ``pixel_size_um``, ``temperature_c`` and optional
+    ``exposure_ms``, ``viscosity_mpa_s``, ``refractive_index``, ``dilution_factor``) → 202
+    ``{"job": ID}``."""
+    form = await request.form()
+    file = form.get("file")
+    kind, body = await svc.upload(
+        user, lot, file if hasattr(file, "filename") else None, dict(form)
+    )
+    return JSONResponse(body, status_code=202 if kind == "job" else 201)
+
+
+@router.get("/jobs/{job_id}")
+def get_job(job_id: int, user: ApiUser, svc: Svc) -> dict[str, Any]:
+    """``{"status": "queued|running|done|failed", "progress", "lot", "measurement", ...}``."""
+    status = svc.analyses.status(svc.store, job_id)
+    if status is None:
+        raise NotFound(f"no job {job_id}")
+    return status
+
+
+@router.get("/lots/{lot}/release")
+def release(lot: str, user: ApiUser, svc: Svc) -> dict[str, Any]:
+    """The evaluation against the specification, as ``exocheck release LOT --json``."""
+    svc.check_lot(lot)
+    return svc.store.evaluate(lot).summary()
+
+
+@router.get("/lots/{lot}/signatures")
+def signatures(lot: str, user: ApiUser, svc: Svc) -> list[dict[str, Any]]:
+    """The lot's signatures, oldest first."""
+    svc.check_lot(lot)
+    return svc.signing.lot_state(lot)["signatures"]
+
+
+@router.post("/lots/{lot}/signatures", status_code=201, responses={401: {}, 403: {}, 423: {}})
+def sign(lot: str, body: SignatureIn, user: ApiUser, svc: Svc) -> dict[str, Any]:
+    """Sign with the password again: 401 wrong password, 403 role or four-eyes, 409 state."""
+    return svc.sign(user, lot, meaning=body.meaning, reason=body.reason, password=body.password)
+
+
+@router.get(
+    "/lots/{lot}/coa.pdf",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}}},
+)
+def coa(lot: str, user: ApiUser, svc: Svc) -> Response:
+    """The certificate of analysis (a draft with a watermark until the lot is signed)."""
+    pdf = svc.coa_pdf(lot)
+    return Response(
+        pdf,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="{_ascii(lot)}-CoA.pdf"'},
+    )
+
+
+@router.get("/audit")
+def audit(user: ApiUser, svc: Svc, lot: str | None = None) -> list[dict[str, Any]]:
+    """The audit trail (of one lot with ``?lot=``), oldest first."""
+    return svc.audit(lot)
+
+
+def _ascii(text: str) -> str:
+    return "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in text)

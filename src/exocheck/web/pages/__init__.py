@@ -1,0 +1,12 @@
+"""Server-rendered pages (Jinja2 templates, htmx for the live parts)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from exocheck.web.pages import auth, catalog, lots
+
+router = APIRouter(include_in_schema=False)
+router.include_router(auth.router)
+router.include_router(lots.router)
+router.include_router(catalog.router)

@@ -1,0 +1,161 @@
+"""Lots: the dashboard, a lot's page, uploads and their analysis jobs, signing, certificates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+
+from exocheck.auth import SIGNERS, STATUSES
+from exocheck.auth.roles import can
+from exocheck.errors import ExocheckError
+from exocheck.web.deps import FormUser, PageUser, Svc
+from exocheck.web.pages.common import render
+from exocheck.web.services import NotFound, Services, http_status
+from exocheck.web.uploads import CONDITION_FIELDS
+
+router = APIRouter()
+
+
+@router.get("/")
+def dashboard(request: Request, user: PageUser, svc: Svc) -> Response:
+    rows = svc.signing.overview()
+    groups = {status: [r for r in rows if r["status"] == status] for status in STATUSES}
+    return render(
+        request,
+        "dashboard.html",
+        {
+            "groups": groups,
+            "products": svc.store.list_products(),
+            "can_create": can(user.user.role, "lot.create"),
+        },
+    )
+
+
+@router.post("/lots")
+async def create_lot(request: Request, user: FormUser, svc: Svc) -> Response:
+    form = await request.form()
+    info = svc.create_lot(
+        user,
+        str(form.get("lot") or ""),
+        str(form.get("product") or ""),
+        specification=str(form.get("specification") or "") or None,
+        manufactured=str(form.get("manufactured") or "") or None,
+        expiry=str(form.get("expiry") or "") or None,
+    )
+    return RedirectResponse(f"/lots/{info['lot']}", status_code=303)
+
+
+def _lot_context(svc: Services, lot: str, user) -> dict[str, Any]:
+    info = svc.lot(lot)
+    data = svc.store.lot_data(lot)
+    result = svc.store.evaluate(lot) if info["specification"] else None
+    final = info["status"] in ("released", "rejected")
+    meanings = [m for m, roles in SIGNERS.items() if user.user.role in roles]
+    return {
+        "lot": info,
+        "result": result,
+        "nta": data.nta_all,
+        "protein": data.protein,
+        "markers": data.markers,
+        "safety": data.safety,
+        "figures": svc.figures.figures(lot),
+        "history": svc.store.history(lot),
+        "content_sha256": svc.signing.content(lot)["content_sha256"],
+        "can_upload": can(user.user.role, "measurement.add") and not final,
+        "can_sign": bool(meanings) and not final,
+        "meanings": meanings,
+    }
+
+
+@router.get("/lots/{lot}")
+def lot_page(lot: str, request: Request, user: PageUser, svc: Svc) -> Response:
+    return render(request, "lot.html", _lot_context(svc, lot, user))
+
+
+@router.post("/lots/{lot}/sign")
+async def sign(lot: str, request: Request, user: FormUser, svc: Svc) -> Response:
+    """The signature dialog's form: refusals come back on the lot page, with their reason."""
+    form = await request.form()
+    try:
+        svc.sign(
+            user,
+            lot,
+            meaning=str(form.get("meaning") or ""),
+            reason=str(form.get("reason") or ""),
+            password=str(form.get("password") or ""),
+        )
+    except NotFound:
+        raise
+    except ExocheckError as exc:
+        context = _lot_context(svc, lot, user) | {"sign_error": str(exc)}
+        return render(request, "lot.html", context, status=http_status(exc))
+    return RedirectResponse(f"/lots/{lot}", status_code=303)
+
+
+@router.get("/lots/{lot}/upload")
+def upload_form(lot: str, request: Request, user: PageUser, svc: Svc) -> Response:
+    svc.check_lot(lot)
+    return render(
+        request,
+        "upload.html",
+        {"lot": lot, "fields": CONDITION_FIELDS, "max_mb": svc.settings.max_upload_mb},
+    )
+
+
+@router.post("/lots/{lot}/upload")
+async def upload(lot: str, request: Request, user: FormUser, svc: Svc) -> Response:
+    form = await request.form()
+    file = form.get("file")
+    try:
+        kind, body = await svc.upload(
+            user, lot, file if hasattr(file, "filename") else None, dict(form)
+        )
+    except NotFound:
+        raise
+    except ExocheckError as exc:
+        return render(
+            request,
+            "upload.html",
+            {
+                "lot": lot,
+                "fields": CONDITION_FIELDS,
+                "max_mb": svc.settings.max_upload_mb,
+                "error": str(exc),
+            },
+            status=http_status(exc),
+        )
+    if kind == "job":
+        return RedirectResponse(f"/jobs/{body['job']}", status_code=303)
+    return RedirectResponse(f"/lots/{lot}", status_code=303)
+
+
+def _job(svc: Services, job_id: int) -> dict[str, Any]:
+    status = svc.analyses.status(svc.store, job_id)
+    if status is None:
+        raise NotFound(f"no job {job_id}")
+    return status
+
+
+@router.get("/jobs/{job_id}")
+def job_page(job_id: int, request: Request, user: PageUser, svc: Svc) -> Response:
+    return render(request, "job.html", {"job": _job(svc, job_id)})
+
+
+@router.get("/jobs/{job_id}/status")
+def job_status(job_id: int, request: Request, user: PageUser, svc: Svc) -> Response:
+    """The live part of the job page (htmx polls it until the job ends)."""
+    return render(request, "job_status.html", {"job": _job(svc, job_id)})
+
+
+@router.get("/lots/{lot}/coa.pdf")
+def coa(lot: str, user: PageUser, svc: Svc) -> Response:
+    from exocheck.web.api.lots import coa as api_coa
+
+    return api_coa(lot, user, svc)
+
+
+@router.get("/audit")
+def audit(request: Request, user: PageUser, svc: Svc, lot: str | None = None) -> Response:
+    return render(request, "audit.html", {"events": svc.audit(lot or None), "lot": lot})

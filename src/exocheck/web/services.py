@@ -1,0 +1,273 @@
+"""What the API and the pages share: the store and its helpers, and the actions both offer
+(create a lot, take an upload, sign, the certificate), each a call into the library."""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import UploadFile
+from sqlalchemy import select
+
+from exocheck.auth import Accounts, SessionView, Signing
+from exocheck.auth.roles import require
+from exocheck.batch.manifest import SampleSpec
+from exocheck.errors import (
+    AccountLocked,
+    AuthError,
+    ExocheckError,
+    NotAllowed,
+    ParameterError,
+    StoreError,
+)
+from exocheck.store import Store
+from exocheck.store import models as m
+from exocheck.web import uploads
+from exocheck.web.analyses import AnalysisQueue
+from exocheck.web.settings import Settings
+
+
+class NotFound(ExocheckError):
+    """No such lot, job or study."""
+
+
+class Conflict(ExocheckError):
+    """The record exists already, or its state forbids the change."""
+
+
+def http_status(exc: ExocheckError) -> int:
+    """The HTTP status of a refused request."""
+    if isinstance(exc, AccountLocked):
+        return 423
+    if isinstance(exc, AuthError):
+        return 401
+    if isinstance(exc, NotAllowed):
+        return 403
+    if isinstance(exc, NotFound):
+        return 404
+    if isinstance(exc, uploads.UploadTooLarge):
+        return 413
+    if isinstance(exc, uploads.UnsupportedUpload):
+        return 415
+    if isinstance(exc, Conflict | StoreError):
+        return 409
+    return 422
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: Store
+    accounts: Accounts
+    signing: Signing
+    analyses: AnalysisQueue
+    figures: FigureCache
+
+    @classmethod
+    def start(cls, settings: Settings) -> Services:
+        store = Store.open(settings.url, create=settings.database_url is None)
+        accounts = Accounts(store, lockout_after=settings.lockout_after)
+        data = settings.data_path
+        data.mkdir(parents=True, exist_ok=True)
+        analyses = AnalysisQueue(
+            store.engine.url.render_as_string(hide_password=False),
+            data / "results",
+            scheduler=settings.scheduler,
+            workers=settings.analysis_workers,
+        )
+        return cls(
+            settings, store, accounts, Signing(store, accounts), analyses, FigureCache(store)
+        )
+
+    def close(self) -> None:
+        self.analyses.close()
+        self.store.close()
+
+    # ---- look-ups -------------------------------------------------------------------------
+    def check_lot(self, lot: str) -> None:
+        """:class:`NotFound` unless the lot exists."""
+        with self.store._read() as session:
+            if session.scalar(select(m.Lot.id).where(m.Lot.number == lot)) is None:
+                raise NotFound(f"unknown lot {lot!r}")
+
+    def lot(self, lot: str) -> dict[str, Any]:
+        """The lot as the API shows it: its record, status, decision and signatures."""
+        self.check_lot(lot)
+        info = self.store.lot_info(lot)
+        state = self.signing.lot_state(lot)
+        return {
+            "lot": info["lot"],
+            "product": info["product"],
+            "status": state["status"],
+            "decision": state["decision"],
+            "specification": info["specification"],
+            "manufactured": info["manufactured"],
+            "expiry": info["expiry"],
+            "created_by": info["created_by"],
+            "measurements": info["measurements"],
+            "attachments": info["attachments"],
+            "signatures": state["signatures"],
+        }
+
+    # ---- actions ----------------------------------------------------------------------------
+    def create_lot(
+        self,
+        user: SessionView,
+        lot: str,
+        product: str,
+        *,
+        specification: str | None = None,
+        manufactured: str | None = None,
+        expiry: str | None = None,
+    ) -> dict[str, Any]:
+        require(user.user.role, "lot.create")
+        lot = (lot or "").strip()
+        if not lot or len(lot) > 200:
+            raise ParameterError("a lot number is 1 to 200 characters")
+        with self.store._read() as session:
+            if session.scalar(select(m.Lot.id).where(m.Lot.number == lot)) is not None:
+                raise Conflict(f"lot {lot!r} already exists")
+            if session.scalar(select(m.Product.id).where(m.Product.name == product)) is None:
+                raise NotFound(f"unknown product {product!r}")
+        self.store.add_lot(
+            lot,
+            product,
+            by=user.user.name,
+            specification=specification or None,
+            manufactured=manufactured or None,
+            expiry=expiry or None,
+        )
+        return self.lot(lot)
+
+    async def upload(
+        self, user: SessionView, lot: str, file: UploadFile | None, form: dict[str, Any]
+    ) -> tuple[str, dict[str, Any]]:
+        """``("job", {"job": id})`` for a video, ``("measurement", {...})`` for a record."""
+        require(user.user.role, "measurement.add")
+        self.check_lot(lot)
+        if file is None or not getattr(file, "filename", None):
+            raise ParameterError("send the file as the multipart field 'file'")
+        if self.signing.lot_state(lot)["status"] in ("released", "rejected"):
+            raise Conflict(f"lot {lot} is signed off; its data can no longer change")
+        data = self.settings.data_path
+        if uploads.is_video(file.filename):
+            conditions = uploads.conditions_from_form(form)  # bad values refused before reading
+            dilution = uploads.dilution_from_form(form)
+            saved = await uploads.save_upload(file, data, self.settings.max_upload_bytes)
+            video = uploads.keep_video(saved, data)
+            sample = re.sub(r"[^A-Za-z0-9._-]", "_", lot).lstrip(".")[:150] or "lot"
+            spec = SampleSpec(
+                f"{sample}-{saved.sha256[:12]}", (video,), conditions, dilution_factor=dilution
+            )
+            job = self.analyses.submit(self.store, spec, saved.sha256, lot=lot, by=user.user.name)
+            return "job", {"job": job, "status": "queued", "lot": lot}
+        saved = await uploads.save_upload(file, data, self.settings.max_upload_bytes)
+        try:
+            record = uploads.read_record(saved)
+            measurement = self.store.add_measurement(
+                lot,
+                record,
+                by=user.user.name,
+                original_file=saved.path,
+                allow_reuse=(str(form.get("allow_reuse") or "").strip() or None),
+            )
+        finally:
+            saved.discard()
+        return "measurement", {
+            "measurement": measurement,
+            "lot": lot,
+            "kind": "nta",
+            "file": saved.name,
+            "sha256": saved.sha256,
+            "d50_nm": record.size.d50_nm,
+            "particles_per_ml": record.concentration.particles_per_ml,
+            "instrument": record.source.instrument,
+        }
+
+    def sign(
+        self, user: SessionView, lot: str, *, meaning: str, reason: str, password: str
+    ) -> dict[str, Any]:
+        """Sign as the session's user (password asked again)."""
+        require(user.user.role, "sign")
+        self.check_lot(lot)
+        pause = None
+        if self.settings.fault_pause_signature_s > 0:
+            delay = self.settings.fault_pause_signature_s
+
+            def pause() -> None:
+                print(
+                    f"signature of lot {lot} written, commit in {delay:g} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                time.sleep(delay)
+
+        return self.signing.sign(
+            lot,
+            user=user.user.name,
+            password=password,
+            meaning=meaning,
+            reason=reason,
+            pause_before_commit=pause,
+        )
+
+    def coa_pdf(self, lot: str) -> bytes:
+        """The certificate of analysis of ``lot`` as PDF bytes."""
+        from exocheck.report.coa import render_html, render_pdf
+
+        self.check_lot(lot)
+        if self.store.lot_info(lot)["specification"] is None:
+            raise Conflict(f"lot {lot} has no specification: there is no certificate to write")
+        return render_pdf(render_html(self.store, lot))
+
+    def audit(self, lot: str | None) -> list[dict[str, Any]]:
+        if lot is not None:
+            self.check_lot(lot)
+        return self.store.history(lot)
+
+
+class FigureCache:
+    """The lot page's figures (matplotlib, made on the server), kept until any lot, measurement
+    or release changes (control charts depend on the other lots of the product)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._cache: dict[tuple, dict[str, Any]] = {}
+
+    def _state(self) -> tuple:
+        from sqlalchemy import func
+
+        with self.store._read() as session:
+            return (
+                session.scalar(select(func.max(m.Measurement.id))),
+                session.scalar(select(func.count(m.Lot.id))),
+                session.scalar(select(func.count(m.Release.id))),
+            )
+
+    def figures(self, lot: str) -> dict[str, Any]:
+        """``{"size", "claim", "chart"}``: data URIs (or None) of the lot's figures."""
+        key = (lot, *self._state())
+        if key in self._cache:
+            return self._cache[key]
+        from exocheck.report.coa import coa_context
+
+        try:
+            context = coa_context(self.store, lot)
+            chart = context["chart"]
+            out = {
+                "size": context["size_figure"],
+                "claim": context["claim_figure"],
+                "chart": chart["figure"] if chart else None,
+                "chart_note": None
+                if not chart or chart["limits"]
+                else (f"control limits from {chart['min_lots']} lots; {chart['lots']} so far"),
+            }
+        except ExocheckError as exc:
+            out = {"size": None, "claim": None, "chart": None, "chart_note": str(exc)}
+        if len(self._cache) > 500:
+            self._cache.clear()
+        self._cache[key] = out
+        return out
