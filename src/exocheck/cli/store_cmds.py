@@ -218,7 +218,20 @@ def lot_show(number: Annotated[str, typer.Argument(help="Lot number.")], db: DbO
         print_json(info)
         return
     for key, value in info.items():
-        console.print(f"[bold]{key}[/]: {value}", highlight=False)
+        if key in ("attachments", "measurements"):
+            continue
+        if hasattr(value, "strftime"):
+            value = f"{value:%Y-%m-%d %H:%M %Z}".strip()
+        elif isinstance(value, list):
+            value = ", ".join(map(str, value)) or "—"
+        console.print(f"[bold]{key}[/]: {'—' if value is None else value}", highlight=False,
+                      soft_wrap=True)
+    for x in info["measurements"]:
+        console.print(f"measurement {x['id']}: {x['kind']}, entered by {x['created_by']} at "
+                      f"{x['created_at']:%Y-%m-%d %H:%M %Z}", highlight=False)
+    for a in info["attachments"]:
+        console.print(f"file {a['filename']} ({a['size_bytes']} bytes)\n  SHA-256 {a['sha256']}",
+                      highlight=False, soft_wrap=True)
 
 
 @measurement_app.command("add")
