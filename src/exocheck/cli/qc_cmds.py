@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -88,14 +89,18 @@ def compare(
         print_json(report.model_dump(mode="json"))
         return
     table = Table("attribute", "test", "result")
+    # log concentration is a natural log: differences are relative (0.1 ≈ 10 %)
+    names = {"log_concentration": ("ln concentration", " ln(/mL)"), "d50_nm": ("D50", " nm")}
     for e in report.equivalence:
-        table.add_row(e.attribute, f"TOST ±{e.margin:.3g}: diff {e.difference:.3g}, "
-                      f"p = {e.p_value:.3g}", "equivalent" if e.equivalent else "not shown")
+        name, unit = names.get(e.attribute, (e.attribute, ""))
+        table.add_row(name, f"TOST ±{e.margin:.3g}{unit}: difference {e.difference:.3g}{unit}, "
+                      f"p = {e.p_value:.2g}", "equivalent" if e.equivalent else "not shown")
     for q in report.quality_ranges:
-        table.add_row(q.attribute, f"{q.value:.4g} in [{q.low:.4g}, {q.high:.4g}]",
+        name, unit = names.get(q.attribute, (q.attribute, ""))
+        table.add_row(name, f"{q.value:.4g}{unit} in [{q.low:.4g}, {q.high:.4g}]{unit}",
                       "within" if q.within else "outside")
     if report.size is not None:
-        table.add_row("size distribution", f"overlap {report.size.overlap:.2f}, KS "
+        table.add_row("size distribution", f"overlap {100 * report.size.overlap:.0f} %, KS "
                       f"{report.size.ks_distance:.2f}, W {report.size.wasserstein_nm:.1f} nm",
                       "similar" if report.size.similar else "different")
     console.print(table)
@@ -145,7 +150,8 @@ def history(
         return
     table = Table("when", "who", "action", "record")
     for e in events:
-        table.add_row(e["at"][:19], e["actor"], e["action"], e["key"])
+        at = datetime.fromisoformat(e["at"]).astimezone(UTC)
+        table.add_row(f"{at:%Y-%m-%d %H:%M} UTC", e["actor"], e["action"], e["key"])
     console.print(table)
 
 
