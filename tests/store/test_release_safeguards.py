@@ -69,6 +69,14 @@ def test_same_optics_and_instrument_records_still_decide(stocked):
     stocked.add_measurement("L1", same, by="ana")
     assert concentration_caveat(stocked.lot_data("L1")) is None
 
+    # an exposure the video does not state (assumed by the analysis) is not compared
+    data = stocked.lot_data("L1")
+    data.nta.settings["calibration"]["exposure_ms"] = 15.0
+    data.nta.settings["per_video"][0] |= {"exposure_ms": 16.67, "exposure_assumed": True}
+    assert concentration_caveat(data) is None
+    data.nta.settings["per_video"][0]["exposure_assumed"] = False
+    assert "exposure 16.67 ms (calibration 15 ms)" in concentration_caveat(data)
+
 
 def test_optics_differences_name_every_changed_setting():
     from exocheck.optics import optics_differences

@@ -543,6 +543,7 @@ def analyze(
                     "fps": v.fps,
                     "pixel_size_um": v.pixel_size_um,
                     "exposure_ms": v.exposure_ms,
+                    "exposure_assumed": v.exposure_assumed,
                     "frames": v.n_frames,
                     "search_radius_px": v.search_radius_px,
                     "threshold_counts": v.threshold,

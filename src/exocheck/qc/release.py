@@ -143,7 +143,11 @@ def concentration_caveat(data: LotData) -> str | None:
     calibration = (nta.settings or {}).get("calibration")
     if isinstance(calibration, dict):
         for video in (nta.settings or {}).get("per_video") or []:
-            differences = optics_differences(calibration, video) if isinstance(video, dict) else []
+            if not isinstance(video, dict):
+                continue
+            if video.get("exposure_assumed"):  # not a setting of the video: not compared
+                video = {k: v for k, v in video.items() if k != "exposure_ms"}
+            differences = optics_differences(calibration, video)
             if differences:
                 return f"the calibration was made on other optics ({'; '.join(differences)})"
     return None
