@@ -4,6 +4,7 @@ and one user of each role, and the app built on it (``create_app``, no module-le
 from __future__ import annotations
 
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -44,11 +45,19 @@ def stock(url: str, tmp_path: Path) -> None:
             )
 
 
+@pytest.fixture(scope="session")
+def stocked_db(tmp_path_factory) -> Path:
+    """The stocked SQLite store, made once (Argon2 hashing is slow on purpose)."""
+    folder = tmp_path_factory.mktemp("stock")
+    stock(f"sqlite:///{folder / 'qc.db'}", folder)
+    return folder / "qc.db"
+
+
 @pytest.fixture
-def db_url(tmp_path) -> str:
-    url = f"sqlite:///{tmp_path / 'qc.db'}"
-    stock(url, tmp_path)
-    return url
+def db_url(stocked_db, tmp_path) -> str:
+    """A fresh copy of the stocked store for each test."""
+    shutil.copyfile(stocked_db, tmp_path / "qc.db")
+    return f"sqlite:///{tmp_path / 'qc.db'}"
 
 
 @pytest.fixture

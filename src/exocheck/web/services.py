@@ -157,6 +157,11 @@ class Services:
             conditions = uploads.conditions_from_form(form)  # bad values refused before reading
             dilution = uploads.dilution_from_form(form)
             saved = await uploads.save_upload(file, data, self.settings.max_upload_bytes)
+            try:
+                uploads.check_video(saved, conditions)
+            except ExocheckError:
+                saved.discard()
+                raise
             video = uploads.keep_video(saved, data)
             sample = re.sub(r"[^A-Za-z0-9._-]", "_", lot).lstrip(".")[:150] or "lot"
             spec = SampleSpec(

@@ -144,6 +144,31 @@ def read_record(saved: Saved):
         ) from None
 
 
+def check_video(saved: Saved, conditions) -> None:
+    """Refuse, before any job exists, a video that cannot be opened or lacks the frame rate or
+    pixel size (neither in the file nor in the form)."""
+    from exocheck.io.video import open_video
+
+    try:
+        with open_video(
+            saved.path, fps=conditions.fps, pixel_size_um=conditions.pixel_size_um
+        ) as video:
+            meta = video.meta
+    except ExocheckError as exc:
+        message = str(exc).replace(str(saved.path), saved.name)
+        raise UnsupportedUpload(f"{saved.name}: not a readable video ({message})") from None
+    missing = [
+        name
+        for name, value in (("fps", meta.fps), ("pixel_size_um", meta.pixel_size_um))
+        if not value
+    ]
+    if missing:
+        raise ParameterError(
+            f"{saved.name}: the file does not say its {' and '.join(missing)}; "
+            "give them as form fields"
+        )
+
+
 def keep_video(saved: Saved, folder: Path) -> Path:
     """Move an uploaded video to ``folder/uploads/<sha256>/<name>`` (kept for the analysis)."""
     final_dir = folder / "uploads" / saved.sha256
