@@ -49,7 +49,7 @@ def test_every_route_refuses_an_unauthenticated_request(client, tmp_path, db_url
             if path.startswith("/api/"):
                 assert response.status_code == 401, (method, path, response.status_code)
                 assert list(response.json()) == ["detail"]
-            elif method == "GET" and path not in ("/docs", "/openapi.json") or not headers:
+            elif (method == "GET" and path not in ("/docs", "/openapi.json")) or not headers:
                 assert response.status_code in (303, 401), (method, path, response.status_code)
                 if response.status_code == 303:
                     assert response.headers["location"].startswith("/login")
@@ -95,7 +95,7 @@ def test_cookies_are_httponly_and_samesite(client):
         data={"username": "ana", "password": password("ana"), "csrf_token": token},
         follow_redirects=False,
     )
-    cookie = [c for c in response.headers.get_list("set-cookie") if "exocheck_session" in c][0]
+    cookie = next(c for c in response.headers.get_list("set-cookie") if "exocheck_session" in c)
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Secure" not in cookie
     assert response.headers["x-frame-options"] == "DENY"
     assert "script-src 'self'" in response.headers["content-security-policy"]
