@@ -51,19 +51,41 @@ def _fill(db: Path) -> str:
             conc = 1e11 * (0.9 + 0.01 * i)
             record = Measurement(
                 source=Source(instrument="exocheck"),
-                size=SizeDistribution(bin_edges_nm=edges.tolist(), density=density.tolist(),
-                                      d50_nm=125.0, mode_nm=118.0, d10_nm=90.0, d90_nm=170.0),
-                concentration=Concentration(particles_per_ml=conc, calibrated=True,
-                                            ci=Interval(low=0.95 * conc, high=1.05 * conc)),
+                size=SizeDistribution(
+                    bin_edges_nm=edges.tolist(),
+                    density=density.tolist(),
+                    d50_nm=125.0,
+                    mode_nm=118.0,
+                    d10_nm=90.0,
+                    d90_nm=170.0,
+                ),
+                concentration=Concentration(
+                    particles_per_ml=conc,
+                    calibrated=True,
+                    ci=Interval(low=0.95 * conc, high=1.05 * conc),
+                ),
             )
             store.add_lot(lot, "EXO-B", manufactured="2026-01-01", by="op")
             store.add_measurement(lot, record, by="op")
             store.add_protein(lot, 20.0, by="op")
-            store.add_markers(lot, {"CD9": "present", "CD63": "present", "CD81": "present",
-                                    "TSG101": "present", "calnexin": "absent",
-                                    "GM130": "absent", "ApoA1": "absent"}, by="op")
-            store.add_safety(lot, {"endotoxin_eu_per_ml": 0.05, "sterility": "negative",
-                                   "mycoplasma": "negative"}, by="op")
+            store.add_markers(
+                lot,
+                {
+                    "CD9": "present",
+                    "CD63": "present",
+                    "CD81": "present",
+                    "TSG101": "present",
+                    "calnexin": "absent",
+                    "GM130": "absent",
+                    "ApoA1": "absent",
+                },
+                by="op",
+            )
+            store.add_safety(
+                lot,
+                {"endotoxin_eu_per_ml": 0.05, "sterility": "negative", "mycoplasma": "negative"},
+                by="op",
+            )
     return f"B-{LOTS // 2:03d}"
 
 
@@ -77,11 +99,15 @@ def run(measure) -> dict:
     logs = OUT / "logs"
     out = {"lots": LOTS, "repeats": REPEATS, "target_s": TARGET_S, "commands": {}}
     for name, args in (("lot list", ["lot", "list"]), (f"history {lot}", ["history", lot])):
-        runs = [measure(f"exocheck {name}", [exocheck, *args, "--db", str(db)],
-                        logs / "store.log") for _ in range(REPEATS)]
+        runs = [
+            measure(f"exocheck {name}", [exocheck, *args, "--db", str(db)], logs / "store.log")
+            for _ in range(REPEATS)
+        ]
         walls = [r.wall_s for r in runs]
         out["commands"][name] = {
-            "median_s": statistics.median(walls), "min_s": min(walls), "max_s": max(walls),
+            "median_s": statistics.median(walls),
+            "min_s": min(walls),
+            "max_s": max(walls),
             "peak_rss_mb": max(r.peak_rss_mb for r in runs),
             "runs": [asdict(r) for r in runs],
         }

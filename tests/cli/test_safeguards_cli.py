@@ -47,8 +47,9 @@ def test_bright_field_video_without_invert_is_refused(exo, beads, tmp_path):
     out = tmp_path / "bf"
     _one_line_error(exo("analyze", BULK_WATER, *BULK, "--out", out), "bright-field", "--invert")
     assert not out.exists()
-    _one_line_error(exo("analyze", beads / "video.tif", *BEADS, "--invert", "--out", out),
-                    "without --invert")
+    _one_line_error(
+        exo("analyze", beads / "video.tif", *BEADS, "--invert", "--out", out), "without --invert"
+    )
     assert not out.exists()
 
 
@@ -56,8 +57,10 @@ def test_absurd_dilution_is_refused(exo, beads, tmp_path):
     """Case 4: --dilution-factor 1e300 printed inf with exit 0; 1e12 gave 8e20 particles/mL."""
     for factor in ("1e300", "1e12", "0.5", "nan"):
         out = tmp_path / f"d{factor}"
-        _one_line_error(exo("analyze", beads / "video.tif", *BEADS, "--dilution-factor", factor,
-                            "--out", out), "dilution factor")
+        _one_line_error(
+            exo("analyze", beads / "video.tif", *BEADS, "--dilution-factor", factor, "--out", out),
+            "dilution factor",
+        )
         assert not out.exists()
 
 
@@ -95,20 +98,61 @@ def test_calibration_from_other_optics_is_refused(exo, beads, tmp_path):
     """Case 2: a calibration made at 0.166 µm/px and 30 fps was applied to other optics with
     ``calibrated: true``; now refused, or used under a recorded reason and marked."""
     cal = tmp_path / "cal.json"
-    assert exo("calibrate", beads / "video.tif", "--known-concentration-per-ml", 5e8,
-               "--pixel-size-um", 0.166, "--fps", 30, "--exposure-ms", 15,
-               "--wavelength-nm", 488, "--out", cal).code == 0
+    assert (
+        exo(
+            "calibrate",
+            beads / "video.tif",
+            "--known-concentration-per-ml",
+            5e8,
+            "--pixel-size-um",
+            0.166,
+            "--fps",
+            30,
+            "--exposure-ms",
+            15,
+            "--wavelength-nm",
+            488,
+            "--out",
+            cal,
+        ).code
+        == 0
+    )
     saved = json.loads(cal.read_text())
     assert saved["exposure_ms"] == 15 and saved["wavelength_nm"] == 488
     out = tmp_path / "other"
     other = ("--pixel-size-um", 0.35, "--fps", 24, "--temperature-c", 25, "--bootstrap", 0)
-    _one_line_error(exo("analyze", beads / "video.tif", *other, "--calibration", cal,
-                        "--out", out), "other optics", "pixel size 0.35 µm/px", "frame rate 24")
+    _one_line_error(
+        exo("analyze", beads / "video.tif", *other, "--calibration", cal, "--out", out),
+        "other optics",
+        "pixel size 0.35 µm/px",
+        "frame rate 24",
+    )
     assert not out.exists()
-    _one_line_error(exo("analyze", beads / "video.tif", *BEADS, "--wavelength-nm", 405,
-                        "--calibration", cal, "--out", out), "wavelength 405 nm")
-    outcome = exo("analyze", beads / "video.tif", *other, "--calibration", cal,
-                  "--calibration-override", "bench test of the optics check", "--out", out)
+    _one_line_error(
+        exo(
+            "analyze",
+            beads / "video.tif",
+            *BEADS,
+            "--wavelength-nm",
+            405,
+            "--calibration",
+            cal,
+            "--out",
+            out,
+        ),
+        "wavelength 405 nm",
+    )
+    outcome = exo(
+        "analyze",
+        beads / "video.tif",
+        *other,
+        "--calibration",
+        cal,
+        "--calibration-override",
+        "bench test of the optics check",
+        "--out",
+        out,
+    )
     assert outcome.code == 0, outcome.stderr
     result = json.loads((out / "result.json").read_text())
     assert "pixel size 0.35 µm/px" in result["concentration"]["calibration_mismatch"]
@@ -119,8 +163,11 @@ def test_mistyped_database_is_refused_and_writes_name_the_database(exo, tmp_path
     """Case 8: a typo in --db created a new empty database and then reported 'unknown lot'."""
     monkeypatch.delenv("EXOCHECK_DATABASE_URL", raising=False)
     typo = tmp_path / "qc-typo.db"
-    for args in (("lot", "list", "--db", typo), ("history", "L1", "--db", f"sqlite:///{typo}"),
-                 ("product", "add", "P", "--db", typo, "--by", "ana")):
+    for args in (
+        ("lot", "list", "--db", typo),
+        ("history", "L1", "--db", f"sqlite:///{typo}"),
+        ("product", "add", "P", "--db", typo, "--by", "ana"),
+    ):
         _one_line_error(exo(*args), "no database at", "exocheck db init")
         assert not typo.exists()
     db = tmp_path / "qc.db"
@@ -163,10 +210,21 @@ def test_numbers_carry_units_and_sensible_figures():
     from exocheck.cli.stability import _fmt
     from exocheck.qc.release import CriterionResult, fmt
 
-    assert [fmt(1060.0), fmt(818.4), fmt(0.00123), fmt(2.5e10)] == ["1060", "818", "0.00123",
-                                                                    "2.50e+10"]
-    shown = CriterionResult(name="D90", kind="range", result="pass", value=1060.0, limit="",
-                            unit="nm", interval=(818.0, 1090.0)).display_value
+    assert [fmt(1060.0), fmt(818.4), fmt(0.00123), fmt(2.5e10)] == [
+        "1060",
+        "818",
+        "0.00123",
+        "2.50e+10",
+    ]
+    shown = CriterionResult(
+        name="D90",
+        kind="range",
+        result="pass",
+        value=1060.0,
+        limit="",
+        unit="nm",
+        interval=(818.0, 1090.0),
+    ).display_value
     assert shown == "1060 (818–1090) nm"
     assert _fmt(14.4762, " month") == "14.5 months" and _fmt(None, " month") == "not reached"
 
@@ -212,7 +270,6 @@ def test_store_commands_do_not_load_the_heavy_science(tmp_path):
         "print(sorted(m for m in ('pandas', 'scipy', 'statsmodels', 'matplotlib') "
         "if m in sys.modules))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"

@@ -40,16 +40,27 @@ def test_concentration_that_cannot_decide_is_inconclusive_never_conforms(stocked
     stocked.add_lot("L1", "EXO-1", by="ana")
     stocked.add_measurement("L1", make(), by="ana")
     stocked.add_protein("L1", 5.0, by="ana")
-    stocked.add_markers("L1", {"CD9": "present", "CD63": "present", "CD81": "present",
-                               "TSG101": "present", "calnexin": "absent"}, by="ana")
+    stocked.add_markers(
+        "L1",
+        {
+            "CD9": "present",
+            "CD63": "present",
+            "CD81": "present",
+            "TSG101": "present",
+            "calnexin": "absent",
+        },
+        by="ana",
+    )
     stocked.add_safety("L1", {"endotoxin_eu_per_ml": 0.05, "sterility": "negative"}, by="ana")
     result = stocked.evaluate("L1")
     assert result.decision == "inconclusive"
     by_name = {c.name: c for c in result.criteria}
     for name in CONCENTRATION_CRITERIA:
         assert by_name[name].result == "inconclusive"
-        assert ("not bead-calibrated" in by_name[name].detail
-                or "other optics (pixel size 0.35 µm/px" in by_name[name].detail)
+        assert (
+            "not bead-calibrated" in by_name[name].detail
+            or "other optics (pixel size 0.35 µm/px" in by_name[name].detail
+        )
     assert by_name["Size mode"].result == "pass"  # sizes do not depend on the calibration
     signed = stocked.approve("L1", by="qa-lead")
     assert signed.decision == "inconclusive"
@@ -84,8 +95,10 @@ def test_optics_differences_name_every_changed_setting():
     cal = {"pixel_size_um": 0.166, "fps": 30.0, "exposure_ms": 15.0, "camera_gain": None}
     assert optics_differences(cal, {"pixel_size_um": 0.166, "fps": 30.0, "camera_gain": 4}) == []
     found = optics_differences(cal, {"pixel_size_um": 0.35, "fps": 24.0, "exposure_ms": 15.2})
-    assert found == ["pixel size 0.35 µm/px (calibration 0.166 µm/px)",
-                     "frame rate 24 fps (calibration 30 fps)"]
+    assert found == [
+        "pixel size 0.35 µm/px (calibration 0.166 µm/px)",
+        "frame rate 24 fps (calibration 30 fps)",
+    ]
 
 
 def test_raw_data_of_one_lot_cannot_stand_for_a_lot_of_another_product(stocked, tmp_path):
@@ -107,18 +120,26 @@ def test_raw_data_of_one_lot_cannot_stand_for_a_lot_of_another_product(stocked, 
     with pytest.raises(StoreError, match="allow-reuse"):
         stocked.add_measurement("B1", other, by="ana")
     assert len(stocked.history()) == events and stocked.lot_data("B1").nta is None
-    stocked.add_measurement("B1", record, by="ana", original_file=raw,
-                            allow_reuse="same vial split for a comparability study")
+    stocked.add_measurement(
+        "B1",
+        record,
+        by="ana",
+        original_file=raw,
+        allow_reuse="same vial split for a comparability study",
+    )
     event = stocked.history("B1")[-1]
     assert event["after"]["reuse"]["reason"] == "same vial split for a comparability study"
 
 
-@pytest.mark.parametrize(("made", "expires", "message"), [
-    ("2026-05-01", "2026-04-01", "not after manufacture"),
-    ("2026-05-01", "2026-05-01", "not after manufacture"),
-    ((date.today() + timedelta(days=30)).isoformat(), None, "in the future"),
-    ("0206-05-01", None, "not plausible"),
-])
+@pytest.mark.parametrize(
+    ("made", "expires", "message"),
+    [
+        ("2026-05-01", "2026-04-01", "not after manufacture"),
+        ("2026-05-01", "2026-05-01", "not after manufacture"),
+        ((date.today() + timedelta(days=30)).isoformat(), None, "in the future"),
+        ("0206-05-01", None, "not plausible"),
+    ],
+)
 def test_impossible_lot_dates_are_refused(stocked, made, expires, message):
     """Case 6: an expiry that precedes manufacture (or equals it), a manufacture date in the
     future or a mistyped year: one line, nothing written."""
@@ -132,14 +153,28 @@ def test_expired_lot_cannot_be_released(stocked):
     """Case 6: a conforming lot past its expiry date is not released; a lot before expiry is."""
     yesterday = (date.today() - timedelta(days=1)).isoformat()
     stocked.add_lot("OLD", "EXO-1", manufactured="2024-01-01", expiry=yesterday, by="ana")
-    stocked.add_lot("NEW", "EXO-1", manufactured="2024-01-01",
-                    expiry=(date.today() + timedelta(days=365)).isoformat(), by="ana")
+    stocked.add_lot(
+        "NEW",
+        "EXO-1",
+        manufactured="2024-01-01",
+        expiry=(date.today() + timedelta(days=365)).isoformat(),
+        by="ana",
+    )
     for lot in ("OLD", "NEW"):
         data = lognormal_measurement()
         stocked.add_measurement(lot, data, by="ana")
         stocked.add_protein(lot, 5.0, by="ana")
-        stocked.add_markers(lot, {"CD9": "present", "CD63": "present", "CD81": "present",
-                                  "TSG101": "present", "calnexin": "absent"}, by="ana")
+        stocked.add_markers(
+            lot,
+            {
+                "CD9": "present",
+                "CD63": "present",
+                "CD81": "present",
+                "TSG101": "present",
+                "calnexin": "absent",
+            },
+            by="ana",
+        )
         stocked.add_safety(lot, {"endotoxin_eu_per_ml": 0.05, "sterility": "negative"}, by="ana")
     assert stocked.evaluate("OLD").decision == "conforms"
     with pytest.raises(StoreError, match=r"expired on .*cannot be released"):
@@ -154,19 +189,35 @@ def _signed_lots(stocked, tmp_path):
     record.provenance.inputs = {"video-1.avi": "1" * 64, "video-2.avi": "2" * 64}
     record.dilution_factor = 50.0
     record.concentration = Concentration(
-        **(record.concentration.model_dump() | {"dilution_factor": 50.0}))
+        **(record.concentration.model_dump() | {"dilution_factor": 50.0})
+    )
     record.per_video = []
     record.source.files = ["video-1.avi", "video-2.avi"]
     record.tracks.count = 812
-    record.settings = {"calibration": {"depth_um": 9.8, "pixel_size_um": 0.166, "fps": 30.0,
-                                       "bead_diameter_nm": 100.0,
-                                       "known_concentration_per_ml": 3e8}}
+    record.settings = {
+        "calibration": {
+            "depth_um": 9.8,
+            "pixel_size_um": 0.166,
+            "fps": 30.0,
+            "bead_diameter_nm": 100.0,
+            "known_concentration_per_ml": 3e8,
+        }
+    }
     record.save(raw)
     stocked.add_lot("L-OK", "EXO-1", by="ana")
     stocked.add_measurement("L-OK", record, by="ana", original_file=raw)
     stocked.add_protein("L-OK", 5.0, by="ana")
-    stocked.add_markers("L-OK", {"CD9": "present", "CD63": "present", "CD81": "present",
-                                 "TSG101": "present", "calnexin": "absent"}, by="ana")
+    stocked.add_markers(
+        "L-OK",
+        {
+            "CD9": "present",
+            "CD63": "present",
+            "CD81": "present",
+            "TSG101": "present",
+            "calnexin": "absent",
+        },
+        by="ana",
+    )
     stocked.add_safety("L-OK", {"endotoxin_eu_per_ml": 0.05, "sterility": "negative"}, by="ana")
     fill_lot(stocked, "L-LOW", particles_per_ml=1.0e10)
     stocked.approve("L-OK", by="bob", comment="released for the phase I study")
@@ -180,9 +231,18 @@ def test_certificate_says_what_the_decision_rests_on(stocked, tmp_path):
 
     record = _signed_lots(stocked, tmp_path)
     html = render_html(stocked, "L-OK")
-    for expected in ("entered by ana", "2 video(s) · 812 tracks", "1:50", "22.0 °C",
-                     "bead standard 100 nm", "Released by", "released for the phase I study",
-                     "1" * 64, "2" * 64, stocked.lot_info("L-OK")["attachments"][0]["sha256"]):
+    for expected in (
+        "entered by ana",
+        "2 video(s) · 812 tracks",
+        "1:50",
+        "22.0 °C",
+        "bead standard 100 nm",
+        "Released by",
+        "released for the phase I study",
+        "1" * 64,
+        "2" * 64,
+        stocked.lot_info("L-OK")["attachments"][0]["sha256"],
+    ):
         assert expected in html, expected
     assert record.provenance.exocheck_version in html
     assert "Approved by" not in html and 'class="watermark"' not in html
@@ -229,26 +289,35 @@ def test_purity_class_is_worded_as_a_class_not_a_result():
     from exocheck.qc.lotdata import LotData, ProteinAssay
     from exocheck.qc.specification import parse_specification
 
-    data = LotData(lot="L", particles_per_unit_claim=2e10, fill_volume_ml=1.0,
-                   nta=lognormal_measurement(particles_per_ml=1e11),
-                   protein=ProteinAssay(ug_per_ml=20.0))
-    purity = next(c for c in evaluate(parse_specification(SPEC_YAML), data).criteria
-                  if c.kind == "purity")
+    data = LotData(
+        lot="L",
+        particles_per_unit_claim=2e10,
+        fill_volume_ml=1.0,
+        nta=lognormal_measurement(particles_per_ml=1e11),
+        protein=ProteinAssay(ug_per_ml=20.0),
+    )
+    purity = next(
+        c for c in evaluate(parse_specification(SPEC_YAML), data).criteria if c.kind == "purity"
+    )
     assert purity.result == "pass" and purity.detail == "Webber & Clayton class: low purity"
 
 
-@pytest.mark.parametrize(("particles_per_ml", "message"), [
-    (float("inf"), "not a finite number"),
-    (8e20, "times the volume"),
-])
+@pytest.mark.parametrize(
+    ("particles_per_ml", "message"),
+    [
+        (float("inf"), "not a finite number"),
+        (8e20, "times the volume"),
+    ],
+)
 def test_store_refuses_impossible_concentrations(stocked, particles_per_ml, message):
     """Case 4: a record from any source with an infinite concentration, or more particles than
     fit in a millilitre, is refused with one line; nothing is written."""
     stocked.add_lot("L1", "EXO-1", by="ana")
     events = len(stocked.history())
     with pytest.raises(StoreError, match=message):
-        stocked.add_measurement("L1", lognormal_measurement(particles_per_ml=particles_per_ml),
-                                by="ana")
+        stocked.add_measurement(
+            "L1", lognormal_measurement(particles_per_ml=particles_per_ml), by="ana"
+        )
     assert len(stocked.history()) == events and stocked.lot_data("L1").nta is None
 
 
