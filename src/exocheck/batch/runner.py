@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from exocheck.batch.manifest import SampleSpec, check_sample_name
-from exocheck.batch.task import TOPIC, BatchTask, file_stamp, run_task
+from exocheck.batch.task import BatchTask, file_stamp, run_task, topic_of
 from exocheck.errors import ExocheckError, ParameterError
 
 CONNECT_TIMEOUT_S = 5.0
@@ -372,7 +372,7 @@ class _Run:
             self.events.put(message)
 
     def run(self, hashes: dict[Path, Future]) -> BatchResult:
-        self.client.subscribe_topic(TOPIC, self._on_event)
+        self.client.subscribe_topic(topic_of(self.owner), self._on_event)
         info = self.client.scheduler_info()
         n_workers = len(info.get("workers", {}))
         dashboard = dashboard_link(self.client)
@@ -396,7 +396,7 @@ class _Run:
             raise
         finally:
             try:
-                self.client.unsubscribe_topic(TOPIC)
+                self.client.unsubscribe_topic(topic_of(self.owner))
             except Exception:
                 pass
         return BatchResult(

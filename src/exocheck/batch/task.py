@@ -6,7 +6,8 @@ checks that the videos it read are the ones the batch hashed, writes the sample'
 :func:`exocheck.nta.outputs.write_outputs` (all or nothing) and returns a small record. Frames never
 travel: on a cluster the videos and the output folder are on a filesystem every worker sees.
 
-Progress (start, fraction of frames done) is published as Dask events on :data:`TOPIC`.
+Progress (start, fraction of frames done) is published as Dask events on the batch's topic
+(:func:`topic_of`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,13 @@ from pathlib import Path
 from typing import Any
 
 TOPIC = "exocheck-batch"
+
+
+def topic_of(owner: str) -> str:
+    """The Dask event topic of one batch (batches sharing a client or scheduler stay apart)."""
+    return f"{TOPIC}:{owner}"
+
+
 PROGRESS_EVERY_S = 1.0
 
 
@@ -67,7 +75,7 @@ class _Events:
             return
         message = {"job": self.task.job_id, "owner": self.task.owner, "event": kind, **fields}
         try:
-            self.worker.log_event(TOPIC, message)
+            self.worker.log_event(topic_of(self.task.owner), message)
         except Exception:  # progress is a courtesy: never let it fail a job
             pass
 
