@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint bench clean sysdeps
+.PHONY: demo test lint bench clean sysdeps browser-sysdeps
 
 # Debian libraries that WeasyPrint (PDF certificates) needs; installed when missing and root.
 SYSDEPS := libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core
@@ -14,6 +14,18 @@ sysdeps:
 	    DEBIAN_FRONTEND=noninteractive apt-get update -q && \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(SYSDEPS); \
 	  else echo "PDF certificates need: $(SYSDEPS) (install them with your package manager)"; fi; \
+	fi
+
+# The browser of the web service's end-to-end test (Debian's chromium, driven headless through
+# Selenium and chromium-driver; nothing is downloaded at run time); installed when missing and root.
+BROWSER_SYSDEPS := chromium chromium-driver
+browser-sysdeps:
+	@if ! [ -x /usr/bin/chromium ] || ! [ -x /usr/bin/chromedriver ] ; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing $(BROWSER_SYSDEPS)"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(BROWSER_SYSDEPS); \
+	  else echo "the browser test needs: $(BROWSER_SYSDEPS) (install them with your package manager)"; fi; \
 	fi
 
 $(BIN)/python:
@@ -38,7 +50,7 @@ demo: sysdeps $(VENV)/.runtime-stamp
 	$(BIN)/exocheck demo --out demo-output
 
 # pytest exits 5 when it collected nothing: that must fail CI, and it does (non-zero exit).
-test: sysdeps $(VENV)/.test-stamp
+test: sysdeps browser-sysdeps $(VENV)/.test-stamp
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q
 
