@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from exocheck.errors import ExocheckError, StoreError
@@ -315,9 +315,15 @@ class LotMixin(StoreBase):
 
         ``conforms`` releases the lot; ``does-not-conform`` and ``inconclusive`` reject it. An
         ``incomplete`` lot cannot be signed. After signing the lot's data can no longer change.
+        A store that has users (:mod:`exocheck.auth`) is signed only by electronic signatures
+        (password, review, four eyes: :class:`exocheck.auth.Signing`), never by a bare name.
         """
         by = check_actor(by, "approver")
         with self._action() as session:
+            if session.execute(text("SELECT 1 FROM users LIMIT 1")).first() is not None:
+                raise StoreError(
+                    "this store has users, who sign with their password: use 'exocheck sign "
+                    f"{number} --meaning approved --reason TEXT --user NAME' (or the web service)")
             return self._sign_release(session, self._open_lot(session, number), by, comment)
 
     def _sign_release(self, session: Session, lot: m.Lot, by: str,

@@ -10,7 +10,9 @@ the measurement in the lot as the analyst who uploaded it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import queue
 import threading
 from dataclasses import dataclass
@@ -21,6 +23,22 @@ from exocheck.batch.manifest import SampleSpec
 from exocheck.errors import ExocheckError
 
 log = logging.getLogger("exocheck.web")
+#: niceness of local analysis workers: the service's requests come first on a shared machine
+WORKER_NICENESS = 10
+
+
+def lower_priority(niceness: int = WORKER_NICENESS) -> None:
+    """Run this process at a lower CPU priority: every thread now, and (inherited) every thread
+    its threads start later. Runs inside each local Dask worker process."""
+    try:
+        threads = [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:  # not Linux: the process's nice value
+        with contextlib.suppress(OSError):
+            os.nice(niceness)
+        return
+    for tid in threads:
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, tid, niceness)
 
 
 @dataclass(frozen=True)
@@ -78,6 +96,8 @@ class AnalysisQueue:
             from exocheck.batch.runner import connect
 
             self._client, self._cluster = connect(self.scheduler, self.workers)
+            if self._cluster is not None:  # local workers: below the service's own threads
+                self._client.run(lower_priority)
         return self._client
 
     def _run(self) -> None:

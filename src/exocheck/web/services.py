@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import UploadFile
@@ -65,6 +65,7 @@ class Services:
     signing: Signing
     analyses: AnalysisQueue
     figures: FigureCache
+    _views: dict = field(default_factory=dict)
 
     @classmethod
     def start(cls, settings: Settings) -> Services:
@@ -87,6 +88,49 @@ class Services:
         self.store.close()
 
     # ---- look-ups -------------------------------------------------------------------------
+    def state(self) -> int:
+        """The newest audit event's id: every change of the store writes one, so views built
+        from the store can be kept while it stays the same."""
+        from sqlalchemy import func
+
+        with self.store._read() as session:
+            return session.scalar(select(func.max(m.AuditEvent.id))) or 0
+
+    def _cached(self, key: tuple, build):
+        cache = self._views
+        if key in cache:
+            return cache[key]
+        value = build()
+        if len(cache) > 2000:
+            cache.clear()
+        cache[key] = value
+        return value
+
+    def overview(self) -> list[dict[str, Any]]:
+        """:meth:`Signing.overview` of every lot (kept until the store changes)."""
+        return self._cached(("overview", self.state()), self.signing.overview)
+
+    def lot_view(self, lot: str) -> dict[str, Any]:
+        """What the lot page shows, for every user (kept until the store changes)."""
+        self.check_lot(lot)
+
+        def build() -> dict[str, Any]:
+            info = self.lot(lot)
+            data = self.store.lot_data(lot)
+            return {
+                "lot": info,
+                "nta": data.nta_all,
+                "protein": data.protein,
+                "markers": data.markers,
+                "safety": data.safety,
+                "result": self.store.evaluate(lot) if info["specification"] else None,
+                "figures": self.figures.figures(lot),
+                "history": self.store.history(lot),
+                "content_sha256": self.signing.content(lot)["content_sha256"],
+            }
+
+        return self._cached(("lot", lot, self.state()), build)
+
     def check_lot(self, lot: str) -> None:
         """:class:`NotFound` unless the lot exists."""
         with self.store._read() as session:

@@ -38,10 +38,7 @@ class SignatureIn(BaseModel):
 @router.get("/lots", response_model=list[LotRow])
 def list_lots(user: ApiUser, svc: Svc) -> list[dict[str, Any]]:
     """Every lot: ``[{"lot", "product", "status", "decision"}]``."""
-    return [
-        {k: row[k] for k in ("lot", "product", "status", "decision")}
-        for row in svc.signing.overview()
-    ]
+    return [{k: row[k] for k in ("lot", "product", "status", "decision")} for row in svc.overview()]
 
 
 @router.post("/lots", status_code=201)

@@ -20,7 +20,7 @@ router = APIRouter()
 
 @router.get("/")
 def dashboard(request: Request, user: PageUser, svc: Svc) -> Response:
-    rows = svc.signing.overview()
+    rows = svc.overview()
     groups = {status: [r for r in rows if r["status"] == status] for status in STATUSES}
     return render(
         request,
@@ -48,21 +48,10 @@ async def create_lot(request: Request, user: FormUser, svc: Svc) -> Response:
 
 
 def _lot_context(svc: Services, lot: str, user) -> dict[str, Any]:
-    info = svc.lot(lot)
-    data = svc.store.lot_data(lot)
-    result = svc.store.evaluate(lot) if info["specification"] else None
-    final = info["status"] in ("released", "rejected")
+    view = svc.lot_view(lot)
+    final = view["lot"]["status"] in ("released", "rejected")
     meanings = [m for m, roles in SIGNERS.items() if user.user.role in roles]
-    return {
-        "lot": info,
-        "result": result,
-        "nta": data.nta_all,
-        "protein": data.protein,
-        "markers": data.markers,
-        "safety": data.safety,
-        "figures": svc.figures.figures(lot),
-        "history": svc.store.history(lot),
-        "content_sha256": svc.signing.content(lot)["content_sha256"],
+    return view | {
         "can_upload": can(user.user.role, "measurement.add") and not final,
         "can_sign": bool(meanings) and not final,
         "meanings": meanings,
