@@ -6,7 +6,8 @@ Usage::
 
 Scenarios: ``ps100``, ``ps150``, ``ps200`` (polystyrene beads, CV 3 %), ``drift37`` (100 nm beads
 at 37 °C with 4 µm/s drift), ``bimodal`` (100 + 200 nm), ``ev`` (lognormal, median 110 nm, GSD
-1.35, refractive index 1.39, 2·10⁹/mL, 200 photons/nm²). Videos are simulated once into ``--out``
+1.35, refractive index 1.39, 2·10⁹/mL, 200 photons/nm²: about 175 particles per frame),
+``ev-standard`` (the same at 10⁹/mL) and ``ev-sparse`` (5·10⁸/mL). Videos are simulated once into ``--out``
 (default ``bench-output/accuracy``) and reused. The truth is the set of particles that were ever
 visible in the video (``truth.json``), as in ``tests/nta/test_accuracy.py``.
 """
@@ -30,6 +31,15 @@ def _beads(diameter_nm: float, per_ml: float) -> list[Population]:
     return [Population(diameter_nm=diameter_nm, cv=0.03, concentration_per_ml=per_ml)]
 
 
+def _ev(per_ml: float) -> list[Population]:
+    return [
+        Population(
+            distribution="lognormal", diameter_nm=110, gsd=1.35, refractive_index=1.39,
+            concentration_per_ml=per_ml,
+        )
+    ]  # fmt: skip
+
+
 SCENARIOS = {
     "ps100": (_beads(100, 3e8), {}),
     "ps150": (_beads(150, 3e8), {}),
@@ -42,15 +52,9 @@ SCENARIOS = {
         ],
         {},
     ),
-    "ev": (
-        [
-            Population(
-                distribution="lognormal", diameter_nm=110, gsd=1.35, refractive_index=1.39,
-                concentration_per_ml=2e9,
-            )
-        ],
-        {"photons_per_nm2": 200.0},
-    ),
+    "ev": (_ev(2e9), {"photons_per_nm2": 200.0}),
+    "ev-standard": (_ev(1e9), {"photons_per_nm2": 200.0}),
+    "ev-sparse": (_ev(5e8), {"photons_per_nm2": 200.0}),
 }  # fmt: skip
 
 
@@ -72,16 +76,19 @@ def main() -> None:
         Conditions(
             temperature_c=params.temperature_c, refractive_index=populations[0].refractive_index
         ),
-        AnalysisSettings(sizing=SizingSettings(n_bootstrap=0)),
+        AnalysisSettings(sizing=SizingSettings()),
     )
     visible = np.percentile([p["diameter_nm"] for p in truth["particles"]], [10, 50, 90])
     size = measurement.size
     got = np.array([size.d10_nm, size.d50_nm, size.d90_nm])
     errors = " / ".join(f"{e:+.1f}" for e in 100 * (got / visible - 1))
+    mean_error = 100 * (size.mean_nm / np.mean([p["diameter_nm"] for p in truth["particles"]]) - 1)
+    peaks = ", ".join(f"{p.diameter_nm:.0f} nm ({p.fraction:.0%})" for p in size.peaks)
     print(
         f"{args.scenario} seed {args.seed}, {args.frames} frames, {measurement.tracks.count} tracks: "
         f"D10/D50/D90 {got[0]:.1f} / {got[1]:.1f} / {got[2]:.1f} nm, visible truth "
-        f"{visible[0]:.1f} / {visible[1]:.1f} / {visible[2]:.1f} nm, error {errors} %; "
+        f"{visible[0]:.1f} / {visible[1]:.1f} / {visible[2]:.1f} nm, error {errors} %, "
+        f"mean {mean_error:+.1f} %; peaks {peaks}; "
         f"detection limit {measurement.diagnostics.get('detection_limit_nm', float('nan')):.0f} nm"
     )
 

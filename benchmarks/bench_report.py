@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-SPEED_TARGET = 10.0
+SPEED_TARGET = 15.0
 
 
 def _sizes(s: dict[str, Any]) -> str:

@@ -351,6 +351,9 @@ def main() -> None:
     import store as store_bench  # sibling module: start-up of the store commands
 
     store = store_bench.run(measure)
+    import dense as dense_bench  # sibling module: the dense EV capture and the solver alone
+
+    dense = dense_bench.run(measure, EXOCHECK, PYTHON, TRACKPY, OUT)
     results = {
         "machine": info,
         "standard_video": STANDARD,
@@ -361,11 +364,15 @@ def main() -> None:
         "profile_s": profile,
         "batch": batch,
         "store": store,
+        "dense": dense,
     }
     (OUT / "results.json").write_text(json.dumps(results, indent=1))
     from bench_report import write_report  # sibling module (see sys.path below)
 
     write_report(results, ROOT / "docs" / "benchmarks.md")
+    from bench_report import splice_section
+
+    splice_section(ROOT / "docs" / "benchmarks.md", dense_bench.TITLE, dense_bench.section(dense))
     print(f"[bench] speed ratio {ratio:.1f}× ({peer}); wrote docs/benchmarks.md", flush=True)
 
 

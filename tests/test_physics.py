@@ -62,7 +62,9 @@ def test_stokes_einstein_value_and_round_trip() -> None:
     back = diameter_nm_from_diffusion(diffusion_um2_s(d, 37.0), 37.0)
     np.testing.assert_allclose(back, d, rtol=1e-12)
     # an explicit viscosity overrides water
-    assert diffusion_um2_s(100.0, 25.0, viscosity_mpa_s=1.78) == pytest.approx(expected / 2, rel=1e-3)
+    assert diffusion_um2_s(100.0, 25.0, viscosity_mpa_s=1.78) == pytest.approx(
+        expected / 2, rel=1e-3
+    )
 
 
 def test_stokes_einstein_rejects_nonsense() -> None:
@@ -110,3 +112,18 @@ def test_materials_table() -> None:
     assert refractive_index("water") == pytest.approx(1.333)
     with pytest.raises(ParameterError, match="known"):
         refractive_index("unobtainium")
+
+
+def test_tabulated_cross_sections_match_exact_mie() -> None:
+    from exocheck.physics import scattering_cross_sections_nm2
+
+    rng = np.random.default_rng(3)
+    diameters = np.exp(rng.uniform(np.log(30.0), np.log(3000.0), 300))
+    for index in (1.39, 1.59):
+        exact = np.array([scattering_cross_section_nm2(d, index) for d in diameters[:60]])
+        fast = scattering_cross_sections_nm2(diameters, index)
+        np.testing.assert_allclose(fast[:60], exact, rtol=2e-3)  # resonances above 1 µm
+    assert scattering_cross_sections_nm2(np.array([100.0]), 1.59)[0] == pytest.approx(
+        scattering_cross_section_nm2(100.0, 1.59)
+    )
+    assert np.isnan(scattering_cross_sections_nm2(np.array([np.nan, -1.0]), 1.39)).all()

@@ -179,3 +179,10 @@ def test_too_few_tracks_is_one_clear_error() -> None:
 
     with pytest.raises(AnalysisError, match="at least 5"):
         size_distribution(np.ones(3), np.ones(3), np.zeros(3), FRAME_S, EXPOSURE_S, 25.0)
+
+
+def test_log_gamma_matches_scipy() -> None:
+    from scipy.special import gammaln
+
+    x = np.concatenate([np.geomspace(0.5, 1e5, 400), [1.0, 2.0, 6.999, 7.0, 7.001]])
+    np.testing.assert_allclose(sizing.log_gamma(x), gammaln(x), rtol=1e-10, atol=1e-10)

@@ -75,8 +75,11 @@ def polarity(frames: np.ndarray) -> str | None:
         return None
     stack = np.ascontiguousarray(frames)
     residual = stack.astype(np.float32) - static_background(stack)
-    centre = float(np.median(residual))
-    spread = 1.4826 * float(np.median(np.abs(residual - centre)))
+    # centre and spread from every 7th pixel: medians of ~3·10⁶ values are as good as of all
+    # 2·10⁷ and cost a tenth of the time
+    sample = residual.ravel()[::7]
+    centre = float(np.median(sample))
+    spread = 1.4826 * float(np.median(np.abs(sample - centre)))
     cut = 5.0 * max(spread, 0.5)
     upper = float(np.clip(residual - centre - cut, 0, None).sum())
     lower = float(np.clip(centre - residual - cut, 0, None).sum())

@@ -185,12 +185,12 @@ def mie_brightness_ratio(
     not saturate at the camera's full scale, which otherwise makes large particles look no
     brighter than the beads and so under-corrects their thicker detection slab.
     """
-    from exocheck.physics import scattering_cross_section_nm2
+    from exocheck.physics import scattering_cross_section_nm2, scattering_cross_sections_nm2
 
     if calibration.bead_diameter_nm is None:
         raise ParameterError("the calibration has no bead diameter for Mie scaling")
     c_bead = scattering_cross_section_nm2(
         calibration.bead_diameter_nm, calibration.bead_refractive_index
     )
-    c = np.asarray(scattering_cross_section_nm2(diameter_nm.to_numpy(), refractive_index))
+    c = scattering_cross_sections_nm2(diameter_nm.to_numpy(), refractive_index)
     return pd.Series(calibration.bead_brightness_ratio * c / c_bead, index=diameter_nm.index)

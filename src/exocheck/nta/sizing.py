@@ -72,8 +72,8 @@ class SizingSettings:
     min_peak_support : float
         Share of bootstrap resamples that must show a peak for it to be reported.
     class_width : float
-        Width of a track class in ln m (its likelihood row moves by this fraction of a diameter
-        step). 0 solves every track on its own row.
+        Largest shift of a track's likelihood row, as a fraction of the row's width, when tracks
+        are grouped into classes (:func:`track_classes`). 0 solves every track on its own row.
     """
 
     grid_step: float = 0.03
@@ -81,7 +81,7 @@ class SizingSettings:
     n_bootstrap: int = 40
     seed: int = 0
     min_peak_support: float = 0.8
-    class_width: float = 0.01
+    class_width: float = 0.1
 
 
 @dataclass
@@ -142,9 +142,27 @@ def log_likelihood_matrix(
         k = np.broadcast_to((n_steps * 3.0 * lag / (2.0 * lag**2 + 1.0))[:, None], expected.shape)
         k = np.clip(k, 0.5, None)
     m = np.clip(msd1_um2, 1e-12, None)[:, None]
-    from scipy.special import gammaln  # imported when used: 0.1 s off the start-up path
+    return k * np.log(k / expected) - log_gamma(k) + (k - 1.0) * np.log(m) - k * m / expected
 
-    return k * np.log(k / expected) - gammaln(k) + (k - 1.0) * np.log(m) - k * m / expected
+
+def log_gamma(x: np.ndarray) -> np.ndarray:
+    """ln Γ(x) for x > 0, elementwise, to ~10⁻¹⁰ (Stirling's series after raising x above 7).
+
+    Plain numpy: the likelihood needs it on a tracks × grid array, and scipy.special costs a
+    noticeable import on the analysis's path.
+    """
+    z = np.array(x, dtype=float)
+    shift = np.zeros_like(z)
+    for _ in range(7):
+        small = z < 7.0
+        if not small.any():
+            break
+        shift += np.where(small, np.log(z), 0.0)
+        z = np.where(small, z + 1.0, z)
+    inv = 1.0 / z
+    inv2 = inv * inv
+    series = inv * (1 / 12 - inv2 * (1 / 360 - inv2 * (1 / 1260 - inv2 / 1680)))
+    return (z - 0.5) * np.log(z) - z + 0.5 * np.log(2 * np.pi) + series - shift
 
 
 def track_classes(
@@ -156,39 +174,41 @@ def track_classes(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Group tracks whose likelihood rows agree to within a fraction of their width.
 
-    A row depends on m, on n and on the noise share s = 2σ²/m. Tracks share a class when ln m
-    falls in the same bin of width ``class_width``, n is equal (or, above 32 steps, within the
-    same 2 % bin: the row's width moves by 1 %), and s is in the same bin of width
-    ``2·class_width``. Each class is solved with its members' mean statistics and summed weight.
+    A row depends on m, on n and on the noise share s = 2σ²/m, and its width in ln m is about
+    1/√n. Tracks share a class when n falls in the same bin (exact up to 16 steps, then bins of
+    5 %: the row's width moves by 2.5 %), and ln m and s fall in the same bins of width
+    ``class_width``/√n: every row moves by at most that fraction of its own width (a tenth by
+    default), far below what the data resolve. Each class is solved with its members' mean
+    statistics and summed weight.
 
-    Returns the class statistics (m, n, σ², weight) and each track's class index.
+    Returns the class statistics (m, n, σ², summed weight, summed squared weight) and each
+    track's class index.
     """
     m = np.clip(np.asarray(msd1_um2, float), 1e-12, None)
     n = np.asarray(n_steps, float)
     s2 = np.clip(np.asarray(sigma2_um2, float), 0.0, None)
     w = np.asarray(track_weights, float)
     if class_width <= 0 or m.size == 0:
-        return m, n, s2, w, np.arange(m.size)
+        return m, n, s2, w, w * w, np.arange(m.size)
     log_m = np.log(m)
     share = 2.0 * s2 / m
-    n_key = np.where(n <= 32, np.round(2 * n), 1000 + np.round(np.log(np.maximum(n, 1)) / 0.02))
+    n_pos = np.maximum(n, 0.5)
+    n_key = np.where(n_pos <= 16, np.round(2 * n_pos), 100 + np.floor(np.log(n_pos / 16) / 0.05))
+    n_low = np.where(n_pos <= 16, np.round(2 * n_pos) / 2, 16 * np.exp(0.05 * (n_key - 100)))
+    width = class_width / np.sqrt(n_low)
     keys = np.stack(
-        [
-            n_key,
-            np.floor(log_m / class_width),
-            np.floor(np.minimum(share, 50.0) / (2.0 * class_width)),
-        ],
-        axis=1,
+        [n_key, np.floor(log_m / width), np.floor(np.minimum(share, 50.0) / width)], axis=1
     ).astype(np.int64)
     _, index = np.unique(keys, axis=0, return_inverse=True)
     index = index.ravel()
     n_cls = int(index.max()) + 1
     count = np.bincount(index, minlength=n_cls).astype(float)
     weight = np.bincount(index, weights=w, minlength=n_cls)
+    squares = np.bincount(index, weights=w * w, minlength=n_cls)
     m_c = np.exp(np.bincount(index, weights=log_m, minlength=n_cls) / count)
     n_c = np.bincount(index, weights=n, minlength=n_cls) / count
     share_c = np.bincount(index, weights=share, minlength=n_cls) / count
-    return m_c, n_c, 0.5 * share_c * m_c, weight, index
+    return m_c, n_c, 0.5 * share_c * m_c, weight, squares, index
 
 
 UNEXPLAINED = 1e-3
@@ -204,14 +224,12 @@ def _best_log_likelihood(
     msd_um2: np.ndarray, n_steps: np.ndarray, sigma2_um2: np.ndarray, lag: int
 ) -> np.ndarray:
     """log p(m | d) at the diameter that explains each track best (E[m] = m, or 2σ² if larger)."""
-    from scipy.special import gammaln
-
     k = np.asarray(n_steps, float)
     if lag > 1:
         k = np.clip(k * 3.0 * lag / (2.0 * lag**2 + 1.0), 0.5, None)
     m = np.clip(msd_um2, 1e-12, None)
     expected = np.maximum(m, 2.0 * np.clip(sigma2_um2, 0, None))
-    return k * np.log(k / expected) - gammaln(k) + (k - 1.0) * np.log(m) - k * m / expected
+    return k * np.log(k / expected) - log_gamma(k) + (k - 1.0) * np.log(m) - k * m / expected
 
 
 def _third_difference_penalty(size: int, step: float) -> np.ndarray:
@@ -357,16 +375,18 @@ def _damped_solve(matrix: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     return rhs / scale
 
 
-def _cv_score(fit: _Fit, counts: np.ndarray) -> tuple[float, float]:
+def _cv_score(fit: _Fit, squares: np.ndarray) -> tuple[float, float]:
     """Approximate leave-one-track-out log-likelihood, and the effective degrees of freedom.
 
-    CV(λ) = ℓ(θ̂) − tr(H⁻¹ J), J = Σᵢ cᵢ sᵢsᵢᵀ with sᵢ = Aᵢ − w each track's score (the
-    Takeuchi correction; O'Sullivan 1988). The same trace is the fit's effective number of
-    parameters.
+    CV(λ) = ℓ(θ̂) − tr(H⁻¹ J), J = Σᵢ wᵢ² sᵢsᵢᵀ with sᵢ = Aᵢ − w each track's score and wᵢ its
+    weight (the Takeuchi correction; O'Sullivan 1988); ``squares`` holds Σ wᵢ² per class (the
+    count, for unit weights). A track that counts twice weighs twice in the fit and four times in
+    the score's variance, so weighting never makes the data look more informative than they
+    are. The same trace is the fit's effective number of parameters.
     """
     w = fit.weights
     score = fit.resp - w[None, :]
-    j = (score * counts[:, None]).T @ score
+    j = (score * squares[:, None]).T @ score
     try:
         trace = float(np.trace(np.linalg.solve(fit.hessian, j)))
     except np.linalg.LinAlgError:
@@ -375,29 +395,50 @@ def _cv_score(fit: _Fit, counts: np.ndarray) -> tuple[float, float]:
 
 
 def _select_smoothing(
-    like: np.ndarray, counts: np.ndarray, penalty: np.ndarray, theta0: np.ndarray
+    like: np.ndarray,
+    counts: np.ndarray,
+    squares: np.ndarray,
+    penalty: np.ndarray,
+    theta0: np.ndarray,
 ) -> tuple[_Fit, float, float]:
-    """The λ of highest cross-validated likelihood along a path from smooth to rough."""
+    """The smoothest λ whose cross-validated likelihood is within :data:`CV_TOLERANCE` of the best.
+
+    λ runs along a path from smooth to rough, each solve warm-started from the previous one,
+    until three steps past the best. Near its optimum the cross-validated likelihood is flat over
+    decades of λ, and taking its exact maximum would often pick a rough fit whose extra structure
+    the data do not ask for (one-standard-error rule: Hastie, Tibshirani & Friedman, *The Elements
+    of Statistical Learning*, §7.10): a rougher fit must earn its place.
+    """
     total = float(counts.sum())
-    best: tuple[float, _Fit, float, float] | None = None
+    path: list[tuple[float, _Fit, float, float]] = []
     theta = theta0
+    best = -np.inf
     worse = 0
     for lam_per_track in np.geomspace(1e-3, 1e-15, 25):
         lam = float(lam_per_track * total)
         fit = _newton(like, counts, penalty, lam, theta)
         theta = fit.theta
-        score, df = _cv_score(fit, counts)
+        score, df = _cv_score(fit, squares)
         if not (np.isfinite(score) and df > 0):
             score = -np.inf
-        if best is None or score > best[0]:
-            best = (score, fit, lam, df)
+        path.append((score, fit, lam, df))
+        if score > best:
+            best = score
             worse = 0
         else:
             worse += 1
             if worse >= 3:  # past the optimum: rougher fits only cost more
                 break
-    assert best is not None
-    return best[1], best[2], best[3]
+    for score, fit, lam, df in path:  # smooth first
+        if score >= best - CV_TOLERANCE:
+            return fit, lam, df
+    raise AssertionError("unreachable: the best λ is on the path")
+
+
+CV_TOLERANCE = 1.0
+"""How much higher (in log-likelihood) the cross-validated likelihood of a rougher fit must be for
+it to be preferred: one unit, i.e. two units of AIC, below which information criteria call two
+models indistinguishable (Burnham & Anderson, *Model Selection and Multimodel Inference*, 2002)."""
 
 
 def summarise(diameter_nm: np.ndarray, weights: np.ndarray, edges: np.ndarray) -> dict[str, float]:
@@ -563,7 +604,7 @@ def size_distribution(
     full_edges = np.concatenate([full_grid * np.exp(-step / 2), full_grid[-1:] * np.exp(step / 2)])
     grid, edges = full_grid[below:], full_edges[below:]
 
-    m_c, n_c, s2_c, c_c, index = track_classes(
+    m_c, n_c, s2_c, c_c, c2_c, index = track_classes(
         msd1_um2, n_steps, sigma2_um2, weights_in, settings.class_width
     )
     loglike = log_likelihood_matrix(
@@ -585,11 +626,11 @@ def size_distribution(
     mu, sd = float(np.median(log_size)), max(float(np.std(log_size)), 3 * step)
     theta0 = -0.5 * ((np.log(full_grid) - mu) / sd) ** 2
     if settings.smoothing is None:
-        fit, lam, df = _select_smoothing(like, c_c, penalty, theta0)
+        fit, lam, df = _select_smoothing(like, c_c, c2_c, penalty, theta0)
     else:
         lam = float(settings.smoothing * c_c.sum())
         fit = _newton(like, c_c, penalty, lam, theta0)
-        df = _cv_score(fit, c_c)[1]
+        df = _cv_score(fit, c2_c)[1]
     below_fraction = float(fit.weights[:below].sum())
     weights = fit.weights[below:] / (1.0 - below_fraction)
     stats = summarise(grid, weights, edges)
@@ -598,7 +639,7 @@ def size_distribution(
     # restricted to the reported bins
     h_inv = np.linalg.inv(fit.hessian)
     score = fit.resp - fit.weights[None, :]
-    cov = (h_inv @ ((score * c_c[:, None]).T @ score) @ h_inv)[below:, below:]
+    cov = (h_inv @ ((score * c2_c[:, None]).T @ score) @ h_inv)[below:, below:]
     cw = cov @ weights
     var_log = np.diag(cov) - 2 * cw + float(weights @ cw)
     half = 1.96 * np.sqrt(np.clip(var_log, 0.0, 400.0))
