@@ -25,6 +25,15 @@ def test_demo_runs_the_whole_job(tmp_path: Path) -> None:
         result = json.loads((out / lot / "result.json").read_text())
         assert result["schema"] == "exocheck.nta/1"
         assert result["concentration"]["calibrated"] is True
+    # the certificates are signed, and the command the demo prints verifies one
+    command = done.stdout.split("verify one as a recipient would: ")[1].split("\n")[0].split()
+    assert command[:2] == ["exocheck", "verify"]
+    verified = subprocess.run(
+        [str(EXOCHECK), *command[1:]], capture_output=True, text=True, env=env
+    )
+    assert verified.returncode == 0, verified.stderr
+    assert verified.stdout.startswith("genuine: certificate COA-")
+    assert not list((tmp_path / ".local").rglob("keyring.json"))  # no keys in the home folder
     listed = subprocess.run(
         [str(EXOCHECK), "lot", "list", "--json", "--db", str(out / "exocheck-demo.db")],
         capture_output=True, text=True, env=env,

@@ -2,8 +2,9 @@
 
 Simulates a 100 nm polystyrene bead standard and two lots of an EV product, calibrates the
 detection volume on the beads, analyses both lots, stores them with protein, marker and safety
-results against a release specification, signs the decisions (four-eyes) and writes the
-certificates of analysis. Every number comes from the same library calls a user would make.
+results against a release specification, signs the decisions (four-eyes) and issues signed
+certificates of analysis (demo keys in the output folder) that ``exocheck verify`` accepts.
+Every number comes from the same library calls a user would make.
 """
 
 from __future__ import annotations
@@ -59,7 +60,9 @@ def demo_cmd(
     """Run the whole job on simulated data: simulate, analyse, store, release, certify."""
     from exocheck.nta.analyze import AnalysisSettings, Conditions, analyze, calibrate
     from exocheck.qc.release import fmt
+    from exocheck.records import atomic_write_bytes
     from exocheck.report import write_coa
+    from exocheck.signing import Keyring, issue_certificate
     from exocheck.simulate import Population, make_params, simulate
     from exocheck.store import Store
 
@@ -126,6 +129,14 @@ def demo_cmd(
     for col in ("D50 (nm)", "measured per vial", "truth, all", "truth above limit"):
         table.add_column(col, justify="right")
     table.add_column("decision", no_wrap=True, min_width=16)
+    # Demo signing keys live in the output folder (never in the user's own keyring); a fresh
+    # keyring every run, its public half exported as a recipient would receive it.
+    keyring = Keyring(out / "keys")
+    if keyring.exists():
+        for stale in keyring.folder.iterdir():
+            stale.unlink()
+    keyring.init("exocheck demo laboratory", public_url="https://verify.example.org")
+    public_keys = keyring.export_public(out / "public-keys.json")
     coas: list[Path] = []
     with Store.open(url) as store:
         store.add_product(
@@ -156,7 +167,8 @@ def demo_cmd(
             )
             result = store.approve(lot, by="qa-lead")
             write_coa(store, lot, out / f"{lot}-CoA.html")
-            pdf = write_coa(store, lot, out / f"{lot}-CoA.pdf")
+            pdf = out / f"{lot}-CoA.pdf"
+            atomic_write_bytes(pdf, issue_certificate(store, lot, keyring, by="qa-lead").pdf)
             true_vial = truths[lot]["concentration_per_ml"] * DILUTION * FILL_ML
             above = _fraction_above(limit_nm, ev["diameter_nm"], ev["gsd"])
             table.add_row(
@@ -174,7 +186,9 @@ def demo_cmd(
         f"(n = 1.39) ≈ {limit_nm:.0f} nm — smaller vesicles are invisible to scattering NTA and "
         "are not counted."
     )
-    console.print("certificates of analysis: " + ", ".join(str(p) for p in coas))
+    console.print("signed certificates of analysis: " + ", ".join(str(p) for p in coas))
+    console.print(f"verify one as a recipient would: exocheck verify {coas[0]} --public-key "
+                  f"{public_keys}", highlight=False, soft_wrap=True)
     console.print(f"database: {url}\nresults and videos: {out}/")
     (out / "summary.json").write_text(
         json.dumps({lot: m.concentration.particles_per_ml for lot, m in measurements.items()})

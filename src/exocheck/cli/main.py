@@ -19,6 +19,7 @@ from exocheck.cli import (
     imports,
     nta_cmds,
     qc_cmds,
+    signing_cmds,
     simulate,
     stability,
     store_cmds,
@@ -67,6 +68,7 @@ _COMMAND_MODULES: tuple = (
     study_cmds,
     batch_cmds,
     web_cmds,
+    signing_cmds,
 )
 for _module in _COMMAND_MODULES:
     _module.register(app)

@@ -10,8 +10,16 @@ import typer
 from rich import box
 from rich.table import Table
 
-from exocheck.cli._common import console
-from exocheck.cli.store_cmds import DbOption, JsonOption, open_store, print_json, writing_store
+from exocheck.cli._common import console, err_console
+from exocheck.cli.store_cmds import (
+    ByOption,
+    DbOption,
+    JsonOption,
+    actor,
+    open_store,
+    print_json,
+    writing_store,
+)
 from exocheck.errors import ExocheckError, ParameterError
 
 _STYLE = {"pass": "green", "fail": "red", "inconclusive": "yellow", "missing": "dim",
@@ -116,10 +124,25 @@ def coa(
         "product's only study with an acceptance limit).")] = None,
     no_study: Annotated[bool, typer.Option(
         "--no-study", help="Leave out the particles remaining at expiry.")] = False,
+    keys: Annotated[Path | None, typer.Option(
+        "--keys", help="Keyring that signs the PDF of a signed lot (default: "
+        "$EXOCHECK_KEYS_DIR, then the per-user one).", show_default=False)] = None,
+    unsigned: Annotated[bool, typer.Option(
+        "--unsigned", help="Write the PDF without issuing a signed certificate.")] = False,
+    public_url: Annotated[str | None, typer.Option(
+        "--public-url", help="Base URL of the verification page for the QR code (default: "
+        "the keyring's).", show_default=False)] = None,
     db: DbOption = None,
+    by: ByOption = None,
 ) -> None:
-    """Write the certificate of analysis (PDF or HTML by the file suffix)."""
+    """Write the certificate of analysis (PDF or HTML by the file suffix).
+
+    The PDF of a released or rejected lot is issued as a signed certificate when signing keys
+    exist ('exocheck keys init'): coa.json with an Ed25519 signature attached, a QR code of the
+    verification URL, and a PAdES signature. Each issue supersedes the lot's earlier one."""
+    from exocheck.records import atomic_write_bytes
     from exocheck.report import write_coa
+    from exocheck.signing import Keyring, issue_certificate
 
     if study and no_study:
         raise ParameterError("--study and --no-study exclude each other")
@@ -132,9 +155,26 @@ def coa(
                 expiry = store.particles_at_expiry(lot, study=study).for_certificate()
             except ExocheckError as exc:
                 raise type(exc)(f"{exc} (study {study}; leave it out with --no-study)") from None
-        path = write_coa(store, lot, out, expiry=expiry)
+        ring = Keyring(keys)
+        issued = None
+        if out.suffix.lower() == ".pdf" and not unsigned and store.lot_info(lot)["decision"]:
+            if ring.exists():
+                issued = issue_certificate(store, lot, ring, by=actor(by), public_url=public_url,
+                                           expiry=expiry)
+            else:
+                err_console.print(f"note: no signing keys in {ring.folder}: the PDF is not a "
+                                  "signed certificate ('exocheck keys init' creates keys)",
+                                  highlight=False, soft_wrap=True)
+        if issued is not None:
+            atomic_write_bytes(out, issued.pdf)
+            path = out
+        else:
+            path = write_coa(store, lot, out, expiry=expiry)
     with_study = f" (particles at expiry from study {study})" if study else ""
     console.print(f"certificate of analysis of lot {lot}: {path}{with_study}", highlight=False)
+    if issued is not None:
+        console.print(f"signed certificate {issued.certificate_id}; verify with: exocheck verify "
+                      f"{path} --public-key KEYS.json", highlight=False, soft_wrap=True)
 
 
 def history(

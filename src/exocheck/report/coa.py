@@ -52,6 +52,13 @@ class ExpiryPrediction(BaseModel):
     note: str | None = None
 
 
+def printed_value(criterion) -> str:
+    """A criterion's value as the certificate prints it (and its ``coa.json`` states it)."""
+    if criterion.kind == "misev_completeness" and isinstance(criterion.value, int | float):
+        return f"{criterion.value:.2f}"
+    return criterion.display_value
+
+
 def _data_uri(svg: str) -> str:
     return "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
 
@@ -60,6 +67,7 @@ def _environment() -> Environment:
     env = Environment(loader=PackageLoader("exocheck.report", "templates"),
                       autoescape=select_autoescape(["html"]))
     env.filters["sci"] = lambda v: "—" if v is None else fmt(float(v))
+    env.filters["printed_value"] = printed_value
     return env
 
 
@@ -197,10 +205,13 @@ def coa_context(store, lot: str, *, expiry: ExpiryPrediction | dict | None = Non
     }
 
 
-def render_html(store, lot: str, *, expiry: ExpiryPrediction | dict | None = None) -> str:
-    """The certificate of analysis of ``lot`` as a standalone HTML page."""
+def render_html(store, lot: str, *, expiry: ExpiryPrediction | dict | None = None,
+                certificate: dict[str, Any] | None = None) -> str:
+    """The certificate of analysis of ``lot`` as a standalone HTML page. ``certificate`` (from
+    :mod:`exocheck.signing`) adds the certificate id, the signatures and the QR code of the
+    verification URL; the page then prints the criteria values that ``coa.json`` states."""
     context = coa_context(store, lot, expiry=expiry)
-    return _environment().get_template("coa.html").render(**context)
+    return _environment().get_template("coa.html").render(**context, certificate=certificate)
 
 
 def render_pdf(html: str) -> bytes:

@@ -7,11 +7,12 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from exocheck.errors import StoreError
+from exocheck.store import chain
 from exocheck.store import models as m
 from exocheck.store.session import (
     check_exists,
@@ -21,6 +22,9 @@ from exocheck.store.session import (
     resolve_url,
     upgrade,
 )
+
+#: PostgreSQL advisory lock that serialises appends to the audit chain
+AUDIT_LOCK_KEY = 0x65786F63  # "exoc"
 
 
 def aware(value: datetime | None) -> datetime | None:
@@ -110,8 +114,28 @@ class StoreBase:
     def _audit(session: Session, actor: str, action: str, entity: str, key: str, *,
                lot_id: int | None = None, before: dict[str, Any] | None = None,
                after: dict[str, Any] | None = None) -> None:
-        session.add(m.AuditEvent(actor=actor, action=action, entity=entity, entity_key=key,
-                                 lot_id=lot_id, before=before, after=after))
+        """Append an audit event, chained by hash to the one before (:mod:`.chain`).
+
+        Events are numbered here, under a lock held to the end of the transaction (PostgreSQL:
+        an advisory lock; SQLite: its write lock), so that the chain follows commit order."""
+        dialect = session.get_bind().dialect.name
+        if dialect == "postgresql":
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK_KEY})
+        elif dialect == "sqlite":  # a write that changes nothing takes the write lock now
+            session.execute(text("UPDATE audit_events SET id = id WHERE 1 = 0"))
+        session.flush()  # this transaction's own earlier events first
+        last = session.execute(
+            select(m.AuditEvent.id, m.AuditEvent.chain_sha256)
+            .order_by(m.AuditEvent.id.desc())
+            .limit(1)
+        ).first()
+        event = m.AuditEvent(id=(last.id + 1) if last else 1, at=m.utcnow(), actor=actor,
+                             action=action, entity=entity, entity_key=key, lot_id=lot_id,
+                             before=before, after=after)
+        previous = (last.chain_sha256 if last else None) or chain.GENESIS_SHA256
+        event.chain_sha256 = chain.link(previous, chain.event_payload(event))
+        session.add(event)
+        session.flush()
 
     @staticmethod
     def _product(session: Session, name: str) -> m.Product:

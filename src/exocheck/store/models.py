@@ -3,7 +3,7 @@
 Tables: products (with label claims), specifications (versioned YAML, immutable once a lot uses
 them), lots, measurements (NTA records, protein assays, marker panels, safety tests; JSON
 payloads), attachments (original files, content-addressed by SHA-256), releases (signed
-decisions), audit_events (append-only), and the stability tables (studies, storage conditions,
+decisions), audit_events (append-only, hash-chained), and the stability tables (studies, storage conditions,
 results linked to lots and measurements).
 
 The schema is created and upgraded by the Alembic migrations in ``exocheck.store.migrations``;
@@ -151,6 +151,8 @@ class AuditEvent(Base):
     lot_id: Mapped[int | None] = mapped_column(ForeignKey("lots.id"), index=True)
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # added by migration 0005: SHA-256 chaining this event to the one before (store.chain)
+    chain_sha256: Mapped[str | None] = mapped_column(String(64))
 
 
 class StabilityStudy(Base):

@@ -1,0 +1,218 @@
+"""Offline verification of signed certificates: a genuine one passes; each way of tampering
+fails with its own message (the issue's acceptance list), and the QR code on the rendered page
+decodes to the verification URL."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+from conftest import PUBLIC_URL
+
+from exocheck.report.coa import render_html, render_pdf
+from exocheck.signing import Keyring, VerificationFailed, load_public_keys, verify_pdf
+from exocheck.signing.certificate import (
+    COA_NAME,
+    SIGNATURE_NAME,
+    canonical,
+    qr_png,
+    sign_data,
+    sign_pdf,
+    verify_url,
+)
+from exocheck.signing.verify import verify_path
+
+
+def unsigned(pdf: bytes) -> bytes:
+    """The rendered PDF before signing (the signature is an incremental update after it)."""
+    end = pdf.index(b"%%EOF") + len(b"%%EOF")
+    return pdf[:end] + b"\n"
+
+
+def failure(pdf: bytes, keys) -> str:
+    with pytest.raises(VerificationFailed) as caught:
+        verify_pdf(pdf, keys)
+    return str(caught.value)
+
+
+def test_genuine_certificate_verifies(issued):
+    folder, _, keyring, certificate = issued
+    exported = load_public_keys(keyring.export_public(folder / "public.json"))
+    result = verify_pdf(certificate.pdf, exported)
+    data = result.data
+    assert data["certificate_id"] == certificate.certificate_id
+    assert data["verify_url"] == f"{PUBLIC_URL}/verify/{certificate.certificate_id}"
+    assert data["lot"]["number"] == "L-OK" and data["decision"] == "conforms"
+    assert [s["meaning"] for s in data["signatures"]] == ["approved"]
+    assert data["signatures"][0]["name"] == "bob"
+    assert data["signatures"][0]["reason"] == "meets the release specification"
+    assert len(data["raw_files"]) >= 1 and all(len(f["sha256"]) == 64 for f in data["raw_files"])
+    assert data["audit_chain_head"]["event_id"] > 0
+    assert {c["result"] for c in data["criteria"]} == {"pass"}
+    assert result.pdf_key.key_id == data["keys"]["pdf"]
+    assert len(result.checks) == 3
+    text = "\n".join(result.lines())
+    assert "signed 'approved' by bob" in text and result.data_key.key_id in text
+
+
+def test_embedded_json_is_rfc8785_with_a_detached_signature(issued):
+    import io
+
+    from pypdf import PdfReader
+
+    *_, certificate = issued
+    attached = PdfReader(io.BytesIO(certificate.pdf)).attachments
+    coa_json = attached[COA_NAME][0]
+    assert coa_json == canonical(json.loads(coa_json)) == certificate.coa_json
+    signature = json.loads(attached[SIGNATURE_NAME][0])
+    assert (
+        signature["algorithm"] == "Ed25519" and len(base64.b64decode(signature["signature"])) == 64
+    )
+
+
+def test_one_flipped_byte_is_an_altered_document(issued):
+    _, _, keyring, certificate = issued
+    pdf = bytearray(certificate.pdf)
+    at = pdf.index(b"/Producer")  # in the rendered document, covered by the signature
+    pdf[at + 3] ^= 0x01
+    assert failure(bytes(pdf), keyring.public_keys()).startswith("document altered after signing")
+
+
+def test_content_appended_after_signing_is_an_altered_document(issued):
+    _, _, keyring, certificate = issued
+    pdf = certificate.pdf + b"\n% appended\n"
+    assert failure(pdf, keyring.public_keys()).startswith("document altered after signing")
+
+
+def test_edited_json_re_embedded_is_an_invalid_data_signature(issued):
+    _, _, keyring, certificate = issued
+    data = json.loads(certificate.coa_json)
+    data["criteria"][0]["printed_value"] = "999 nm"
+    attachments = {
+        COA_NAME: canonical(data),
+        SIGNATURE_NAME: json.dumps(certificate.signature).encode(),
+    }
+    forged = sign_pdf(unsigned(certificate.pdf), keyring, attachments, reason="forged")
+    assert failure(forged, keyring.public_keys()).startswith("data signature invalid")
+
+
+def test_re_signed_with_another_key_is_an_unknown_key(issued, tmp_path):
+    _, _, keyring, certificate = issued
+    other = Keyring(tmp_path / "other")
+    other.init("Someone Else")
+    data = json.loads(certificate.coa_json)
+    data["keys"] = {"data": other.private_key("data")[0], "pdf": other.private_key("pdf")[0]}
+    attachments = {
+        COA_NAME: canonical(data),
+        SIGNATURE_NAME: json.dumps(sign_data(other, canonical(data))).encode(),
+    }
+    forged = sign_pdf(unsigned(certificate.pdf), other, attachments, reason="re-signed")
+    line = failure(forged, keyring.public_keys())
+    assert line.startswith("unknown key") and other.private_key("data")[0] in line
+    # only the PDF re-signed by another key (coa.json and its signature genuine)
+    genuine = {
+        COA_NAME: certificate.coa_json,
+        SIGNATURE_NAME: json.dumps(certificate.signature).encode(),
+    }
+    forged_pdf = sign_pdf(unsigned(certificate.pdf), other, genuine, reason="re-signed")
+    line = failure(forged_pdf, keyring.public_keys())
+    assert line.startswith("unknown key") and "the PDF" in line
+
+
+def test_swapped_qr_certificate_id_is_page_and_data_disagree(issued):
+    _, store, keyring, certificate = issued
+    data = json.loads(certificate.coa_json)
+    wrong = verify_url(PUBLIC_URL, "COA-0000-0000-0000-0000")
+    html = render_html(
+        store,
+        "L-OK",
+        certificate=data
+        | {"qr_png": "data:image/png;base64," + base64.b64encode(qr_png(wrong)).decode()},
+    )
+    attachments = {
+        COA_NAME: certificate.coa_json,
+        SIGNATURE_NAME: json.dumps(certificate.signature).encode(),
+    }
+    forged = sign_pdf(render_pdf(html), keyring, attachments, reason="swapped QR")
+    line = failure(forged, keyring.public_keys())
+    assert line.startswith("page and data disagree") and "QR code" in line
+
+
+def test_signed_data_unlike_the_page_is_page_and_data_disagree(issued):
+    _, _, keyring, certificate = issued
+    data = json.loads(certificate.coa_json)
+    data["criteria"][0]["printed_value"] = "999 nm"
+    attachments = {
+        COA_NAME: canonical(data),
+        SIGNATURE_NAME: json.dumps(sign_data(keyring, canonical(data))).encode(),
+    }
+    forged = sign_pdf(unsigned(certificate.pdf), keyring, attachments, reason="inconsistent")
+    line = failure(forged, keyring.public_keys())
+    assert line.startswith("page and data disagree") and "999 nm" in line
+
+
+def test_a_key_that_was_never_published_is_unknown(tmp_path):
+    """Keys exported, then rotated: a certificate signed with the new, unexported key is
+    refused by the old export; the retired key still verifies what it signed."""
+    from conftest import stock
+
+    from exocheck.signing import issue_certificate
+    from exocheck.store import Store
+
+    with Store.open(f"sqlite:///{tmp_path / 'qc.db'}") as store:
+        stock(store, tmp_path, lots=("L-A", "L-B"))
+        keyring = Keyring(tmp_path / "keys")
+        keyring.init("Example Biologics")
+        old = issue_certificate(store, "L-A", keyring, by="bob")
+        published = load_public_keys(keyring.export_public(tmp_path / "published.json"))
+        keyring.rotate()
+        new = issue_certificate(store, "L-B", keyring, by="bob")
+    assert verify_pdf(old.pdf, published).data["lot"]["number"] == "L-A"
+    line = failure(new.pdf, published)
+    assert line.startswith("unknown key") and "not among the issuer's published keys" in line
+    assert verify_pdf(old.pdf, keyring.public_keys())  # after rotation, with the new export
+    assert verify_pdf(new.pdf, keyring.public_keys())
+
+
+def test_bare_coa_json_with_its_signature(issued, tmp_path):
+    _, _, keyring, certificate = issued
+    (tmp_path / "coa.json").write_bytes(certificate.coa_json)
+    (tmp_path / "coa.json.sig").write_text(json.dumps(certificate.signature))
+    assert verify_path(tmp_path / "coa.json", keyring.public_keys()).data["lot"]["number"] == "L-OK"
+    (tmp_path / "coa.json").write_bytes(certificate.coa_json.replace(b'"conforms"', b'"CONFORMS"'))
+    with pytest.raises(VerificationFailed, match=r"^data signature invalid"):
+        verify_path(tmp_path / "coa.json", keyring.public_keys())
+
+
+def test_qr_code_on_the_rendered_page_decodes_to_the_verification_url(issued):
+    import zxingcpp
+    from PIL import Image
+
+    if shutil.which("pdftoppm") is None:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail("pdftoppm (poppler-utils) is missing in CI: .ci/run installs it")
+        pytest.skip("rendering the page needs pdftoppm (poppler-utils)")
+
+    folder, *_, certificate = issued
+    subprocess.run(
+        [
+            "pdftoppm",
+            "-r",
+            "150",
+            "-f",
+            "1",
+            "-l",
+            "1",
+            "-png",
+            str(folder / "coa.pdf"),
+            str(folder / "page"),
+        ],
+        check=True,
+    )
+    image = Image.open(next(folder.glob("page*.png")))
+    decoded = [b.text for b in zxingcpp.read_barcodes(image)]
+    assert decoded == [f"{PUBLIC_URL}/verify/{certificate.certificate_id}"]
