@@ -285,7 +285,12 @@ def size_videos(
     lag, slope = choose_lag(msd, spread=increment_spread(sums, counts))
     for v in videos:
         v.step_lag_frames = lag
-    weights = short_track_weights(videos)
+    # The counting corrections rest on the light-sheet scattering model (a particle is detected
+    # while its scattered light exceeds the threshold); a bright-field video (inverted: dark
+    # particles, absorption contrast) has no such model, and its tracks count once each.
+    scattering = not settings.locate.invert
+    n_tracks = len(stats)
+    weights = short_track_weights(videos) if scattering else np.ones(n_tracks)
     if lag == 1:
         msd_lag = stats["msd1_um2"].to_numpy()
         n_lag = stats["n_steps"].to_numpy().astype(float)
@@ -329,8 +334,8 @@ def size_videos(
     # index, starts the grid at the detection limit (nothing below it can have been seen,
     # whatever a noisy short track suggests).
     first = solve(None, weights, replace(settings.sizing, n_bootstrap=0))
-    depth = relative_depth_by_size(videos, first)
-    weights = weights / depth
+    if scattering:
+        weights = weights / relative_depth_by_size(videos, first)
     limit = detection_limit_nm(videos, first, conditions)
     use_limit = limit is not None and limit * LIMIT_MARGIN > first.diameter_nm[0]
     return solve(limit if use_limit else None, weights / weights.mean(), settings.sizing)

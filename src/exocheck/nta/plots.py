@@ -43,21 +43,23 @@ def size_distribution_png(measurement: Measurement, title: str | None = None) ->
         ax.annotate(
             f"peak {peak.diameter_nm:.0f} nm ({peak.fraction:.0%}{support})",
             (peak.diameter_nm, float(np.interp(peak.diameter_nm, centres, density))),
-            xytext=(4, 6),
+            xytext=(4, -14),
             textcoords="offset points",
             fontsize=7,
             color="tab:blue",
         )
-    for key, style in (("d10_nm", ":"), ("d50_nm", "-"), ("d90_nm", ":")):
+    # one row per label, so that close values (a narrow peak) never print over each other
+    for row, (key, style) in enumerate((("d10_nm", ":"), ("d50_nm", "-"), ("d90_nm", ":"))):
         value = getattr(size, key)
         if value:
             ax.axvline(value, color="k", ls=style, lw=1)
             ax.text(
                 value,
-                ax.get_ylim()[1] * 0.95,
-                f" {key[:3].upper()} {value:.0f}",
+                ax.get_ylim()[1] * (0.97 - 0.07 * row),
+                f" {key[:3].upper()} {value:.0f} nm",
                 fontsize=8,
                 va="top",
+                bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8},
             )
     ax.set_xlabel("Hydrodynamic diameter (nm)")
     ax.set_ylabel("Number fraction per nm")

@@ -476,6 +476,10 @@ MIN_PEAK_PROMINENCE = 0.1
 of its height on both sides before rising again (or at the grid's ends)."""
 
 
+MIN_BAND_RESAMPLES = 20
+"""With at least this many bootstrap resamples the density band is their pointwise 2.5–97.5 %
+range (widened to include the estimate); with fewer, the sandwich band."""
+
 MIN_PEAK_HEIGHT = 0.05
 """A peak candidate must also reach this share of the highest peak's height in the distribution
 per ln d (weight per bin): the ripple a smooth fit may leave in a deep valley between two distant
@@ -666,15 +670,22 @@ def size_distribution(
         )
         factor = _cholesky(fit.hessian)
         boots = []
+        resampled = []
         hits = np.zeros(len(basins))
         for theta_b in (_chord(like, col, penalty, lam, fit.theta, factor) for col in counts.T):
             w_b = _softmax(theta_b)[below:]
             w_b /= w_b.sum()
+            resampled.append(w_b)
             boots.append(summarise(grid, w_b, edges))
             found = [i for i, _, _ in _peak_basins(w_b / np.diff(edges), w_b)]
             for k, (_, first, last) in enumerate(basins):
                 hits[k] += any(first <= i <= last for i in found)
         support = list(hits / settings.n_bootstrap)
+        if settings.n_bootstrap >= MIN_BAND_RESAMPLES:
+            # the band from the resamples themselves: where few tracks fall (the grid's ends) the
+            # linearised band on the log scale exaggerates, the resamples do not
+            low, high = np.quantile(np.array(resampled), [0.025, 0.975], axis=0)
+            band_low, band_high = np.minimum(low, weights), np.maximum(high, weights)
         for key in stats:
             values = np.array([b[key] for b in boots])
             ci[key] = (float(np.quantile(values, 0.025)), float(np.quantile(values, 0.975)))
