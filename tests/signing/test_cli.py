@@ -95,6 +95,9 @@ def test_issue_verify_recall_and_audit(tmp_path, monkeypatch, capsys):
 
     code, out, err = cli(monkeypatch, capsys, "verify", str(pdf), "--keys", str(tmp_path / "x"))
     assert code == 1 and "unknown key" in err
+    (tmp_path / "notes.txt").write_text("not a certificate")
+    code, out, err = cli(monkeypatch, capsys, "verify", str(tmp_path / "notes.txt"), "--keys", keys)
+    assert code == 1 and "not a signed certificate" in err
 
     code, out, err = cli(monkeypatch, capsys, "audit", "verify", "--db", db)
     assert code == 0 and "audit trail intact" in out and "1 certificate anchor" in out

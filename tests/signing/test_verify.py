@@ -14,7 +14,13 @@ import pytest
 from conftest import PUBLIC_URL
 
 from exocheck.report.coa import render_html, render_pdf
-from exocheck.signing import Keyring, VerificationFailed, load_public_keys, verify_pdf
+from exocheck.signing import (
+    Keyring,
+    VerificationFailed,
+    issue_certificate,
+    load_public_keys,
+    verify_pdf,
+)
 from exocheck.signing.certificate import (
     COA_NAME,
     SIGNATURE_NAME,
@@ -155,27 +161,20 @@ def test_signed_data_unlike_the_page_is_page_and_data_disagree(issued):
     assert line.startswith("page and data disagree") and "999 nm" in line
 
 
-def test_a_key_that_was_never_published_is_unknown(tmp_path):
+def test_a_key_that_was_never_published_is_unknown(issued, tmp_path):
     """Keys exported, then rotated: a certificate signed with the new, unexported key is
     refused by the old export; the retired key still verifies what it signed."""
-    from conftest import stock
-
-    from exocheck.signing import issue_certificate
-    from exocheck.store import Store
-
-    with Store.open(f"sqlite:///{tmp_path / 'qc.db'}") as store:
-        stock(store, tmp_path, lots=("L-A", "L-B"))
-        keyring = Keyring(tmp_path / "keys")
-        keyring.init("Example Biologics")
-        old = issue_certificate(store, "L-A", keyring, by="bob")
-        published = load_public_keys(keyring.export_public(tmp_path / "published.json"))
-        keyring.rotate()
-        new = issue_certificate(store, "L-B", keyring, by="bob")
-    assert verify_pdf(old.pdf, published).data["lot"]["number"] == "L-A"
+    _, store, keyring, old = issued
+    rotated = Keyring(tmp_path / "keys")
+    shutil.copytree(keyring.folder, rotated.folder)
+    published = load_public_keys(rotated.export_public(tmp_path / "published.json"))
+    rotated.rotate()
+    new = issue_certificate(store, "L-OK", rotated, by="bob")
+    assert verify_pdf(old.pdf, published).data["lot"]["number"] == "L-OK"
     line = failure(new.pdf, published)
     assert line.startswith("unknown key") and "not among the issuer's published keys" in line
-    assert verify_pdf(old.pdf, keyring.public_keys())  # after rotation, with the new export
-    assert verify_pdf(new.pdf, keyring.public_keys())
+    assert verify_pdf(old.pdf, rotated.public_keys())  # the retired key still verifies
+    assert verify_pdf(new.pdf, rotated.public_keys())
 
 
 def test_bare_coa_json_with_its_signature(issued, tmp_path):
