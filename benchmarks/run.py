@@ -370,6 +370,9 @@ def main() -> None:
     from bench_report import write_report  # sibling module (see sys.path below)
 
     write_report(results, ROOT / "docs" / "benchmarks.md")
+    import web_load  # sibling module: the web service under load (writes its own section)
+
+    web_load.main()
     from bench_report import splice_section
 
     splice_section(ROOT / "docs" / "benchmarks.md", dense_bench.TITLE, dense_bench.section(dense))

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import base64
 import re
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,8 +66,9 @@ class Services:
     accounts: Accounts
     signing: Signing
     analyses: AnalysisQueue
-    figures: FigureCache
     _views: dict = field(default_factory=dict)
+    _building: dict = field(default_factory=dict)
+    _guard: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def start(cls, settings: Settings) -> Services:
@@ -79,9 +82,7 @@ class Services:
             scheduler=settings.scheduler,
             workers=settings.analysis_workers,
         )
-        return cls(
-            settings, store, accounts, Signing(store, accounts), analyses, FigureCache(store)
-        )
+        return cls(settings, store, accounts, Signing(store, accounts), analyses)
 
     def close(self) -> None:
         self.analyses.close()
@@ -97,13 +98,22 @@ class Services:
             return session.scalar(select(func.max(m.AuditEvent.id))) or 0
 
     def _cached(self, key: tuple, build):
+        """``build()``, once per key: concurrent requests for a view being built wait for it
+        instead of building it again (many users open a lot page just after it changed)."""
         cache = self._views
         if key in cache:
             return cache[key]
-        value = build()
-        if len(cache) > 2000:
-            cache.clear()
-        cache[key] = value
+        with self._guard:
+            lock = self._building.setdefault(key, threading.Lock())
+        with lock:
+            if key not in cache:
+                value = build()
+                if len(cache) > 2000:
+                    cache.clear()
+                cache[key] = value
+            value = cache[key]
+        with self._guard:
+            self._building.pop(key, None)
         return value
 
     def overview(self) -> list[dict[str, Any]]:
@@ -117,16 +127,25 @@ class Services:
         def build() -> dict[str, Any]:
             info = self.lot(lot)
             data = self.store.lot_data(lot)
+            nta = data.nta
+            spec = info["specification"]
+            with_nta = sum(1 for d in self.store.product_lot_data(info["product"]) if d.nta)
             return {
                 "lot": info,
                 "nta": data.nta_all,
                 "protein": data.protein,
                 "markers": data.markers,
                 "safety": data.safety,
-                "result": self.store.evaluate(lot) if info["specification"] else None,
-                "figures": self.figures.figures(lot),
+                "result": self.store.evaluate(lot) if spec else None,
                 "history": self.store.history(lot),
                 "content_sha256": self.signing.content(lot)["content_sha256"],
+                # the figures the page shows, drawn on request (/lots/LOT/figures/NAME.svg)
+                "figures": {
+                    "size": bool(spec and nta is not None and nta.size.density),
+                    "claim": bool(spec and nta is not None and data.particles_per_unit_claim),
+                    "chart": bool(spec and with_nta >= 2),
+                },
+                "version": self.state(),
             }
 
         return self._cached(("lot", lot, self.state()), build)
@@ -155,6 +174,42 @@ class Services:
             "attachments": info["attachments"],
             "signatures": state["signatures"],
         }
+
+    def _figure_state(self) -> tuple:
+        """What the figures depend on: any lot's measurements, the lots, the releases (control
+        charts show the other lots of the product)."""
+        from sqlalchemy import func
+
+        with self.store._read() as session:
+            return (
+                session.scalar(select(func.max(m.Measurement.id))),
+                session.scalar(select(func.count(m.Lot.id))),
+                session.scalar(select(func.count(m.Release.id))),
+            )
+
+    def lot_figure(self, lot: str, name: str) -> str | None:
+        """The lot's ``size``, ``claim`` or ``chart`` figure as SVG text (matplotlib, drawn on
+        the server, the certificate's own figures), or None when it has none."""
+
+        def build() -> dict[str, str | None]:
+            from exocheck.report.coa import coa_context
+
+            try:
+                context = coa_context(self.store, lot)
+            except ExocheckError:
+                return {}
+            chart = context["chart"]
+            uris = {
+                "size": context["size_figure"],
+                "claim": context["claim_figure"],
+                "chart": chart["figure"] if chart else None,
+            }
+            return {
+                k: base64.b64decode(v.partition(",")[2]).decode("utf-8") if v else None
+                for k, v in uris.items()
+            }
+
+        return self._cached(("figures", lot, *self._figure_state()), build).get(name)
 
     # ---- actions ----------------------------------------------------------------------------
     def create_lot(
@@ -276,47 +331,3 @@ class Services:
         if lot is not None:
             self.check_lot(lot)
         return self.store.history(lot)
-
-
-class FigureCache:
-    """The lot page's figures (matplotlib, made on the server), kept until any lot, measurement
-    or release changes (control charts depend on the other lots of the product)."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self._cache: dict[tuple, dict[str, Any]] = {}
-
-    def _state(self) -> tuple:
-        from sqlalchemy import func
-
-        with self.store._read() as session:
-            return (
-                session.scalar(select(func.max(m.Measurement.id))),
-                session.scalar(select(func.count(m.Lot.id))),
-                session.scalar(select(func.count(m.Release.id))),
-            )
-
-    def figures(self, lot: str) -> dict[str, Any]:
-        """``{"size", "claim", "chart"}``: data URIs (or None) of the lot's figures."""
-        key = (lot, *self._state())
-        if key in self._cache:
-            return self._cache[key]
-        from exocheck.report.coa import coa_context
-
-        try:
-            context = coa_context(self.store, lot)
-            chart = context["chart"]
-            out = {
-                "size": context["size_figure"],
-                "claim": context["claim_figure"],
-                "chart": chart["figure"] if chart else None,
-                "chart_note": None
-                if not chart or chart["limits"]
-                else (f"control limits from {chart['min_lots']} lots; {chart['lots']} so far"),
-            }
-        except ExocheckError as exc:
-            out = {"size": None, "claim": None, "chart": None, "chart_note": str(exc)}
-        if len(self._cache) > 500:
-            self._cache.clear()
-        self._cache[key] = out
-        return out

@@ -63,6 +63,22 @@ def lot_page(lot: str, request: Request, user: PageUser, svc: Svc) -> Response:
     return render(request, "lot.html", _lot_context(svc, lot, user))
 
 
+FIGURES = ("size", "claim", "chart")
+
+
+@router.get("/lots/{lot}/figures/{name}.svg")
+def figure(lot: str, name: str, user: PageUser, svc: Svc) -> Response:
+    """A figure of the lot page, drawn on the server and kept until the data change (the page
+    asks for it with the store's version, so the browser may keep it too)."""
+    svc.check_lot(lot)
+    svg = svc.lot_figure(lot, name) if name in FIGURES else None
+    if svg is None:
+        raise NotFound(f"lot {lot} has no {name} figure")
+    return Response(
+        svg, media_type="image/svg+xml", headers={"Cache-Control": "private, max-age=3600"}
+    )
+
+
 @router.post("/lots/{lot}/sign")
 async def sign(lot: str, request: Request, user: FormUser, svc: Svc) -> Response:
     """The signature dialog's form: refusals come back on the lot page, with their reason."""
