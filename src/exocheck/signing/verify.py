@@ -17,6 +17,7 @@ import base64
 import hashlib
 import io
 import json
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -197,7 +198,8 @@ def _check_pdf_signature(pdf: bytes, keys: list[PublicKey], result: Verification
 
 
 def _squash(text: str) -> str:
-    return "".join(text.split())
+    """Text without white space, in NFKC form (a ligature glyph compares as its letters)."""
+    return "".join(unicodedata.normalize("NFKC", text).split())
 
 
 def _images(resources, depth: int = 0):
