@@ -187,8 +187,11 @@ def demo_cmd(
         "are not counted."
     )
     console.print("signed certificates of analysis: " + ", ".join(str(p) for p in coas))
-    console.print(f"verify one as a recipient would: exocheck verify {coas[0]} --public-key "
-                  f"{public_keys}", highlight=False, soft_wrap=True)
+    console.print(
+        f"verify one as a recipient would: exocheck verify {coas[0]} --public-key {public_keys}",
+        highlight=False,
+        soft_wrap=True,
+    )
     console.print(f"database: {url}\nresults and videos: {out}/")
     (out / "summary.json").write_text(
         json.dumps({lot: m.concentration.particles_per_ml for lot, m in measurements.items()})
