@@ -11,6 +11,7 @@ import shutil
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from conftest import password
 from pypdf import PdfReader
@@ -219,6 +220,9 @@ def test_analyst_reviewer_qa_in_a_real_browser(driver, tmp_path, db_url):
             time.sleep(0.2)
         text = "".join(p.extract_text() for p in PdfReader(target).pages)
         assert LOT in text and "RELEASED" in text.upper()
+
+        # through the API: a video is 202 {"job": ID}, its job is followed to the end
+        _api_video(base, video)
     finally:
         server.stop()
     with Store.open(db_url) as store:
@@ -230,3 +234,49 @@ def test_analyst_reviewer_qa_in_a_real_browser(driver, tmp_path, db_url):
     assert any(e["action"] == "signature.failed" and e["actor"] == "qiana" for e in events)
     assert [e["action"] for e in events][-2:] == ["lot.sign", "signature.approved"]
     shutil.rmtree(tmp_path / "data", ignore_errors=True)
+
+
+def _api_video(base: str, video: Path) -> None:
+    token = httpx.post(
+        f"{base}/api/v1/login", timeout=30, json={"username": "ben", "password": password("ben")}
+    ).json()["token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    created = httpx.post(
+        f"{base}/api/v1/lots",
+        headers=headers,
+        timeout=30,
+        json={"lot": "E2E-API", "product": "EXO-E2E"},
+    )
+    assert created.status_code == 201
+    with open(video, "rb") as fh:
+        response = httpx.post(
+            f"{base}/api/v1/lots/E2E-API/measurements",
+            headers=headers,
+            files={"file": ("capture.tif", fh)},
+            timeout=60,
+            data={
+                "fps": "30",
+                "pixel_size_um": "0.166",
+                "temperature_c": "25",
+                "exposure_ms": "15",
+                "allow_reuse": "same capture",
+            },
+        )
+    assert response.status_code == 202
+    job = response.json()["job"]
+    assert isinstance(job, int)
+    deadline = time.monotonic() + 240
+    seen = set()
+    while time.monotonic() < deadline:
+        state = httpx.get(f"{base}/api/v1/jobs/{job}", headers=headers, timeout=30).json()
+        seen.add(state["status"])
+        assert state["status"] in ("queued", "running", "done", "failed")
+        if state["status"] in ("done", "failed"):
+            break
+        time.sleep(0.3)
+    # the capture is already a measurement of lot E2E-001: analysed, but refused by this lot
+    assert state["status"] == "failed" and seen <= {"queued", "running", "failed"}, state
+    assert "already a measurement of lot E2E-001" in state["error"], state
+    assert state["measurement"] is None and "\n" not in state["error"]
+    missing = httpx.get(f"{base}/api/v1/jobs/99999", headers=headers, timeout=30)
+    assert missing.status_code == 404 and set(missing.json()) == {"detail"}

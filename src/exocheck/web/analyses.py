@@ -146,9 +146,14 @@ class AnalysisQueue:
         except (NoResultFound, ExocheckError):
             return None
         note = self._notes.get(job_id)
+        status = job.status
+        if note and status == "queued" and job.claimed_by is None:
+            status = "failed"  # the batch runner refused it before claiming it
+        if note and status == "done" and job.measurement_id is None:
+            status = "failed"  # analysed, but the lot refused the result (the note says why)
         return {
             "job": job.id,
-            "status": job.status,
+            "status": status,
             "progress": round(job.progress, 3),
             "sample": job.sample,
             "lot": job.lot,
