@@ -5,6 +5,7 @@ decodes to the verification URL."""
 from __future__ import annotations
 
 import base64
+import io
 import json
 import os
 import shutil
@@ -215,3 +216,23 @@ def test_qr_code_on_the_rendered_page_decodes_to_the_verification_url(issued):
     image = Image.open(next(folder.glob("page*.png")))
     decoded = [b.text for b in zxingcpp.read_barcodes(image)]
     assert decoded == [f"{PUBLIC_URL}/verify/{certificate.certificate_id}"]
+
+
+def test_edited_json_embedded_again_after_signing_is_an_invalid_data_signature(issued):
+    """coa.json edited and added to the signed PDF by an incremental update (the signature
+    left in place): the edit is named, not only the added content."""
+    from pyhanko.pdf_utils import embed
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+
+    _, _, keyring, certificate = issued
+    data = json.loads(certificate.coa_json)
+    data["decision"] = "conforms, really"
+    writer = IncrementalPdfFileWriter(io.BytesIO(certificate.pdf), strict=False)
+    embedded = embed.EmbeddedFileObject.from_file_data(writer, canonical(data))
+    embed.embed_file(
+        writer,
+        embed.FileSpec(file_spec_string=COA_NAME, file_name=COA_NAME, embedded_data=embedded),
+    )
+    out = io.BytesIO()
+    writer.write(out)
+    assert failure(out.getvalue(), keyring.public_keys()).startswith("data signature invalid")

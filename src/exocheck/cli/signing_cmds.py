@@ -7,6 +7,7 @@ failed when a certificate or the audit trail does not verify (status 2 stays for
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -148,6 +149,9 @@ def verify(
     """Verify a certificate offline: signatures, keys, and that the page shows the signed data."""
     from exocheck.signing import VerificationFailed, load_public_keys, verify_path
 
+    # pyHanko logs its analysis of a tampered file with tracebacks; the verdict is our one line
+    logging.getLogger("pyhanko").addHandler(logging.NullHandler())
+    logging.getLogger("pyhanko").propagate = False
     if public_key is not None:
         published = load_public_keys(public_key)
     else:

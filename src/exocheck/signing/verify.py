@@ -134,10 +134,11 @@ def verify_data(coa_json: bytes, signature_json: bytes, keys: list[PublicKey]) -
     return Verification(data=data, data_key=key, checks=["data signature (Ed25519, RFC 8785)"])
 
 
-def _attachments(reader) -> dict[str, bytes]:
+def _attachments(reader) -> dict[str, list[bytes]]:
+    """Every embedded file by name (a name added again later has several versions)."""
     try:
         found = reader.attachments
-        return {name: contents[0] for name, contents in found.items() if contents}
+        return {name: list(contents) for name, contents in found.items() if contents}
     except Exception:  # a damaged name tree: nothing trustworthy is attached
         return {}
 
@@ -287,7 +288,19 @@ def verify_pdf(pdf: bytes, keys: list[PublicKey]) -> Verification:
         raise VerificationFailed(
             NOT_SIGNED, f"no {COA_NAME} with its signature is attached to this PDF"
         )
-    result = verify_data(attached[COA_NAME], attached[SIGNATURE_NAME], keys)
+    # every version of coa.json must carry a valid signature (one embedded again after
+    # signing is an edit of the data, whatever else it did to the file)
+    result = None
+    for coa_json in attached[COA_NAME]:
+        failures: list[VerificationFailed] = []
+        for signature in attached[SIGNATURE_NAME]:
+            try:
+                result = verify_data(coa_json, signature, keys)
+                break
+            except VerificationFailed as exc:
+                failures.append(exc)
+        else:
+            raise failures[-1]
     _check_pdf_signature(pdf, keys, result)
     _check_page(reader, result)
     return result
