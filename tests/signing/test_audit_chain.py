@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import stock
+from signing_factories import stock
 from sqlalchemy import text
 
 from exocheck.signing import Keyring, issue_certificate, verify_audit_trail

@@ -5,7 +5,7 @@ reason, at once; refused recalls audited; an unknown id; a stored record altered
 from __future__ import annotations
 
 import pytest
-from conftest import stock
+from signing_factories import stock
 from sqlalchemy import text
 
 from exocheck.auth import Accounts

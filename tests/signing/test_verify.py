@@ -12,7 +12,7 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import PUBLIC_URL
+from signing_factories import PUBLIC_URL
 
 from exocheck.report.coa import render_html, render_pdf
 from exocheck.signing import (

@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 import sys
 
-from conftest import stock
+from signing_factories import stock
 from sqlalchemy import text
 
 from exocheck.cli.main import run
