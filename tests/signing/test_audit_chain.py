@@ -106,23 +106,23 @@ def test_a_consistently_rewritten_chain_is_found_by_a_certificate(worked, tmp_pa
     assert check.broken_id == anchor and certificate.certificate_id in check.line()
 
 
-def test_existing_events_are_chained_by_the_migration(tmp_path):
-    """A store made before the chain (schema 0004) is chained on upgrade and stays verifiable."""
+def test_existing_events_are_chained_by_the_migration(db_url, tmp_path):
+    """A store made before the chain (schema 0004) is chained on upgrade and stays verifiable;
+    the append-only trigger is back afterwards."""
     from alembic import command
+    from sqlalchemy import inspect
 
     from exocheck.store.session import alembic_config
 
-    url = f"sqlite:///{tmp_path / 'old.db'}"
-    with Store.open(url) as store:
+    with Store.open(db_url) as store:
         stock(store, tmp_path)
         config = alembic_config()
         with store.engine.begin() as connection:
             config.attributes["connection"] = connection
             command.downgrade(config, "0004")
-        with store.engine.connect() as conn:
-            columns = [r[1] for r in conn.execute(text("PRAGMA table_info(audit_events)"))]
+        columns = {c["name"] for c in inspect(store.engine).get_columns("audit_events")}
         assert "chain_sha256" not in columns
-    with Store.open(url) as store:
+    with Store.open(db_url) as store:
         check = verify_audit_trail(store)
         assert check.intact and check.events >= 8, check.line()
         with pytest.raises(Exception, match="append-only"), store.engine.begin() as conn:
