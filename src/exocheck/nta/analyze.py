@@ -291,6 +291,7 @@ def size_videos(
     scattering = not settings.locate.invert
     n_tracks = len(stats)
     weights = short_track_weights(videos) if scattering else np.ones(n_tracks)
+    groups = track_chains(videos)
     if lag == 1:
         msd_lag = stats["msd1_um2"].to_numpy()
         n_lag = stats["n_steps"].to_numpy().astype(float)
@@ -326,6 +327,7 @@ def size_videos(
             offset_s=offset_s,
             min_diameter_nm=min_diameter_nm,
             track_weights=weights,
+            track_groups=groups,
         )
 
     # First pass: tracks counted for the short tracks of their brightness class. It gives each
@@ -333,7 +335,9 @@ def size_videos(
     # the second pass counts each track with the inverse of that depth and, with a refractive
     # index, starts the grid at the detection limit (nothing below it can have been seen,
     # whatever a noisy short track suggests).
-    first = solve(None, weights, replace(settings.sizing, n_bootstrap=0))
+    first = solve(
+        None, weights, replace(settings.sizing, n_bootstrap=0, smoothing=FIRST_PASS_SMOOTHING)
+    )
     if scattering:
         weights = weights / relative_depth_by_size(videos, first)
     limit = detection_limit_nm(videos, first, conditions)
@@ -374,6 +378,60 @@ def relative_depth_by_size(videos: Sequence[VideoAnalysis], size: SizeResult) ->
 BRIGHTNESS_CLASSES = 8
 """Brightness classes in which the tracks too short to size are counted (see
 :func:`short_track_weights`); fewer when there are under 50 sized tracks per class."""
+
+
+FIRST_PASS_SMOOTHING = 1e-5
+"""λ per track of the first sizing pass, which only gives each track a size (for its detection
+depth) and the detection limit: a fixed, moderate smoothing is enough for that and costs one
+solve instead of a cross-validation."""
+
+CHAIN_GAP_FRAMES = 30
+"""Longest gap (frames) across which two tracks may be one particle's, for :func:`track_chains`."""
+
+
+def track_chains(videos: Sequence[VideoAnalysis]) -> np.ndarray:
+    """A label per sized track: tracks that are probably one particle's share it.
+
+    A particle's presence is often cut into several tracks (it dims at the slab's edge, or a
+    neighbour takes its place for a frame). A track that starts within :data:`CHAIN_GAP_FRAMES`
+    after another one ends, closer to that one's end than the linking radius grown by √gap, is
+    put in its chain (union–find). The size distribution's cross-validation holds chains out
+    whole. Tracks of different videos never share a chain.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    labels = []
+    offset = 0
+    for v in videos:
+        ids = v.track_stats["particle"].to_numpy()
+        t = v.tracks[v.tracks["particle"].isin(ids)].sort_values(["particle", "frame"])
+        first = t.groupby("particle").head(1).set_index("particle").reindex(ids)
+        last = t.groupby("particle").tail(1).set_index("particle").reindex(ids)
+        start = first["frame"].to_numpy()
+        order = np.argsort(start, kind="stable")
+        start_sorted = start[order]
+        sx, sy = first["x"].to_numpy(), first["y"].to_numpy()
+        end = last["frame"].to_numpy()
+        ex, ey = last["x"].to_numpy(), last["y"].to_numpy()
+        pairs_from, pairs_to = [], []
+        for i in range(ids.size):
+            lo = np.searchsorted(start_sorted, end[i], side="right")
+            hi = np.searchsorted(start_sorted, end[i] + CHAIN_GAP_FRAMES, side="right")
+            if hi <= lo:
+                continue
+            j = order[lo:hi]
+            gap = start[j] - end[i]
+            near = np.hypot(sx[j] - ex[i], sy[j] - ey[i]) <= v.search_radius_px * np.sqrt(gap)
+            pairs_from.append(np.full(int(near.sum()), i))
+            pairs_to.append(j[near])
+        rows = np.concatenate(pairs_from).astype(int) if pairs_from else np.zeros(0, int)
+        cols = np.concatenate(pairs_to).astype(int) if pairs_to else np.zeros(0, int)
+        links = coo_matrix((np.ones(rows.size), (rows, cols)), shape=(ids.size, ids.size))
+        _, chain = connected_components(links, directed=False)
+        labels.append(chain + offset)
+        offset += ids.size
+    return np.concatenate(labels) if labels else np.zeros(0, dtype=int)
 
 
 def short_track_weights(videos: Sequence[VideoAnalysis]) -> np.ndarray:

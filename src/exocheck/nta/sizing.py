@@ -22,14 +22,13 @@ subpopulations. The log-density θ on a log-diameter grid is therefore estimated
 
 (Silverman, Ann. Stat. 10, 795, 1982: a third-derivative penalty on the log-density, whose null
 space is the lognormal family, so strong smoothing shrinks towards a lognormal of any position and
-width, never towards a flat or a broadened curve). The weight λ is chosen by the data: the
-approximate leave-one-track-out cross-validated log-likelihood (O'Sullivan, SIAM J. Sci. Stat.
-Comput. 9, 363, 1988; Gu, J. Am. Stat. Assoc. 88, 495, 1993), evaluated along a path of λ with
+width, never towards a flat or a broadened curve). The weight λ is chosen by the data: K-fold
+cross-validated log-likelihood over tracks, with tracks that are probably one particle's held out
+together, and the one-standard-error rule (:func:`_select_smoothing`), along a path of λ with
 warm-started Newton solves. Tracks with the same likelihood row up to a fraction of its width are
 solved as one class with a count (:func:`track_classes`), so the cost per Newton step grows with the
 number of classes, not tracks. Uncertainty: a bootstrap over tracks (summary statistics, peak
-support) and, for the density, a pointwise band from the sampling covariance of the penalised
-estimate (the sandwich H⁻¹JH⁻¹; Cox & O'Sullivan, Ann. Stat. 18, 1676, 1990).
+support, and the density's pointwise band).
 """
 
 from __future__ import annotations
@@ -49,7 +48,7 @@ scattering NTA camera detects, so the grid never cuts off a real population."""
 MAX_DIAMETER_NM = 50_000.0
 """Highest grid diameter (50 µm: sedimenting particles, never a stable Brownian track)."""
 
-LIMIT_MARGIN = 0.6
+LIMIT_MARGIN = 0.85
 """The grid starts at this fraction of the detection limit: the limit is estimated from the tracks'
 brightness, which scatters by about ±15 % from particle to particle (orientation, focus)."""
 
@@ -397,43 +396,69 @@ def _cv_score(fit: _Fit, squares: np.ndarray) -> tuple[float, float]:
 def _select_smoothing(
     like: np.ndarray,
     counts: np.ndarray,
-    squares: np.ndarray,
+    folds: np.ndarray,
     penalty: np.ndarray,
     theta0: np.ndarray,
-) -> tuple[_Fit, float, float]:
-    """The smoothest λ whose cross-validated likelihood is within :data:`CV_TOLERANCE` of the best.
+) -> tuple[_Fit, float]:
+    """The smoothest λ whose cross-validated log-likelihood is within one standard error of the
+    best, by K-fold cross-validation over tracks.
 
-    λ runs along a path from smooth to rough, each solve warm-started from the previous one,
-    until three steps past the best. Near its optimum the cross-validated likelihood is flat over
-    decades of λ, and taking its exact maximum would often pick a rough fit whose extra structure
-    the data do not ask for (one-standard-error rule: Hastie, Tibshirani & Friedman, *The Elements
-    of Statistical Learning*, §7.10): a rougher fit must earn its place.
+    ``folds`` holds, per fold, the (weighted) count of each class's tracks in that fold. λ runs
+    from smooth to rough in steps of 10, each solve warm-started from the previous one, until two
+    steps past the best. For each λ the tracks of each fold are predicted by a fit to the others
+    (Newton steps warm-started from the fit to all; steps that keep the full fit's curvature
+    leak the held-out tracks into their own prediction and favour rough fits). Held-out tracks are what exposes a fit that piles weight
+    into spikes: the approximate (Takeuchi) correction does not, because as λ → 0 the fit tends to
+    the discrete maximum-likelihood solution, whose local effective number of parameters is just
+    its number of spikes. Near its optimum the cross-validated likelihood is flat over decades of
+    λ, so a rougher fit must earn its place: the smoothest λ whose score is within one standard
+    error (over tracks) of the best is taken (one-standard-error rule: Hastie, Tibshirani &
+    Friedman, *The Elements of Statistical Learning*, §7.10), and within :data:`CV_TOLERANCE` at
+    least.
     """
     total = float(counts.sum())
-    path: list[tuple[float, _Fit, float, float]] = []
+    path: list[tuple[float, _Fit, float, np.ndarray]] = []
     theta = theta0
     best = -np.inf
     worse = 0
-    for lam_per_track in np.geomspace(1e-3, 1e-15, 25):
+    for lam_per_track in np.geomspace(1e-3, 1e-13, 11):
         lam = float(lam_per_track * total)
         fit = _newton(like, counts, penalty, lam, theta)
         theta = fit.theta
-        score, df = _cv_score(fit, squares)
-        if not (np.isfinite(score) and df > 0):
-            score = -np.inf
-        path.append((score, fit, lam, df))
+        held_out = np.stack(  # log-likelihood of each class's held-out tracks, per fold
+            [
+                np.log(
+                    np.maximum(
+                        like
+                        @ _newton(like, counts - held, penalty, lam, fit.theta, 8, 1e-5).weights,
+                        1e-300,
+                    )
+                )
+                for held in folds
+            ]
+        )
+        score = float(np.sum(folds * held_out))
+        path.append((score, fit, lam, held_out))
         if score > best:
-            best = score
+            best, best_held = score, held_out
             worse = 0
         else:
             worse += 1
-            if worse >= 3:  # past the optimum: rougher fits only cost more
+            if worse >= 2:  # past the optimum: rougher fits only cost more
                 break
-    for score, fit, lam, df in path:  # smooth first
-        if score >= best - CV_TOLERANCE:
-            return fit, lam, df
+    held_total = float(folds.sum())
+    for score, fit, lam, held_out in path:  # smooth first
+        # one standard error of the difference from the best, over tracks
+        diff = held_out - best_held
+        mean = float(np.sum(folds * diff)) / held_total
+        se = float(np.sqrt(np.sum(folds * (diff - mean) ** 2)))
+        if score >= best - max(se, CV_TOLERANCE):
+            return fit, lam
     raise AssertionError("unreachable: the best λ is on the path")
 
+
+CV_FOLDS = 5
+"""Folds of the cross-validation over tracks."""
 
 CV_TOLERANCE = 1.0
 """How much higher (in log-likelihood) the cross-validated likelihood of a rougher fit must be for
@@ -552,6 +577,7 @@ def size_distribution(
     offset_s: float | None = None,
     min_diameter_nm: float | None = None,
     track_weights: np.ndarray | None = None,
+    track_groups: np.ndarray | None = None,
 ) -> SizeResult:
     """Penalised maximum-likelihood number distribution of diameters from per-track statistics.
 
@@ -571,6 +597,10 @@ def size_distribution(
         grid starts where the tracks start, but not below :data:`FLOOR_DIAMETER_NM`.
     track_weights : ndarray, optional
         How much each track counts (1 by default).
+    track_groups : ndarray, optional
+        A label per track: tracks that are probably of one particle (see
+        :func:`exocheck.nta.analyze.track_chains`) share a label and are held out together in
+        the cross-validation. Each track its own group by default.
     """
     settings = settings or SizingSettings()
     msd1_um2 = np.asarray(msd1_um2, float)
@@ -630,11 +660,25 @@ def size_distribution(
     mu, sd = float(np.median(log_size)), max(float(np.std(log_size)), 3 * step)
     theta0 = -0.5 * ((np.log(full_grid) - mu) / sd) ** 2
     if settings.smoothing is None:
-        fit, lam, df = _select_smoothing(like, c_c, c2_c, penalty, theta0)
+        # whole groups (tracks likely of one particle) are held out together: a held-out track
+        # whose particle has other tracks in the fit is predicted by them, which rewards spikes
+        groups = np.arange(msd1_um2.size) if track_groups is None else np.asarray(track_groups)
+        _, group_index = np.unique(groups, return_inverse=True)
+        fold_of_group = np.random.default_rng(settings.seed + 1).integers(
+            0, CV_FOLDS, int(group_index.max()) + 1
+        )
+        fold_of_track = fold_of_group[group_index.ravel()]
+        folds = np.stack(
+            [
+                np.bincount(index, weights=weights_in * (fold_of_track == k), minlength=c_c.size)
+                for k in range(CV_FOLDS)
+            ]
+        )
+        fit, lam = _select_smoothing(like, c_c, folds, penalty, theta0)
     else:
         lam = float(settings.smoothing * c_c.sum())
         fit = _newton(like, c_c, penalty, lam, theta0)
-        df = _cv_score(fit, c2_c)[1]
+    df = _cv_score(fit, c2_c)[1]
     below_fraction = float(fit.weights[:below].sum())
     weights = fit.weights[below:] / (1.0 - below_fraction)
     stats = summarise(grid, weights, edges)
