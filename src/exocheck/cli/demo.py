@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from importlib import resources
 from pathlib import Path
 from typing import Annotated
@@ -187,8 +188,9 @@ def demo_cmd(
         "are not counted."
     )
     console.print("signed certificates of analysis: " + ", ".join(str(p) for p in coas))
+    program = sys.argv[0] if Path(sys.argv[0]).name == "exocheck" else "exocheck"
     console.print(
-        f"verify one as a recipient would: exocheck verify {coas[0]} --public-key {public_keys}",
+        f"verify one as a recipient would: {program} verify {coas[0]} --public-key {public_keys}",
         highlight=False,
         soft_wrap=True,
     )
