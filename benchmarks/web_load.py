@@ -166,7 +166,7 @@ def run() -> dict:
     import httpx
 
     sys.path.insert(0, str(ROOT / "tests" / "web"))
-    from server import Server  # the tests' helper: exocheck serve on a free loopback port
+    from web_server import Server  # the tests' helper: exocheck serve on a free loopback port
 
     work = OUT / "web-load"
     work.mkdir(parents=True, exist_ok=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import io
 import json
 
-from conftest import PRODUCT, api_login, complete_lot, password, result_json
 from pypdf import PdfReader
+from web_helpers import PRODUCT, api_login, complete_lot, password, result_json
 
 from exocheck.store import Store
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import password
 from pypdf import PdfReader
-from server import Server
+from web_helpers import password
+from web_server import Server
 
 from exocheck.auth import Accounts
 from exocheck.simulate import make_params, make_population, simulate

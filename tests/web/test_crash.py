@@ -10,10 +10,10 @@ import uuid
 
 import httpx
 import pytest
-from conftest import password, stock
 from qc_factories import fill_lot
-from server import Server
 from sqlalchemy import create_engine, text
+from web_helpers import password, stock
+from web_server import Server
 
 from exocheck.auth import Signing
 from exocheck.store import Store

@@ -7,8 +7,8 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import CSRF, PRODUCT, USERS, api_login, complete_lot, page_login, password
 from sqlalchemy import text
+from web_helpers import CSRF, PRODUCT, USERS, api_login, complete_lot, page_login, password
 
 from exocheck.auth import Accounts
 from exocheck.store import Store
@@ -219,7 +219,7 @@ def test_markup_and_sql_are_stored_as_typed_and_shown_escaped(client, tmp_path, 
     with Store.open(db_url) as store:
         assert [r["lot"] for r in store.list_lots()] == [NASTY]  # stored exactly, table intact
     complete_path = tmp_path / "nasty.json"
-    from conftest import result_json
+    from web_helpers import result_json
 
     result_json(tmp_path, "nasty.json", sample=NASTY)
     with open(complete_path, "rb") as fh:

@@ -8,8 +8,8 @@ import json
 import sys
 
 import pytest
-from conftest import password
 from qc_factories import fill_lot
+from web_helpers import password
 
 from exocheck.cli.main import run
 from exocheck.store import Store
