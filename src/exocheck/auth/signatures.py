@@ -24,8 +24,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
 
 from exocheck.auth.accounts import Accounts, UserView
 from exocheck.auth.models import MEANINGS, Signature
@@ -98,13 +98,17 @@ class Signing:
         return content | {"content_sha256": canonical_sha256(content)}
 
     # ---- status -------------------------------------------------------------------------------
-    def _decision(self, lot: m.Lot) -> str | None:
+    def _decision(self, lot: m.Lot, entries: tuple[int, int] | None = None) -> str | None:
+        """The signed decision, else the current evaluation (kept while the lot's measurements
+        stay the same; ``entries`` = their count and newest id, when already known)."""
         if lot.release is not None:
             return lot.release.decision
         if lot.specification is None:
             return None
-        ids = [x.id for x in lot.measurements]
-        key = (lot.id, lot.specification_id, len(ids), max(ids, default=0))
+        if entries is None:
+            ids = [x.id for x in lot.measurements]
+            entries = (len(ids), max(ids, default=0))
+        key = (lot.id, lot.specification_id, *entries)
         with self._lock:
             if key in self._decisions:
                 return self._decisions[key]
@@ -136,17 +140,35 @@ class Signing:
         """``[{"lot", "product", "status", "decision", "specification", "reviewed_by",
         "signed_by"}]`` for every lot, oldest first."""
         with self.store._read() as session:
-            query = select(m.Lot).order_by(m.Lot.id)
+            query = (
+                select(m.Lot)
+                .order_by(m.Lot.id)
+                .options(
+                    selectinload(m.Lot.product),
+                    selectinload(m.Lot.specification),
+                    selectinload(m.Lot.release),
+                )
+            )
             if product is not None:
                 query = query.where(m.Lot.product_id == self.store._product(session, product).id)
             lots = list(session.scalars(query))
+            entries = {
+                lot_id: (count, newest)
+                for lot_id, count, newest in session.execute(
+                    select(
+                        m.Measurement.lot_id,
+                        func.count(m.Measurement.id),
+                        func.max(m.Measurement.id),
+                    ).group_by(m.Measurement.lot_id)
+                )
+            }
             by_lot: dict[int, list[Signature]] = {}
             for s in session.scalars(select(Signature).order_by(Signature.id)):
                 by_lot.setdefault(s.lot_id, []).append(s)
             out = []
             for lot in lots:
                 signatures = by_lot.get(lot.id, [])
-                decision = self._decision(lot)
+                decision = self._decision(lot, entries.get(lot.id, (0, 0)))
                 spec = lot.specification
                 out.append(
                     {

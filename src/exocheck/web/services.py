@@ -129,7 +129,7 @@ class Services:
             data = self.store.lot_data(lot)
             nta = data.nta
             spec = info["specification"]
-            with_nta = sum(1 for d in self.store.product_lot_data(info["product"]) if d.nta)
+            with_nta = self._lots_with_nta(info["product"])
             return {
                 "lot": info,
                 "nta": data.nta_all,
@@ -174,6 +174,19 @@ class Services:
             "attachments": info["attachments"],
             "signatures": state["signatures"],
         }
+
+    def _lots_with_nta(self, product: str) -> int:
+        """How many lots of ``product`` have a particle measurement (a control chart needs 2)."""
+        from sqlalchemy import distinct, func
+
+        with self.store._read() as session:
+            query = (
+                select(func.count(distinct(m.Measurement.lot_id)))
+                .join(m.Lot, m.Lot.id == m.Measurement.lot_id)
+                .join(m.Product, m.Product.id == m.Lot.product_id)
+                .where(m.Product.name == product, m.Measurement.kind == "nta")
+            )
+            return session.scalar(query) or 0
 
     def _figure_state(self) -> tuple:
         """What the figures depend on: any lot's measurements, the lots, the releases (control
