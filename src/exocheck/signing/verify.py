@@ -18,13 +18,16 @@ import hashlib
 import io
 import json
 import unicodedata
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519
+from pyhanko.pdf_utils.misc import PdfReadError
 
+from exocheck.signing import pdfread
 from exocheck.signing.certificate import (
     COA_FORMAT,
     COA_NAME,
@@ -134,18 +137,8 @@ def verify_data(coa_json: bytes, signature_json: bytes, keys: list[PublicKey]) -
     return Verification(data=data, data_key=key, checks=["data signature (Ed25519, RFC 8785)"])
 
 
-def _attachments(reader) -> dict[str, list[bytes]]:
-    """Every embedded file by name (a name added again later has several versions)."""
-    try:
-        found = reader.attachments
-        return {name: list(contents) for name, contents in found.items() if contents}
-    except Exception:  # a damaged name tree: nothing trustworthy is attached
-        return {}
-
-
 def _check_pdf_signature(pdf: bytes, keys: list[PublicKey], result: Verification) -> None:
     from pyhanko.keys import load_certs_from_pemder_data
-    from pyhanko.pdf_utils.misc import PdfReadError
     from pyhanko.pdf_utils.reader import PdfFileReader
     from pyhanko.sign.validation import validate_pdf_signature
     from pyhanko.sign.validation.errors import SignatureValidationError
@@ -203,34 +196,15 @@ def _squash(text: str) -> str:
     return "".join(unicodedata.normalize("NFKC", text).split())
 
 
-def _images(resources, depth: int = 0):
-    if resources is None or depth > 4:
-        return
-    xobjects = resources.get_object().get("/XObject")
-    if not xobjects:
-        return
-    for ref in xobjects.get_object().values():
-        obj = ref.get_object()
-        if obj.get("/Subtype") == "/Image":
-            yield obj
-        elif obj.get("/Subtype") == "/Form":
-            yield from _images(obj.get("/Resources"), depth + 1)
-
-
-def _image_matches(obj, modules: list[list[bool]]) -> bool:
+def _image_matches(image, modules: list[list[bool]]) -> bool:
     """Whether an image XObject is the QR code ``modules`` (sampled at module centres)."""
     size = len(modules)
-    width, height = int(obj.get("/Width", 0)), int(obj.get("/Height", 0))
-    if width != height or width % size or obj.get("/BitsPerComponent") != 8:
-        return False
-    channels = {"/DeviceRGB": 3, "/DeviceGray": 1}.get(str(obj.get("/ColorSpace")))
-    if channels is None:
+    width = int(image.get("/Width", 0))
+    if width != int(image.get("/Height", -1)) or width % size:
         return False
     try:
-        pixels = obj.get_data()
-    except Exception:
-        return False
-    if len(pixels) != width * height * channels:
+        width, _, channels, pixels = pdfread.image_samples(image)
+    except (ValueError, zlib.error):
         return False
     scale = width // size
     for row in range(size):
@@ -244,7 +218,13 @@ def _image_matches(obj, modules: list[list[bool]]) -> bool:
 
 def _check_page(reader, result: Verification) -> None:
     data = result.data
-    text = _squash(" ".join(page.extract_text() or "" for page in reader.pages))
+    try:
+        pages = pdfread.pages(reader)
+        text = _squash(" ".join(pdfread.page_text(reader, page) for page in pages))
+        if not pages:
+            raise ValueError("no pages")
+    except (ValueError, KeyError, TypeError, PdfReadError) as exc:
+        raise VerificationFailed(DISAGREE, f"the text of the page cannot be read ({exc})") from None
     expected = [
         ("certificate id", data["certificate_id"]),
         ("verification URL", data["verify_url"]),
@@ -261,9 +241,7 @@ def _check_page(reader, result: Verification) -> None:
             )
     modules = qr_modules(data["verify_url"])
     if not any(
-        _image_matches(image, modules)
-        for page in reader.pages[:1]
-        for image in _images(page.get("/Resources"))
+        _image_matches(image, modules) for image in pdfread.images(pages[0].get("/Resources"))
     ):
         raise VerificationFailed(
             DISAGREE, f"the QR code on the page does not encode {data['verify_url']}"
@@ -276,13 +254,10 @@ def _check_page(reader, result: Verification) -> None:
 
 def verify_pdf(pdf: bytes, keys: list[PublicKey]) -> Verification:
     """Verify a certificate PDF against the published ``keys`` (see the module)."""
-    from pypdf import PdfReader
-    from pypdf.errors import PyPdfError
-
     try:
-        reader = PdfReader(io.BytesIO(pdf), strict=False)
-        attached = _attachments(reader)
-    except (PyPdfError, ValueError, KeyError, TypeError, OSError) as exc:
+        reader = pdfread.open_pdf(pdf)
+        attached = pdfread.embedded_files(reader)
+    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise VerificationFailed(ALTERED, f"the PDF cannot be read ({exc})") from None
     if COA_NAME not in attached or SIGNATURE_NAME not in attached:
         raise VerificationFailed(
