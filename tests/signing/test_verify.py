@@ -89,6 +89,17 @@ def test_one_flipped_byte_is_an_altered_document(issued):
     assert failure(bytes(pdf), keyring.public_keys()).startswith("document altered after signing")
 
 
+def test_a_flip_in_the_signature_padding_is_an_altered_document(issued):
+    """The zeros reserved after the signature lie outside the signed byte range; changing one
+    still changes the file."""
+    _, _, keyring, certificate = issued
+    pdf = bytearray(certificate.pdf)
+    end = pdf.index(b">", pdf.rindex(b"/Contents <"))
+    assert pdf[end - 1 : end] == b"0"
+    pdf[end - 1] = ord("1")
+    assert failure(bytes(pdf), keyring.public_keys()).startswith("document altered after signing")
+
+
 def test_content_appended_after_signing_is_an_altered_document(issued):
     _, _, keyring, certificate = issued
     pdf = certificate.pdf + b"\n% appended\n"

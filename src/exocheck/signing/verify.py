@@ -38,6 +38,19 @@ from exocheck.signing.certificate import (
 )
 from exocheck.signing.keys import PublicKey
 
+#: what reading a damaged or hostile PDF may raise (the file is then not verifiable)
+READ_ERRORS = (
+    PdfReadError,
+    ValueError,
+    KeyError,
+    TypeError,
+    AttributeError,
+    IndexError,
+    NotImplementedError,
+    AssertionError,
+    zlib.error,
+)
+
 ALTERED = "document altered after signing"
 DATA_INVALID = "data signature invalid"
 UNKNOWN_KEY = "unknown key"
@@ -137,6 +150,20 @@ def verify_data(coa_json: bytes, signature_json: bytes, keys: list[PublicKey]) -
     return Verification(data=data, data_key=key, checks=["data signature (Ed25519, RFC 8785)"])
 
 
+def _check_signature_padding(signature) -> None:
+    """The bytes reserved for the signature beyond the CMS object are zeros (they lie outside
+    the signed byte range; a change there is still a change of the file)."""
+    from asn1crypto import cms
+
+    try:
+        contents = bytes(signature.sig_object["/Contents"].original_bytes)
+        used = len(cms.ContentInfo.load(contents, strict=False).dump())
+    except READ_ERRORS as exc:
+        raise VerificationFailed(ALTERED, f"the PDF signature cannot be read ({exc})") from None
+    if any(contents[used:]):
+        raise VerificationFailed(ALTERED, "the space reserved for the signature was changed")
+
+
 def _check_pdf_signature(pdf: bytes, keys: list[PublicKey], result: Verification) -> None:
     from pyhanko.keys import load_certs_from_pemder_data
     from pyhanko.pdf_utils.reader import PdfFileReader
@@ -146,7 +173,7 @@ def _check_pdf_signature(pdf: bytes, keys: list[PublicKey], result: Verification
 
     try:
         signatures = PdfFileReader(io.BytesIO(pdf), strict=False).embedded_signatures
-    except (PdfReadError, ValueError, KeyError, TypeError) as exc:
+    except READ_ERRORS as exc:
         raise VerificationFailed(ALTERED, f"the PDF cannot be read ({exc})") from None
     if not signatures:
         raise VerificationFailed(ALTERED, "the PDF carries no signature")
@@ -155,6 +182,7 @@ def _check_pdf_signature(pdf: bytes, keys: list[PublicKey], result: Verification
             ALTERED,
             f"the PDF carries {len(signatures)} signatures; an exocheck certificate has one",
         )
+    _check_signature_padding(signatures[0])
     roots = [
         c
         for k in keys
@@ -164,7 +192,7 @@ def _check_pdf_signature(pdf: bytes, keys: list[PublicKey], result: Verification
     context = ValidationContext(trust_roots=roots, allow_fetching=False)
     try:
         status = validate_pdf_signature(signatures[0], context)
-    except (SignatureValidationError, ValueError) as exc:
+    except (SignatureValidationError, *READ_ERRORS) as exc:
         raise VerificationFailed(
             ALTERED, f"the PDF signature cannot be validated ({exc})"
         ) from None
@@ -204,7 +232,7 @@ def _image_matches(image, modules: list[list[bool]]) -> bool:
         return False
     try:
         width, _, channels, pixels = pdfread.image_samples(image)
-    except (ValueError, zlib.error):
+    except READ_ERRORS:
         return False
     scale = width // size
     for row in range(size):
@@ -223,7 +251,7 @@ def _check_page(reader, result: Verification) -> None:
         text = _squash(" ".join(pdfread.page_text(reader, page) for page in pages))
         if not pages:
             raise ValueError("no pages")
-    except (ValueError, KeyError, TypeError, PdfReadError) as exc:
+    except READ_ERRORS as exc:
         raise VerificationFailed(DISAGREE, f"the text of the page cannot be read ({exc})") from None
     expected = [
         ("certificate id", data["certificate_id"]),
@@ -257,7 +285,7 @@ def verify_pdf(pdf: bytes, keys: list[PublicKey]) -> Verification:
     try:
         reader = pdfread.open_pdf(pdf)
         attached = pdfread.embedded_files(reader)
-    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError) as exc:
+    except READ_ERRORS as exc:
         raise VerificationFailed(ALTERED, f"the PDF cannot be read ({exc})") from None
     if COA_NAME not in attached or SIGNATURE_NAME not in attached:
         raise VerificationFailed(
