@@ -97,6 +97,19 @@ class Services:
         with self.store._read() as session:
             return session.scalar(select(func.max(m.AuditEvent.id))) or 0
 
+    def lot_state(self, lot: str) -> int:
+        """The newest audit event of ``lot``: everything the lot page shows (its records,
+        measurements, signatures, refusals) changes with an event of the lot."""
+        from sqlalchemy import func
+
+        with self.store._read() as session:
+            query = (
+                select(func.max(m.AuditEvent.id))
+                .join(m.Lot, m.Lot.id == m.AuditEvent.lot_id)
+                .where(m.Lot.number == lot)
+            )
+            return session.scalar(query) or 0
+
     def _cached(self, key: tuple, build):
         """``build()``, once per key: concurrent requests for a view being built wait for it
         instead of building it again (many users open a lot page just after it changed)."""
@@ -129,7 +142,6 @@ class Services:
             data = self.store.lot_data(lot)
             nta = data.nta
             spec = info["specification"]
-            with_nta = self._lots_with_nta(info["product"])
             return {
                 "lot": info,
                 "nta": data.nta_all,
@@ -143,12 +155,10 @@ class Services:
                 "figures": {
                     "size": bool(spec and nta is not None and nta.size.density),
                     "claim": bool(spec and nta is not None and data.particles_per_unit_claim),
-                    "chart": bool(spec and with_nta >= 2),
                 },
-                "version": self.state(),
             }
 
-        return self._cached(("lot", lot, self.state()), build)
+        return self._cached(("lot", lot, self.lot_state(lot)), build)
 
     def check_lot(self, lot: str) -> None:
         """:class:`NotFound` unless the lot exists."""
@@ -175,7 +185,7 @@ class Services:
             "signatures": state["signatures"],
         }
 
-    def _lots_with_nta(self, product: str) -> int:
+    def lots_with_nta(self, product: str) -> int:
         """How many lots of ``product`` have a particle measurement (a control chart needs 2)."""
         from sqlalchemy import distinct, func
 
@@ -188,7 +198,7 @@ class Services:
             )
             return session.scalar(query) or 0
 
-    def _figure_state(self) -> tuple:
+    def figure_state(self) -> tuple:
         """What the figures depend on: any lot's measurements, the lots, the releases (control
         charts show the other lots of the product)."""
         from sqlalchemy import func
@@ -222,7 +232,7 @@ class Services:
                 for k, v in uris.items()
             }
 
-        return self._cached(("figures", lot, *self._figure_state()), build).get(name)
+        return self._cached(("figures", lot, *self.figure_state()), build).get(name)
 
     # ---- actions ----------------------------------------------------------------------------
     def create_lot(

@@ -51,10 +51,15 @@ def _lot_context(svc: Services, lot: str, user) -> dict[str, Any]:
     view = svc.lot_view(lot)
     final = view["lot"]["status"] in ("released", "rejected")
     meanings = [m for m, roles in SIGNERS.items() if user.user.role in roles]
+    lot_row = view["lot"]
+    chart = bool(lot_row["specification"]) and svc.lots_with_nta(lot_row["product"]) >= 2
     return view | {
+        "figures": view["figures"] | {"chart": chart},  # other lots count: not kept with the lot
         "can_upload": can(user.user.role, "measurement.add") and not final,
         "can_sign": bool(meanings) and not final,
         "meanings": meanings,
+        # figures change with any lot of the product: their URLs carry what they depend on
+        "version": "-".join(str(x) for x in svc.figure_state()),
     }
 
 
@@ -69,7 +74,7 @@ FIGURES = ("size", "claim", "chart")
 @router.get("/lots/{lot}/figures/{name}.svg")
 def figure(lot: str, name: str, user: PageUser, svc: Svc) -> Response:
     """A figure of the lot page, drawn on the server and kept until the data change (the page
-    asks for it with the store's version, so the browser may keep it too)."""
+    asks for it with what it depends on, so the browser may keep it too)."""
     svc.check_lot(lot)
     svg = svc.lot_figure(lot, name) if name in FIGURES else None
     if svg is None:

@@ -1,0 +1,43 @@
+"""The pages show what the store holds, and change when it does."""
+
+from __future__ import annotations
+
+import re
+
+from web_helpers import PRODUCT, api_login, complete_lot, page_login
+
+
+def test_lot_page_criteria_figures_and_control_chart(client, tmp_path, db_url):
+    ana = api_login(client, "ana")
+    complete_lot(client, ana, db_url, "L-1", tmp_path)
+    page_login(client, "rita")
+    page = client.get("/lots/L-1").text
+    assert page.count('class="pass"') >= 5 and "conforms" in page
+    sources = re.findall(r'src="(/lots/L-1/figures/(\w+)\.svg\?v=[^"]+)"', page)
+    assert {name for _, name in sources} == {"size", "claim"}  # one lot: no control chart yet
+    assert "Too few lots of this product for a chart" in page
+    for url, _ in sources:
+        figure = client.get(url.replace("&amp;", "&"))
+        assert figure.status_code == 200 and figure.headers["content-type"] == "image/svg+xml"
+        assert "<svg" in figure.text
+    assert client.get("/lots/L-1/figures/chart.svg").status_code == 404
+    complete_lot(client, ana, db_url, "L-2", tmp_path)
+    page = client.get("/lots/L-1").text  # another lot changes L-1's chart, not L-1 itself
+    chart = re.search(r'src="(/lots/L-1/figures/chart\.svg\?v=[^"]+)"', page)
+    assert chart is not None
+    svg = client.get(chart.group(1)).text
+    assert "L-1" in svg and "L-2" in svg
+    dashboard = client.get("/").text
+    assert dashboard.count("/lots/L-") == 2 and 'id="status-in-review"' in dashboard
+
+
+def test_products_stability_and_docs_pages(client):
+    page_login(client, "ana")
+    products = client.get("/products").text
+    assert PRODUCT in products and "test-release" in products
+    assert "No study yet" in client.get("/stability").text
+    assert client.get("/stability/none").status_code == 404
+    docs = client.get("/docs").text
+    assert "/api/v1/lots/{lot}/signatures" in docs
+    schema = client.get("/openapi.json").json()
+    assert "/api/v1/login" in schema["paths"] and "/lots/{lot}" not in schema["paths"]
