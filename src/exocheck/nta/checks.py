@@ -73,7 +73,9 @@ def polarity(frames: np.ndarray) -> str | None:
 
     if frames.ndim != 3 or frames.shape[0] < 3:
         return None
-    stack = np.ascontiguousarray(frames)
+    # every second pixel of every second row: a particle's spot spans several pixels, so none is
+    # missed, and the check costs a quarter (it runs before detection starts)
+    stack = np.ascontiguousarray(frames[:, ::2, ::2])
     residual = stack.astype(np.float32) - static_background(stack)
     # centre and spread from every 7th pixel: medians of ~3·10⁶ values are as good as of all
     # 2·10⁷ and cost a tenth of the time
