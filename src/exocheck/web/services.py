@@ -68,6 +68,7 @@ class Services:
     analyses: AnalysisQueue
     _views: dict = field(default_factory=dict)
     _building: dict = field(default_factory=dict)
+    _drawn: dict = field(default_factory=dict)  # lot -> its newest figures
     _guard: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -210,9 +211,21 @@ class Services:
                 session.scalar(select(func.count(m.Release.id))),
             )
 
-    def lot_figure(self, lot: str, name: str) -> str | None:
+    def lot_figure(self, lot: str, name: str) -> tuple[str | None, bool]:
         """The lot's ``size``, ``claim`` or ``chart`` figure as SVG text (matplotlib, drawn on
-        the server, the certificate's own figures), or None when it has none."""
+        the server, the certificate's own figures), or None when it has none; and whether it is
+        current. While the figures are being redrawn after a change, the previous drawing is
+        given at once (``False``) instead of keeping every viewer waiting for the new one; the
+        criteria, values and signatures on the page itself are always current."""
+        key = ("figures", lot, *self.figure_state())
+        if key in self._views:
+            return self._views[key].get(name), True
+        previous = self._drawn.get(lot)
+        if previous is not None:
+            with self._guard:
+                busy = key in self._building
+            if busy:
+                return previous.get(name), False
 
         def build() -> dict[str, str | None]:
             from exocheck.report.coa import coa_context
@@ -232,7 +245,9 @@ class Services:
                 for k, v in uris.items()
             }
 
-        return self._cached(("figures", lot, *self.figure_state()), build).get(name)
+        figures = self._cached(key, build)
+        self._drawn[lot] = figures
+        return figures.get(name), True
 
     # ---- actions ----------------------------------------------------------------------------
     def create_lot(

@@ -76,12 +76,11 @@ def figure(lot: str, name: str, user: PageUser, svc: Svc) -> Response:
     """A figure of the lot page, drawn on the server and kept until the data change (the page
     asks for it with what it depends on, so the browser may keep it too)."""
     svc.check_lot(lot)
-    svg = svc.lot_figure(lot, name) if name in FIGURES else None
+    svg, current = svc.lot_figure(lot, name) if name in FIGURES else (None, True)
     if svg is None:
         raise NotFound(f"lot {lot} has no {name} figure")
-    return Response(
-        svg, media_type="image/svg+xml", headers={"Cache-Control": "private, max-age=3600"}
-    )
+    keep = "private, max-age=3600" if current else "no-store"  # a previous drawing: ask again
+    return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": keep})
 
 
 @router.post("/lots/{lot}/sign")
