@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import queue
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,6 +103,10 @@ class AnalysisQueue:
 
     def _run(self) -> None:
         from exocheck.batch import run_batch
+
+        if sys.platform == "linux":  # nice is per thread there: this thread and those it starts
+            with contextlib.suppress(OSError):  # (checksums, the Dask client and scheduler)
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WORKER_NICENESS)
 
         while True:
             work = self._queue.get()
