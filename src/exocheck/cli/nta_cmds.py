@@ -313,6 +313,13 @@ def _print_summary(measurement, out: Path) -> None:
         f"{conc.particles_per_ml:.3g}",
         f"{conc.ci.low:.3g}–{conc.ci.high:.3g}" if conc.ci else "",
     )
+    for i, peak in enumerate(sorted(size.peaks, key=lambda p: p.diameter_nm)):
+        support = "" if peak.support is None else f"in {peak.support:.0%} of resamples"
+        table.add_row(
+            "peaks (nm, share)" if i == 0 else "",
+            f"{peak.diameter_nm:.0f} ({peak.fraction:.0%})",
+            support,
+        )
     table.add_row("tracks", str(measurement.tracks.count), "")
     table.add_row("particles per frame", f"{measurement.particles_per_frame:.1f}", "")
     console.print(table)
