@@ -276,7 +276,7 @@ def section(r: dict) -> list[str]:
     ]
     for key, name, think in (
         ("users", "users", r["think_s"]),
-        ("during_analysis", "users while a video is analysed", r["think_s"]),
+        ("during_analysis", "users while videos are analysed", r["think_s"]),
         ("saturation", "saturation (closed loop)", 0.0),
     ):
         p = r[key]
@@ -288,7 +288,7 @@ def section(r: dict) -> list[str]:
         lines.append(
             f"| {name} | {think:g} s | {p['requests']} | {p['errors']} | "
             f"{p['throughput_per_s']:.0f} | {p['p50_ms']:.0f} | {p['p95_ms']:.0f} | "
-            f"{p['max_ms']:.0f} | {target} |"
+            f"{p['max_ms']:.0f} | {p['load_1min']:.1f} | {target} |"
         )
     lines += [
         "",
