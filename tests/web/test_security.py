@@ -286,3 +286,20 @@ def test_bad_uploads_are_one_clear_error_and_nothing_stored(
         "/lots/L-1/upload", data={"csrf_token": csrf}, files={"file": (name, content)}
     )
     assert page.status_code == status and words in page.text
+
+
+def test_cookies_are_secure_over_https(settings):
+    from fastapi.testclient import TestClient
+
+    from exocheck.web import create_app
+
+    with TestClient(create_app(settings), base_url="https://testserver") as client:
+        page = client.get("/login")
+        token = CSRF.search(page.text).group(1)
+        response = client.post(
+            "/login",
+            data={"username": "ana", "password": password("ana"), "csrf_token": token},
+            follow_redirects=False,
+        )
+    cookie = next(c for c in response.headers.get_list("set-cookie") if "exocheck_session" in c)
+    assert "Secure" in cookie and "HttpOnly" in cookie
