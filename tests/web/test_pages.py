@@ -41,3 +41,33 @@ def test_products_stability_and_docs_pages(client):
     assert "/api/v1/lots/{lot}/signatures" in docs
     schema = client.get("/openapi.json").json()
     assert "/api/v1/login" in schema["paths"] and "/lots/{lot}" not in schema["paths"]
+
+
+def test_stability_study_page_shows_the_shelf_life_plot(client, db_url, tmp_path):
+    from test_stability_store import EV_LOTS, EV_PROTOCOL, ev_study_csv
+
+    from exocheck.qc.release import fmt
+    from exocheck.store import Store
+
+    with Store.open(db_url) as store:
+        for lot in EV_LOTS:
+            store.add_lot(lot, PRODUCT, manufactured="2025-01-15", by="ana")
+        store.import_study(
+            ev_study_csv(tmp_path / "ev.csv"),
+            name="EV-storage",
+            product=PRODUCT,
+            by="ana",
+            response_col="concentration_per_ml",
+            time_col="day",
+            time_unit="day",
+            unit="particles/mL",
+            protocol=EV_PROTOCOL,
+        )
+        result = store.shelf_life("EV-storage")
+    page_login(client, "quinn")
+    listing = client.get("/stability").text
+    assert "EV-storage" in listing and "particles/mL" in listing
+    page = client.get("/stability/EV-storage").text
+    assert 'src="data:image/png;base64,' in page
+    shown = "—" if result.shelf_life is None else fmt(result.shelf_life)
+    assert f"Shelf life: <b>{shown}</b>" in page
