@@ -71,3 +71,40 @@ def test_stability_study_page_shows_the_shelf_life_plot(client, db_url, tmp_path
     assert 'src="data:image/png;base64,' in page
     shown = "—" if result.shelf_life is None else fmt(result.shelf_life)
     assert f"Shelf life: <b>{shown}</b>" in page
+
+
+def test_results_form_completes_a_lot(client, tmp_path, db_url):
+    from web_helpers import result_json
+
+    ana = api_login(client, "ana")
+    client.post("/api/v1/lots", json={"lot": "L-1", "product": PRODUCT}, headers=ana)
+    path = result_json(tmp_path, sample="L-1")
+    with open(path, "rb") as fh:
+        client.post("/api/v1/lots/L-1/measurements", headers=ana, files={"file": ("r.json", fh)})
+    csrf = page_login(client, "ana")
+    forms = [
+        {"kind": "protein", "ug_per_ml": "5", "method": "BCA"},
+        {
+            "kind": "markers",
+            "pairs": "CD9=present, CD63=present\nCD81=present, TSG101=present, calnexin=absent",
+        },
+        {"kind": "safety", "pairs": "endotoxin_eu_per_ml=0.05, sterility=negative"},
+    ]
+    assert client.get("/api/v1/lots/L-1", headers=ana).json()["status"] == "awaiting data"
+    for form in forms:
+        response = client.post(
+            "/lots/L-1/results", data=form | {"csrf_token": csrf}, follow_redirects=False
+        )
+        assert response.status_code == 303, response.text
+    lot = client.get("/api/v1/lots/L-1", headers=ana).json()
+    assert lot["status"] == "in review" and lot["decision"] == "conforms"
+    bad = client.post(
+        "/lots/L-1/results", data={"kind": "markers", "pairs": "CD9 present", "csrf_token": csrf}
+    )
+    assert bad.status_code == 422 and "expected NAME=VALUE" in bad.text
+    client.cookies.clear()
+    rita = page_login(client, "rita")
+    refused = client.post(
+        "/lots/L-1/results", data={"kind": "protein", "ug_per_ml": "9", "csrf_token": rita}
+    )
+    assert refused.status_code == 403 and "role reviewer cannot add measurements" in refused.text

@@ -329,6 +329,36 @@ class Services:
             "instrument": record.source.instrument,
         }
 
+    def add_result(self, user: SessionView, lot: str, kind: str, form: dict[str, Any]) -> int:
+        """Protein (``ug_per_ml``, ``method``), a marker panel or safety tests (``NAME=VALUE``
+        pairs, one per line or comma-separated) entered on the lot page."""
+        require(user.user.role, "measurement.add")
+        self.check_lot(lot)
+        by = user.user.name
+        if kind == "protein":
+            text = str(form.get("ug_per_ml") or "").strip()
+            try:
+                value = float(text)
+            except ValueError:
+                raise ParameterError(f"protein: not a number: {text[:40]!r}") from None
+            method = str(form.get("method") or "").strip() or "BCA"
+            return self.store.add_protein(lot, value, method=method[:100], by=by)
+        pairs = {}
+        for item in re.split(r"[,\n]", str(form.get("pairs") or "")):
+            if not item.strip():
+                continue
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip() or not value.strip():
+                raise ParameterError(f"{kind}: expected NAME=VALUE, got {item.strip()[:60]!r}")
+            pairs[key.strip()] = value.strip()
+        if not pairs:
+            raise ParameterError(f"{kind}: give at least one NAME=VALUE")
+        if kind == "markers":
+            return self.store.add_markers(lot, pairs, by=by)
+        if kind == "safety":
+            return self.store.add_safety(lot, pairs, by=by)
+        raise ParameterError(f"unknown kind of result {kind[:20]!r}")
+
     def sign(
         self, user: SessionView, lot: str, *, meaning: str, reason: str, password: str
     ) -> dict[str, Any]:

@@ -103,6 +103,20 @@ async def sign(lot: str, request: Request, user: FormUser, svc: Svc) -> Response
     return RedirectResponse(f"/lots/{lot}", status_code=303)
 
 
+@router.post("/lots/{lot}/results")
+async def add_result(lot: str, request: Request, user: FormUser, svc: Svc) -> Response:
+    """Protein, markers or safety tests from the lot page's form."""
+    form = await request.form()
+    try:
+        svc.add_result(user, lot, str(form.get("kind") or ""), dict(form))
+    except NotFound:
+        raise
+    except ExocheckError as exc:
+        context = _lot_context(svc, lot, user) | {"result_error": str(exc)}
+        return render(request, "lot.html", context, status=http_status(exc))
+    return RedirectResponse(f"/lots/{lot}", status_code=303)
+
+
 @router.get("/lots/{lot}/upload")
 def upload_form(lot: str, request: Request, user: PageUser, svc: Svc) -> Response:
     svc.check_lot(lot)
