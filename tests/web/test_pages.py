@@ -108,3 +108,47 @@ def test_results_form_completes_a_lot(client, tmp_path, db_url):
         "/lots/L-1/results", data={"kind": "protein", "ug_per_ml": "9", "csrf_token": rita}
     )
     assert refused.status_code == 403 and "role reviewer cannot add measurements" in refused.text
+
+
+def test_people_page_is_for_administrators(client):
+    csrf = page_login(client, "ana")
+    assert client.get("/users").status_code == 403
+    refused = client.post(
+        "/users", data={"name": "eve", "role": "qa", "password": "eve-pw-long", "csrf_token": csrf}
+    )
+    assert refused.status_code == 403 and "cannot manage users" in refused.text
+    client.cookies.clear()
+    csrf = page_login(client, "adam")
+    assert "ana" in client.get("/users").text
+    added = client.post(
+        "/users",
+        data={
+            "name": "eve",
+            "role": "qa",
+            "printed_name": "Eve E.",
+            "password": "eve-pw-long",
+            "csrf_token": csrf,
+        },
+        follow_redirects=False,
+    )
+    assert added.status_code == 303
+    again = client.post(
+        "/users", data={"name": "eve", "role": "qa", "password": "eve-pw-long", "csrf_token": csrf}
+    )
+    assert again.status_code == 409 and "never reused" in again.text
+    login = client.post("/api/v1/login", json={"username": "eve", "password": "eve-pw-long"})
+    assert login.status_code == 200
+    token = {"Authorization": f"Bearer {login.json()['token']}"}
+    assert (
+        client.post(
+            "/users/eve/disable", data={"csrf_token": csrf}, follow_redirects=False
+        ).status_code
+        == 303
+    )
+    assert client.get("/api/v1/lots", headers=token).status_code == 401  # sessions ended
+    assert (
+        client.post(
+            "/api/v1/login", json={"username": "eve", "password": "eve-pw-long"}
+        ).status_code
+        == 423
+    )

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from exocheck.web.pages import auth, catalog, lots
+from exocheck.web.pages import auth, catalog, lots, users
 
 router = APIRouter(include_in_schema=False)
 router.include_router(auth.router)
 router.include_router(lots.router)
 router.include_router(catalog.router)
+router.include_router(users.router)
