@@ -108,7 +108,7 @@ def _overlap_s(jobs: list[dict], began: float, ended: float) -> float:
 
 
 async def _phase(base: str, tokens: list[tuple[str, str]], think_s: float) -> dict:
-    import httpx
+    import httpx2 as httpx
 
     latencies: dict[str, list[float]] = {p: [] for p in PATHS}
     errors: list[str] = []
@@ -165,7 +165,7 @@ async def _phase(base: str, tokens: list[tuple[str, str]], think_s: float) -> di
 
 
 def run() -> dict:
-    import httpx
+    import httpx2 as httpx
 
     sys.path.insert(0, str(ROOT / "tests" / "web"))
     from web_server import Server  # the tests' helper: exocheck serve on a free loopback port

@@ -11,7 +11,7 @@ import shutil
 import time
 from pathlib import Path
 
-import httpx
+import httpx2 as httpx
 import pytest
 from pypdf import PdfReader
 from web_helpers import password

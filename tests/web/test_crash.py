@@ -8,7 +8,7 @@ import shutil
 import threading
 import uuid
 
-import httpx
+import httpx2 as httpx
 import pytest
 from qc_factories import fill_lot
 from sqlalchemy import create_engine, text

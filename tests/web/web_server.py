@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-import httpx
+import httpx2 as httpx
 
 EXOCHECK = Path(sys.executable).with_name("exocheck")
 
