@@ -303,3 +303,26 @@ def test_cookies_are_secure_over_https(settings):
         )
     cookie = next(c for c in response.headers.get_list("set-cookie") if "exocheck_session" in c)
     assert "Secure" in cookie and "HttpOnly" in cookie
+
+
+def test_login_never_sends_the_browser_to_another_site(client):
+    for target, expected in (
+        ("//evil.example/x", "/"),
+        ("https://evil.example", "/"),
+        ("/lots/L-1", "/lots/L-1"),
+        ("/\\evil.example", "/"),
+    ):
+        page = client.get("/login", params={"next": target})
+        token = CSRF.search(page.text).group(1)
+        response = client.post(
+            "/login",
+            data={
+                "username": "ana",
+                "password": password("ana"),
+                "csrf_token": token,
+                "next": target,
+            },
+            follow_redirects=False,
+        )
+        assert response.status_code == 303 and response.headers["location"] == expected
+        client.cookies.clear()
