@@ -168,3 +168,30 @@ def test_audit_lists_events_of_a_lot(client, tmp_path, db_url):
     assert client.get("/api/v1/audit?lot=NOPE", headers=headers).status_code == 404
     everything = client.get("/api/v1/audit", headers=headers).json()
     assert any(e["action"] == "user.add" for e in everything)
+
+
+def test_review_and_release_on_sqlite_and_postgresql(both_db, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from exocheck.web import Settings, create_app
+
+    settings = Settings(database_url=both_db, data_dir=tmp_path / "data")
+    with TestClient(create_app(settings)) as client:
+        ana = api_login(client, "ana")
+        complete_lot(client, ana, both_db, "L-1", tmp_path)
+        client.post("/api/v1/lots", json={"lot": "L-2", "product": PRODUCT}, headers=ana)
+        url = "/api/v1/lots/L-1/signatures"
+        for name, meaning in (("rita", "reviewed"), ("quinn", "approved")):
+            response = client.post(
+                url,
+                headers=api_login(client, name),
+                json={"meaning": meaning, "reason": "ok", "password": password(name)},
+            )
+            assert response.status_code == 201, response.text
+        rows = client.get("/api/v1/lots", headers=ana).json()
+        assert rows == [
+            {"lot": "L-1", "product": PRODUCT, "status": "released", "decision": "conforms"},
+            {"lot": "L-2", "product": PRODUCT, "status": "awaiting data", "decision": "incomplete"},
+        ]
+        events = client.get("/api/v1/audit?lot=L-1", headers=ana).json()
+        assert [e["action"] for e in events][-2:] == ["lot.sign", "signature.approved"]

@@ -3,47 +3,15 @@ signature with its release and audit events or none of them; on SQLite and Postg
 
 from __future__ import annotations
 
-import os
-import shutil
 import threading
-import uuid
 
 import httpx2 as httpx
-import pytest
 from qc_factories import fill_lot
-from sqlalchemy import create_engine, text
-from web_helpers import password, stock
+from web_helpers import password
 from web_server import Server
 
 from exocheck.auth import Signing
 from exocheck.store import Store
-
-PG_ENV = "EXOCHECK_TEST_POSTGRES_URL"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def crash_db(request, tmp_path, stocked_db):
-    if request.param == "sqlite":
-        shutil.copyfile(stocked_db, tmp_path / "qc.db")
-        yield f"sqlite:///{tmp_path / 'qc.db'}"
-        return
-    base = os.environ.get(PG_ENV)
-    if not base:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"{PG_ENV} is not set in CI: .ci/run must start PostgreSQL")
-        pytest.skip(f"PostgreSQL tests need a server: set {PG_ENV}=postgresql+psycopg://...")
-    schema = f"w_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
-    try:
-        stock(url, tmp_path)
-        yield url
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def _state(url: str) -> tuple[list[str], list[str], bool]:
@@ -63,8 +31,8 @@ def _token(server: Server, name: str) -> str:
     return response.json()["token"]
 
 
-def test_signature_is_all_or_nothing_under_sigkill(crash_db, tmp_path):
-    with Store.open(crash_db) as store:
+def test_signature_is_all_or_nothing_under_sigkill(both_db, tmp_path):
+    with Store.open(both_db) as store:
         fill_lot(store, "L-1", by="ana")
         Signing(store).sign(
             "L-1", user="rita", password=password("rita"), meaning="reviewed", reason="data checked"
@@ -72,7 +40,7 @@ def test_signature_is_all_or_nothing_under_sigkill(crash_db, tmp_path):
     body = {"meaning": "approved", "reason": "release", "password": password("quinn")}
 
     # killed after the signature, its release and audit events are written, before the commit
-    server = Server(crash_db, tmp_path / "data", EXOCHECK_FAULT_PAUSE_SIGNATURE_S="60")
+    server = Server(both_db, tmp_path / "data", EXOCHECK_FAULT_PAUSE_SIGNATURE_S="60")
     try:
         token = _token(server, "quinn")
         outcome: list[object] = []
@@ -98,12 +66,12 @@ def test_signature_is_all_or_nothing_under_sigkill(crash_db, tmp_path):
     finally:
         server.kill()
     assert isinstance(outcome[0], httpx.HTTPError)  # the client never got an answer
-    meanings, actions, released = _state(crash_db)
+    meanings, actions, released = _state(both_db)
     assert meanings == ["reviewed"] and not released
     assert "signature.approved" not in actions and "lot.sign" not in actions
 
     # restarted: the lot is as before and can be signed; killed right after: all of it stays
-    server = Server(crash_db, tmp_path / "data")
+    server = Server(both_db, tmp_path / "data")
     try:
         token = _token(server, "quinn")
         headers = {"Authorization": f"Bearer {token}"}
@@ -116,6 +84,6 @@ def test_signature_is_all_or_nothing_under_sigkill(crash_db, tmp_path):
         server.kill()
     finally:
         server.kill()
-    meanings, actions, released = _state(crash_db)
+    meanings, actions, released = _state(both_db)
     assert meanings == ["reviewed", "approved"] and released
     assert actions[-2:] == ["lot.sign", "signature.approved"]
