@@ -136,6 +136,15 @@ def test_analyze_contract(analysis, beads):
     edges, density = np.array(size["bin_edges_nm"]), np.array(size["density"])
     assert density.size == edges.size - 1 and np.all(np.diff(edges) > 0)
     assert density.sum() == pytest.approx(1.0, abs=1e-9) and np.all(density >= 0)
+    # the pointwise band around the density, and the reported (supported) peaks
+    low, high = np.array(size["density_ci_low"]), np.array(size["density_ci_high"])
+    assert low.shape == high.shape == density.shape
+    assert np.all(low <= density + 1e-12) and np.all(density <= high + 1e-12)
+    assert len(size["peaks"]) == 1  # one bead population: one peak
+    peak = size["peaks"][0]
+    assert edges[0] < peak["diameter_nm"] < edges[-1] and peak["support"] >= 0.8
+    assert peak["fraction"] == pytest.approx(1.0)
+    assert "peaks" in outcome.stdout
     # a unit or override mistake would be off by a factor: 100 nm beads within ±25 %
     params = _params(beads)
     assert size["d50_nm"] == pytest.approx(params["populations"][0]["diameter_nm"], rel=0.25)
