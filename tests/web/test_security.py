@@ -13,8 +13,14 @@ from web_helpers import CSRF, PRODUCT, USERS, api_login, complete_lot, page_logi
 from exocheck.auth import Accounts
 from exocheck.store import Store
 
-PUBLIC = {("GET", "/login"), ("POST", "/login"), ("POST", "/api/v1/login")}
-SAMPLE = {"lot": "L-1", "job_id": "1", "name": "study-1"}
+# the login routes, and the certificate verification page that anyone holding a certificate opens
+PUBLIC = {
+    ("GET", "/login"),
+    ("POST", "/login"),
+    ("POST", "/api/v1/login"),
+    ("GET", "/verify/COA-0000"),
+}
+SAMPLE = {"lot": "L-1", "job_id": "1", "name": "study-1", "certificate_id": "COA-0000"}
 
 
 def _routes(app) -> list[tuple[str, str]]:
