@@ -239,3 +239,32 @@ def test_track_chains_join_the_pieces_of_one_particle() -> None:
     assert chains[0] == chains[1]
     assert len({chains[0], chains[2], chains[3]}) == 3
     assert set(chains[:4]).isdisjoint(chains[4:])  # videos never share a chain
+
+
+def test_bootstrap_interval_of_a_narrow_peak_is_as_wide_as_its_sampling_spread() -> None:
+    """A narrow bead peak on a wide grid (short tracks widen it), strongly smoothed: the fit's
+    curvature spans many orders of magnitude, and resamples solved in a badly scaled basis hardly
+    moved (a D50 interval 15x too narrow). The interval must match the spread of full re-solves of
+    independent samples of the same beads: within a factor 2.5 either way (the SD of 8 re-solves
+    is known to ±25 %, a 40-resample percentile range to ±20 %)."""
+    rng = np.random.default_rng(12)
+    diameters = 100.0 * (1 + 0.03 * rng.standard_normal(737))
+    s2 = np.full(diameters.size, 0.002)
+    n = rng.integers(8, 150, diameters.size).astype(float)
+    d = diffusion_um2_s(diameters, TEMPERATURE_C)
+    expected = 2 * d * (FRAME_S - EXPOSURE_S / 3) + 2 * s2
+    shape = n / (1 + 2 * ((d * EXPOSURE_S / 3 - s2) / expected) ** 2)
+    m = rng.gamma(shape, expected / shape)
+    result = size_distribution(m, n, s2, FRAME_S, EXPOSURE_S, TEMPERATURE_C)
+    low, high = result.ci["d50_nm"]
+    d50s = []
+    for seed in range(8):  # independent tracks of the same beads, each solved in full
+        m_b = np.random.default_rng(100 + seed).gamma(shape, expected / shape)
+        d50s.append(
+            size_distribution(
+                m_b, n, s2, FRAME_S, EXPOSURE_S, TEMPERATURE_C,
+                settings=SizingSettings(n_bootstrap=0, smoothing=result.smoothing),
+            ).stats["d50_nm"]
+        )  # fmt: skip
+    spread = 3.92 * float(np.std(d50s, ddof=1))  # a 95 % range
+    assert 0.4 * spread < high - low < 2.5 * spread, (low, high, spread)
