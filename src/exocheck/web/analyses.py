@@ -60,6 +60,7 @@ class AnalysisQueue:
         self.workers = workers
         self._queue: queue.Queue[_Work | None] = queue.Queue()
         self._notes: dict[int, str] = {}  # job id -> why its measurement was not entered
+        self._pending: set[int] = set()  # jobs whose entry into their lot is not decided yet
         self._thread: threading.Thread | None = None
         self._client = None
         self._cluster = None
@@ -79,6 +80,7 @@ class AnalysisQueue:
         job = JobTable(store).get_or_create(
             spec.sample, inputs, inputs_sha, record, settings_sha, __version__
         )
+        self._pending.add(job.id)
         self._queue.put(_Work(job.id, spec, lot, by))
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
@@ -130,6 +132,8 @@ class AnalysisQueue:
             except Exception as exc:  # the service stays up; the job says what happened
                 log.exception("analysis of job %s failed", work.job_id)
                 self._notes[work.job_id] = f"the analysis could not run: {type(exc).__name__}"
+            finally:
+                self._pending.discard(work.job_id)
 
     def close(self) -> None:
         self._queue.put(None)
@@ -156,6 +160,8 @@ class AnalysisQueue:
             status = "failed"  # the batch runner refused it before claiming it
         if note and status == "done" and job.measurement_id is None:
             status = "failed"  # analysed, but the lot refused the result (the note says why)
+        elif status == "done" and job.measurement_id is None and job_id in self._pending:
+            status = "running"  # analysed; whether its lot takes the result is not decided yet
         return {
             "job": job.id,
             "status": status,
