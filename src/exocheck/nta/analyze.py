@@ -414,19 +414,18 @@ def track_chains(videos: Sequence[VideoAnalysis]) -> np.ndarray:
         sx, sy = first["x"].to_numpy(), first["y"].to_numpy()
         end = last["frame"].to_numpy()
         ex, ey = last["x"].to_numpy(), last["y"].to_numpy()
-        pairs_from, pairs_to = [], []
-        for i in range(ids.size):
-            lo = np.searchsorted(start_sorted, end[i], side="right")
-            hi = np.searchsorted(start_sorted, end[i] + CHAIN_GAP_FRAMES, side="right")
-            if hi <= lo:
-                continue
-            j = order[lo:hi]
-            gap = start[j] - end[i]
-            near = np.hypot(sx[j] - ex[i], sy[j] - ey[i]) <= v.search_radius_px * np.sqrt(gap)
-            pairs_from.append(np.full(int(near.sum()), i))
-            pairs_to.append(j[near])
-        rows = np.concatenate(pairs_from).astype(int) if pairs_from else np.zeros(0, int)
-        cols = np.concatenate(pairs_to).astype(int) if pairs_to else np.zeros(0, int)
+        # every (ending track, track starting within the gap after it) pair, without a loop
+        lo = np.searchsorted(start_sorted, end, side="right")
+        hi = np.searchsorted(start_sorted, end + CHAIN_GAP_FRAMES, side="right")
+        n_pairs = hi - lo
+        rows = np.repeat(np.arange(ids.size), n_pairs)
+        offsets = np.arange(int(n_pairs.sum())) - np.repeat(np.cumsum(n_pairs) - n_pairs, n_pairs)
+        cols = order[np.repeat(lo, n_pairs) + offsets]
+        gap = start[cols] - end[rows]
+        near = np.hypot(sx[cols] - ex[rows], sy[cols] - ey[rows]) <= v.search_radius_px * np.sqrt(
+            gap
+        )
+        rows, cols = rows[near], cols[near]
         links = coo_matrix((np.ones(rows.size), (rows, cols)), shape=(ids.size, ids.size))
         _, chain = connected_components(links, directed=False)
         labels.append(chain + offset)
