@@ -198,7 +198,11 @@ def connect(scheduler: str | None, workers: int | None, timeout_s: float = CONNE
         threads_per_worker=1,
         processes=True,
         dashboard_address=":0",  # any free port: several batches may run on one machine
-        silence_logs=logging.ERROR,
+        # the local workers' own logs stay quiet below CRITICAL: when a batch is interrupted
+        # (Ctrl-C reaches the whole process group) a worker whose scheduler has just closed logs
+        # its failed heartbeat with a traceback; a job's failure reaches the user through the
+        # job table and the closing table instead
+        silence_logs=logging.CRITICAL,
         preload=["exocheck.batch.warm"],  # workers load the analysis while the client starts
     )
     try:
