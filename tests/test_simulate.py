@@ -20,7 +20,11 @@ def _run(params) -> tuple[np.ndarray, Simulation]:
 def _steps(tracks: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     t = tracks.sort_values(["particle", "frame"])
     ok = (np.diff(t["particle"].to_numpy()) == 0) & (np.diff(t["frame"].to_numpy()) == 1)
-    return np.diff(t["x"].to_numpy())[ok], np.diff(t["y"].to_numpy())[ok], t["particle"].to_numpy()[1:][ok]
+    return (
+        np.diff(t["x"].to_numpy())[ok],
+        np.diff(t["y"].to_numpy())[ok],
+        t["particle"].to_numpy()[1:][ok],
+    )
 
 
 @pytest.mark.parametrize("exposure_ms", [1.0, 20.0])
@@ -32,8 +36,13 @@ def test_truth_msd_matches_stokes_einstein(exposure_ms: float) -> None:
     standard error of the mean is ~1 %, so a 3 % bound fails only on a real error.
     """
     p = make_params(
-        frames=100, seed=11, exposure_ms=exposure_ms, sheet_fwhm_um=20.0, defocus_um=100.0,
-        width_px=200, height_px=200,
+        frames=100,
+        seed=11,
+        exposure_ms=exposure_ms,
+        sheet_fwhm_um=20.0,
+        defocus_um=100.0,
+        width_px=200,
+        height_px=200,
         populations=[Population(diameter_nm=100.0, concentration_per_ml=4e9)],
     )
     _, sim = _run(p)
@@ -49,9 +58,17 @@ def test_truth_msd_matches_stokes_einstein(exposure_ms: float) -> None:
 
 
 def test_temperature_changes_diffusion() -> None:
-    p25 = make_params(frames=60, seed=3, exposure_ms=1.0, sheet_fwhm_um=20.0, temperature_c=25.0,
-                      defocus_um=100.0, width_px=200, height_px=200,
-                      populations=[Population(diameter_nm=100.0, concentration_per_ml=5e9)])
+    p25 = make_params(
+        frames=60,
+        seed=3,
+        exposure_ms=1.0,
+        sheet_fwhm_um=20.0,
+        temperature_c=25.0,
+        defocus_um=100.0,
+        width_px=200,
+        height_px=200,
+        populations=[Population(diameter_nm=100.0, concentration_per_ml=5e9)],
+    )
     p37 = p25.model_copy(update={"temperature_c": 37.0})
     _, s25 = _run(p25)
     _, s37 = _run(p37)
@@ -62,8 +79,13 @@ def test_temperature_changes_diffusion() -> None:
 
 
 def test_drift_moves_everything() -> None:
-    p = make_params(frames=90, seed=5, exposure_ms=1.0, drift_um_s=(4.0, -2.0),
-                    populations=[Population(diameter_nm=200.0, concentration_per_ml=1e9)])
+    p = make_params(
+        frames=90,
+        seed=5,
+        exposure_ms=1.0,
+        drift_um_s=(4.0, -2.0),
+        populations=[Population(diameter_nm=200.0, concentration_per_ml=1e9)],
+    )
     _, sim = _run(p)
     dx, dy, _ = _steps(sim.truth_tracks())
     per_frame_px = np.array([4.0, -2.0]) / p.fps / p.pixel_size_um
@@ -74,8 +96,14 @@ def test_drift_moves_everything() -> None:
 
 def test_particles_per_frame_match_concentration_times_volume() -> None:
     """Particles in the field per frame = realised concentration × field area × box depth."""
-    p = make_params(frames=40, seed=2, width_px=320, height_px=240, defocus_um=100.0,
-                    populations=[Population(concentration_per_ml=1.2e10)])
+    p = make_params(
+        frames=40,
+        seed=2,
+        width_px=320,
+        height_px=240,
+        defocus_um=100.0,
+        populations=[Population(concentration_per_ml=1.2e10)],
+    )
     _, sim = _run(p)
     truth = sim.truth()
     lo, hi = np.array(truth["box_um"]["lo"]), np.array(truth["box_um"]["hi"])
@@ -94,7 +122,11 @@ def test_detected_brightness_ratio_follows_mie() -> None:
     from exocheck.nta.locate import LocateSettings, locate_video, static_background
 
     p = make_params(
-        frames=150, seed=8, gain=0.08, read_noise_counts=1.0, exposure_ms=1.0,
+        frames=150,
+        seed=8,
+        gain=0.08,
+        read_noise_counts=1.0,
+        exposure_ms=1.0,
         populations=[
             Population(name="small", diameter_nm=100.0, concentration_per_ml=3e8),
             Population(name="large", diameter_nm=150.0, concentration_per_ml=3e8),
@@ -133,12 +165,20 @@ def test_deterministic_for_a_seed_and_saturates() -> None:
 
 def test_lognormal_mixture_truth() -> None:
     p = make_params(
-        frames=30, seed=1,
+        frames=30,
+        seed=1,
         populations=[
-            Population(name="ev", distribution="lognormal", diameter_nm=110, gsd=1.35,
-                       refractive_index=1.39, concentration_per_ml=2e9),
-            Population(name="beads", diameter_nm=200, refractive_index=1.59,
-                       concentration_per_ml=2e8),
+            Population(
+                name="ev",
+                distribution="lognormal",
+                diameter_nm=110,
+                gsd=1.35,
+                refractive_index=1.39,
+                concentration_per_ml=2e9,
+            ),
+            Population(
+                name="beads", diameter_nm=200, refractive_index=1.59, concentration_per_ml=2e8
+            ),
         ],
     )
     _, sim = _run(p)

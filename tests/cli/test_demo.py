@@ -34,7 +34,9 @@ def test_demo_runs_the_whole_job(tmp_path: Path) -> None:
     assert not list((tmp_path / ".local").rglob("keyring.json"))  # no keys in the home folder
     listed = subprocess.run(
         [str(EXOCHECK), "lot", "list", "--json", "--db", str(out / "exocheck-demo.db")],
-        capture_output=True, text=True, env=env,
+        capture_output=True,
+        text=True,
+        env=env,
     )
     assert listed.returncode == 0, listed.stderr
     decisions = {row["lot"]: row["decision"] for row in json.loads(listed.stdout)}

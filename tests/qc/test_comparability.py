@@ -30,15 +30,18 @@ def rules(values):
     return [(v.rule, v.index) for v in western_electric(values, 0.0, 1.0)]
 
 
-@pytest.mark.parametrize(("values", "expected"), [
-    ([0, 0.5, 3.5, 0], [(1, 2)]),
-    ([0, -3.2], [(1, 1)]),
-    ([0, 2.5, 0.5, 2.2], [(2, 3)]),
-    ([0, -2.1, -2.4], [(2, 2)]),
-    ([0, 1.5, 1.2, 0.3, 1.8, 1.1], [(3, 5)]),
-    ([-0.5] + [0.5] * 8, [(4, 8)]),
-    ([0.3, -0.4, 0.9, -0.8, 0.2, -1.5, 1.1, 0.0, -0.2, 0.6], []),
-])
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ([0, 0.5, 3.5, 0], [(1, 2)]),
+        ([0, -3.2], [(1, 1)]),
+        ([0, 2.5, 0.5, 2.2], [(2, 3)]),
+        ([0, -2.1, -2.4], [(2, 2)]),
+        ([0, 1.5, 1.2, 0.3, 1.8, 1.1], [(3, 5)]),
+        ([-0.5] + [0.5] * 8, [(4, 8)]),
+        ([0.3, -0.4, 0.9, -0.8, 0.2, -1.5, 1.1, 0.0, -0.2, 0.6], []),
+    ],
+)
 def test_western_electric_rules(values, expected):
     assert rules(values) == expected
 
@@ -100,8 +103,10 @@ def test_size_similarity():
     # the same distribution rebinned on 4-nm bins stays similar
     fine = lognormal_measurement().size
     edges = np.asarray(fine.bin_edges_nm)[::2]
-    coarse = SizeDistribution(bin_edges_nm=edges.tolist(),
-                              density=np.add.reduceat(fine.density, np.arange(0, 490, 2)).tolist())
+    coarse = SizeDistribution(
+        bin_edges_nm=edges.tolist(),
+        density=np.add.reduceat(fine.density, np.arange(0, 490, 2)).tolist(),
+    )
     close = size_similarity(fine, coarse)
     assert close.overlap > 0.98 and close.wasserstein_nm < 1.0
 
@@ -109,13 +114,19 @@ def test_size_similarity():
 def _lot(name: str, conc: float, d50: float, replicates: bool = False) -> LotData:
     nta = lognormal_measurement(median_nm=d50, particles_per_ml=conc)
     if replicates:
-        nta.per_video = [VideoSummary(name=f"v{i}", concentration_per_ml=conc * f, d50_nm=d50 * g)
-                         for i, (f, g) in enumerate([(0.97, 1.01), (1.02, 0.99), (1.01, 1.0)])]
+        nta.per_video = [
+            VideoSummary(name=f"v{i}", concentration_per_ml=conc * f, d50_nm=d50 * g)
+            for i, (f, g) in enumerate([(0.97, 1.01), (1.02, 0.99), (1.01, 1.0)])
+        ]
     return LotData(lot=name, nta=nta, fill_volume_ml=1.0)
 
 
-REFS = [_lot(f"R{i}", c, d) for i, (c, d) in enumerate(
-    [(2.0e10, 115), (2.1e10, 118), (1.9e10, 112), (2.05e10, 116), (1.95e10, 114)])]
+REFS = [
+    _lot(f"R{i}", c, d)
+    for i, (c, d) in enumerate(
+        [(2.0e10, 115), (2.1e10, 118), (1.9e10, 112), (2.05e10, 116), (1.95e10, 114)]
+    )
+]
 
 
 def test_compare_equivalent_and_different_lots():

@@ -23,25 +23,38 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "store"))
 from qc_factories import lognormal_measurement
 
 SPEC = load_specification(Path(__file__).parents[2] / "examples/specs/msc-ev-release-v1.yaml")
-MARKERS = {"CD9": "present", "CD63": "present", "CD81": "present", "TSG101": "present",
-           "calnexin": "absent", "GM130": "absent", "ApoA1": "absent"}
+MARKERS = {
+    "CD9": "present",
+    "CD63": "present",
+    "CD81": "present",
+    "TSG101": "present",
+    "calnexin": "absent",
+    "GM130": "absent",
+    "ApoA1": "absent",
+}
 SAFETY = {"endotoxin_eu_per_ml": 0.05, "sterility": "absent", "mycoplasma": "absent"}
 
 
 def lot(particles_per_ml=1e11, **changes) -> LotData:
-    base = dict(lot="L", particles_per_unit_claim=1e11, fill_volume_ml=1.0,
-                nta=lognormal_measurement(particles_per_ml=particles_per_ml),
-                protein=ProteinAssay(ug_per_ml=20.0), markers=MARKERS, safety=SAFETY)
+    base = dict(
+        lot="L",
+        particles_per_unit_claim=1e11,
+        fill_volume_ml=1.0,
+        nta=lognormal_measurement(particles_per_ml=particles_per_ml),
+        protein=ProteinAssay(ug_per_ml=20.0),
+        markers=MARKERS,
+        safety=SAFETY,
+    )
     return LotData(**(base | changes))
 
 
 def test_judge_pass_fail_inconclusive():
     assert _judge(100, (95, 105), 50, 200) == "pass"
     assert _judge(100, (40, 105), 50, 200) == "inconclusive"  # straddles the lower limit
-    assert _judge(45, (40, 55), 50, 200) == "inconclusive"   # point out, interval reaches in
+    assert _judge(45, (40, 55), 50, 200) == "inconclusive"  # point out, interval reaches in
     assert _judge(45, (40, 48), 50, 200) == "fail"
     assert _judge(0.25, None, None, 0.25, strict_high=True) == "fail"  # "< 0.25"
-    assert _judge(0.25, None, None, 0.25) == "pass"                    # "≤ 0.25"
+    assert _judge(0.25, None, None, 0.25) == "pass"  # "≤ 0.25"
 
 
 def test_conforming_lot():
@@ -56,7 +69,8 @@ def test_short_lot_does_not_conform_and_borderline_is_inconclusive():
     short = evaluate(SPEC, lot(6e10))  # 60 % of the claim, interval 55–65 %
     assert short.decision == "does-not-conform"
     assert [c.name for c in short.criteria if c.result == "fail"] == [
-        "Particles per vial vs. label claim"]
+        "Particles per vial vs. label claim"
+    ]
     border = evaluate(SPEC, lot(8.2e10))  # interval 75–89 % straddles 80 %
     claim = next(c for c in border.criteria if c.kind == "label_claim")
     assert claim.result == "inconclusive" and border.decision == "inconclusive"
@@ -102,12 +116,14 @@ def test_purity_classes_of_webber_and_clayton():
 
 def test_misev_completeness():
     assert misev_completeness(lot()) == (1.0, [])
-    score, unmet = misev_completeness(lot(protein=None, markers={"CD9": "present",
-                                                                 "CD63": "present"}))
+    score, unmet = misev_completeness(
+        lot(protein=None, markers={"CD9": "present", "CD63": "present"})
+    )
     assert score == 0.0
     assert len(unmet) == 4
-    score, unmet = misev_completeness(lot(markers={"CD9": "present", "CD63": "present",
-                                                   "CD81": "present", "calnexin": "absent"}))
+    score, unmet = misev_completeness(
+        lot(markers={"CD9": "present", "CD63": "present", "CD81": "present", "calnexin": "absent"})
+    )
     assert score == 0.75 and unmet == ["a transmembrane and a cytosolic marker"]
 
 

@@ -42,25 +42,58 @@ def test_shipped_specifications_parse(path):
 def test_full_example_has_every_kind():
     spec = load_specification(EXAMPLES / "msc-ev-release-v1.yaml")
     kinds = {c.kind for c in spec.criteria}
-    assert kinds == {"range", "limit", "size_fraction", "label_claim", "presence", "purity",
-                     "misev_completeness"}
+    assert kinds == {
+        "range",
+        "limit",
+        "size_fraction",
+        "label_claim",
+        "presence",
+        "purity",
+        "misev_completeness",
+    }
     window = next(c for c in spec.criteria if isinstance(c, SizeFractionCriterion))
     assert window.window_nm == (50, 400) and window.min_fraction == 0.9
     endotoxin = next(c for c in spec.criteria if isinstance(c, LimitCriterion))
     assert endotoxin.operator == ("<", 0.25)
 
 
-@pytest.mark.parametrize(("old", "new", "expected"), [
-    ("kind: limit", "kind: limt", r"src\.yaml line 11 key 'criteria\[1\]\.kind': unknown criterion kind"),
-    ("max: 200", "max: 20", r"line 5 key 'criteria\[0\]': min \(50\) is above max \(20\)"),
-    ("    less_than: 0.25", "    less_than: 0.25\n    at_most: 0.3",
-     r"line 10 key 'criteria\[1\]': a limit needs exactly one"),
-    ("quantity: size.mode_nm", "quantity: size.modus", r"line 7 key 'criteria\[0\]\.quantity': unknown quantity 'size.modus'"),
-    ("    min: 50", "    min: 50\n    colour: red", r"line 9 key 'criteria\[0\]\.colour': unknown key"),
-    ("min: 50", "min: fifty", r"line 8 key 'criteria\[0\]\.min': Input should be a valid number"),
-    ("version: 1", "version: 0", r"line 3 key 'version'"),
-    ("  - name: Size mode", "  - name: Size mode\n   bad: [", r"src\.yaml line \d+: not valid YAML"),
-])
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            "kind: limit",
+            "kind: limt",
+            r"src\.yaml line 11 key 'criteria\[1\]\.kind': unknown criterion kind",
+        ),
+        ("max: 200", "max: 20", r"line 5 key 'criteria\[0\]': min \(50\) is above max \(20\)"),
+        (
+            "    less_than: 0.25",
+            "    less_than: 0.25\n    at_most: 0.3",
+            r"line 10 key 'criteria\[1\]': a limit needs exactly one",
+        ),
+        (
+            "quantity: size.mode_nm",
+            "quantity: size.modus",
+            r"line 7 key 'criteria\[0\]\.quantity': unknown quantity 'size.modus'",
+        ),
+        (
+            "    min: 50",
+            "    min: 50\n    colour: red",
+            r"line 9 key 'criteria\[0\]\.colour': unknown key",
+        ),
+        (
+            "min: 50",
+            "min: fifty",
+            r"line 8 key 'criteria\[0\]\.min': Input should be a valid number",
+        ),
+        ("version: 1", "version: 0", r"line 3 key 'version'"),
+        (
+            "  - name: Size mode",
+            "  - name: Size mode\n   bad: [",
+            r"src\.yaml line \d+: not valid YAML",
+        ),
+    ],
+)
 def test_mistakes_are_located(old, new, expected):
     text = GOOD.replace(old, new)
     assert text != GOOD

@@ -27,8 +27,9 @@ def store(tmp_path):
         raw = tmp_path / "L-OK.json"
         lognormal_measurement(particles_per_ml=2.1e10).save(raw)
         fill_lot(s, "L-OK", particles_per_ml=2.1e10)
-        s.add_measurement("L-OK", lognormal_measurement(particles_per_ml=2.1e10), by="ana",
-                          original_file=raw)
+        s.add_measurement(
+            "L-OK", lognormal_measurement(particles_per_ml=2.1e10), by="ana", original_file=raw
+        )
         fill_lot(s, "L-SHORT", particles_per_ml=1.1e10)
         s.approve("L-OK", by="bob")
         yield s
@@ -42,9 +43,18 @@ def test_pdf_certificate(store, tmp_path):
     reader = PdfReader(out)
     assert len(reader.pages) == 2
     text = " ".join(page.extract_text() for page in reader.pages)
-    for expected in ("Certificate of analysis", "L-OK", "EXO-1", "test-release version 1",
-                     "CONFORMS", "RELEASED", "Particles per vial", "Released by bob",
-                     "exocheck 0.", store.lot_info("L-OK")["attachments"][0]["sha256"]):
+    for expected in (
+        "Certificate of analysis",
+        "L-OK",
+        "EXO-1",
+        "test-release version 1",
+        "CONFORMS",
+        "RELEASED",
+        "Particles per vial",
+        "Released by bob",
+        "exocheck 0.",
+        store.lot_info("L-OK")["attachments"][0]["sha256"],
+    ):
         assert expected in text, expected
     assert "Remaining particles at expiry" not in text
 
@@ -52,8 +62,11 @@ def test_pdf_certificate(store, tmp_path):
 def test_html_certificate_with_expiry_and_short_lot(store, tmp_path):
     from exocheck.report import render_html
 
-    html = render_html(store, "L-SHORT", expiry={"expiry": "2027-06-30",
-                                                 "particles_per_unit": 1.5e10, "lower_95": 1.2e10})
+    html = render_html(
+        store,
+        "L-SHORT",
+        expiry={"expiry": "2027-06-30", "particles_per_unit": 1.5e10, "lower_95": 1.2e10},
+    )
     assert "DOES-NOT-CONFORM" in html and "NOT SIGNED" in html
     assert "Remaining particles at expiry" in html and "1.20e+10" in html
     assert html.count("data:image/svg+xml;base64,") == 3  # size, claim, control chart
@@ -86,17 +99,20 @@ def test_cli_contract_and_errors(store, tmp_path, monkeypatch, capsys):
     assert code == 0 and data["lot"] == "L-SHORT" and data["decision"] == "does-not-conform"
     assert {"name", "result", "value", "limit"} == set(data["criteria"][0])
     code, out, _ = cli(monkeypatch, capsys, "lot", "list", "--json", "--db", url)
-    assert json.loads(out) == [{"lot": "L-OK", "product": "EXO-1", "decision": "conforms"},
-                               {"lot": "L-SHORT", "product": "EXO-1",
-                                "decision": "does-not-conform"}]
+    assert json.loads(out) == [
+        {"lot": "L-OK", "product": "EXO-1", "decision": "conforms"},
+        {"lot": "L-SHORT", "product": "EXO-1", "decision": "does-not-conform"},
+    ]
     events = len(store.history())
     for args, message in [
         (("release", "L-SHORT", "--approve", "--by", "ana"), "four-eyes rule"),
         (("release", "NOPE", "--json"), "unknown lot 'NOPE'"),
         (("spec", "add", str(tmp_path / "missing.yaml"), "--by", "qa"), "cannot read"),
         (("coa", "L-OK", "--out", str(tmp_path / "x.txt")), ".pdf or .html"),
-        (("measurement", "protein", "L-OK", "--ug-per-ml", "3", "--by", "ana"),
-         "can no longer change"),
+        (
+            ("measurement", "protein", "L-OK", "--ug-per-ml", "3", "--by", "ana"),
+            "can no longer change",
+        ),
     ]:
         code, out, err = cli(monkeypatch, capsys, *args)
         assert code == 2, (args, out, err)

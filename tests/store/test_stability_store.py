@@ -33,14 +33,18 @@ TABLES = (m.StabilityStudy, m.StorageCondition, m.StabilityResult, m.AuditEvent,
 EV_LOTS = {"EV-01": 1.10e11, "EV-02": 1.05e11, "EV-03": 1.15e11}
 # condition -> first-order loss rate per day (assumed, like docs/stability.md's example)
 EV_CONDITIONS = {(4.0, "polypropylene", "PBS"): 0.05, (-80.0, "low-binding", None): 0.001}
-EV_PROTOCOL = {"lower_limit": 7e10, "transform": "log", "storage": "refrigerated",
-               "accelerated_change": "significant", "condition": {"temperature_c": 4}}
+EV_PROTOCOL = {
+    "lower_limit": 7e10,
+    "transform": "log",
+    "storage": "refrigerated",
+    "accelerated_change": "significant",
+    "condition": {"temperature_c": 4},
+}
 
 
 def counts(store: Store) -> tuple[int, ...]:
     with store.engine.connect() as conn:
-        return tuple(conn.execute(select(func.count()).select_from(t)).scalar_one()
-                     for t in TABLES)
+        return tuple(conn.execute(select(func.count()).select_from(t)).scalar_one() for t in TABLES)
 
 
 def ev_study_csv(path: Path, lots: dict[str, float] = EV_LOTS) -> Path:
@@ -51,9 +55,16 @@ def ev_study_csv(path: Path, lots: dict[str, float] = EV_LOTS) -> Path:
         for lot, start in lots.items():
             for day in (0, 1, 2, 4, 7, 10):
                 value = start * math.exp(-k * day) * math.exp(rng.normal(0, 0.03))
-                rows.append({"lot": lot, "day": day, "temperature_c": temp,
-                             "container": container, "buffer": buffer,
-                             "concentration_per_ml": value})
+                rows.append(
+                    {
+                        "lot": lot,
+                        "day": day,
+                        "temperature_c": temp,
+                        "container": container,
+                        "buffer": buffer,
+                        "concentration_per_ml": value,
+                    }
+                )
     pd.DataFrame(rows).to_csv(path, index=False)
     return path
 
@@ -71,16 +82,30 @@ def ev(stocked, tmp_path):
     for lot in EV_LOTS:
         stocked.add_lot(lot, "EXO-1", manufactured="2025-01-15", by="ana")
     path = ev_study_csv(tmp_path / "ev_study.csv")
-    stocked.import_study(path, name="EV-storage", product="EXO-1", by="ana",
-                         response_col="concentration_per_ml", time_col="day", time_unit="day",
-                         unit="particles/mL", protocol=EV_PROTOCOL)
+    stocked.import_study(
+        path,
+        name="EV-storage",
+        product="EXO-1",
+        by="ana",
+        response_col="concentration_per_ml",
+        time_col="day",
+        time_unit="day",
+        unit="particles/mL",
+        protocol=EV_PROTOCOL,
+    )
     return stocked, path
 
 
 def test_round_trip_csv_to_database_to_study(ev):
     store, path = ev
-    original = read_study_csv(path, response_col="concentration_per_ml", time_col="day",
-                              time_unit="day", unit="particles/mL", name="EV-storage")
+    original = read_study_csv(
+        path,
+        response_col="concentration_per_ml",
+        time_col="day",
+        time_unit="day",
+        unit="particles/mL",
+        name="EV-storage",
+    )
     assert len(original.conditions) == 2 and original.conditions[1].buffer is None
     assert store.get_study("EV-storage") == original  # every float, label and index
     [info] = store.list_studies()
@@ -91,14 +116,27 @@ def test_round_trip_csv_to_database_to_study(ev):
     assert store.list_studies("EXO-1") == [info]
     before = counts(store)
     with pytest.raises(StoreError, match="study 'EV-storage' already exists"):
-        store.import_study(path, name="EV-storage", product="EXO-1", by="ana", time_col="day",
-                           response_col="concentration_per_ml")
+        store.import_study(
+            path,
+            name="EV-storage",
+            product="EXO-1",
+            by="ana",
+            time_col="day",
+            response_col="concentration_per_ml",
+        )
     assert counts(store) == before
     # each result is linked to its lot
     with store.engine.connect() as conn:
-        linked = conn.execute(text(
-            "SELECT DISTINCT l.number FROM stability_results r JOIN lots l ON l.id = r.lot_id "
-            "WHERE r.lot_number = l.number")).scalars().all()
+        linked = (
+            conn.execute(
+                text(
+                    "SELECT DISTINCT l.number FROM stability_results r JOIN lots l ON l.id = r.lot_id "
+                    "WHERE r.lot_number = l.number"
+                )
+            )
+            .scalars()
+            .all()
+        )
     assert sorted(linked) == sorted(EV_LOTS)
 
 
@@ -122,14 +160,23 @@ def test_unknown_lot_or_bad_csv_leaves_no_rows(stocked, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text(good.read_text().replace("polypropylene,PBS,", "polypropylene,PBS,n/a", 1))
     before = counts(stocked)
-    kw = {"product": "EXO-1", "by": "ana", "response_col": "concentration_per_ml",
-          "time_col": "day", "time_unit": "day"}
+    kw = {
+        "product": "EXO-1",
+        "by": "ana",
+        "response_col": "concentration_per_ml",
+        "time_col": "day",
+        "time_unit": "day",
+    }
     cases = [
         (StoreError, r"unknown lot\(s\) EV-09", good, {}),
         (StabilityError, "line 2: column concentration_per_ml is not a number", bad, {}),
         (StabilityError, "missing column", good, {"response_col": "potency"}),
-        (StabilityError, "no storage condition matches", good,
-         {"protocol": {"condition": {"temperature_c": 37}}}),
+        (
+            StabilityError,
+            "no storage condition matches",
+            good,
+            {"protocol": {"condition": {"temperature_c": 37}}},
+        ),
         (StabilityError, "protocol transform", good, {"protocol": {"transform": "sqrt"}}),
     ]
     for error, message, path, extra in cases:
@@ -154,30 +201,49 @@ def test_failure_inside_the_import_rolls_back(stocked, tmp_path, monkeypatch):
 
     monkeypatch.setattr(Store, "_audit", staticmethod(failing_audit))
     with pytest.raises(StoreError, match="audit trail unavailable"):
-        stocked.import_study(ev_study_csv(tmp_path / "s.csv"), name="S", product="EXO-1",
-                             by="ana", response_col="concentration_per_ml", time_col="day")
+        stocked.import_study(
+            ev_study_csv(tmp_path / "s.csv"),
+            name="S",
+            product="EXO-1",
+            by="ana",
+            response_col="concentration_per_ml",
+            time_col="day",
+        )
     monkeypatch.undo()
     assert counts(stocked) == before
     with pytest.raises(StoreError, match="unknown study 'S'"):
         stocked.get_study("S")
 
 
-@pytest.mark.parametrize(("file", "batches", "limits", "model", "published"), [
-    ("exp1.csv", ["b2", "b5", "b7"], {"lower_limit": 95}, "cics", 25.9957631369),
-    ("exp1.csv", ["b4", "b5", "b8"], {"lower_limit": 95}, "dids", 15.844877978),  # JMP
-    ("exp2.csv", ["b4", "b5", "b8"], {"upper_limit": 0.3}, "dids", 15.844877978),
-])
-def test_shelf_life_from_database_equals_csv_and_leblond(store, tmp_path, file, batches,
-                                                          limits, model, published):
+@pytest.mark.parametrize(
+    ("file", "batches", "limits", "model", "published"),
+    [
+        ("exp1.csv", ["b2", "b5", "b7"], {"lower_limit": 95}, "cics", 25.9957631369),
+        ("exp1.csv", ["b4", "b5", "b8"], {"lower_limit": 95}, "dids", 15.844877978),  # JMP
+        ("exp2.csv", ["b4", "b5", "b8"], {"upper_limit": 0.3}, "dids", 15.844877978),
+    ],
+)
+def test_shelf_life_from_database_equals_csv_and_leblond(
+    store, tmp_path, file, batches, limits, model, published
+):
     store.add_product("LEBLOND", by="ana")
     for batch in batches:
         store.add_lot(batch, "LEBLOND", by="ana")
     path = leblond_csv(tmp_path, file, batches)
     response = "Potency" if file == "exp1.csv" else "Related"
-    store.import_study(path, name="Q1E", product="LEBLOND", by="ana", response_col=response,
-                       lot_col="Batch", time_col="Month", protocol=limits)
-    direct = estimate_shelf_life(pd.read_csv(path), time_col="Month", response_col=response,
-                                 batch_col="Batch", **limits)
+    store.import_study(
+        path,
+        name="Q1E",
+        product="LEBLOND",
+        by="ana",
+        response_col=response,
+        lot_col="Batch",
+        time_col="Month",
+        protocol=limits,
+    )
+    direct = estimate_shelf_life(
+        pd.read_csv(path), time_col="Month", response_col=response, batch_col="Batch", **limits
+    )
     stored = store.shelf_life("Q1E")
     assert stored == direct  # every number of the estimate, not only the shelf life
     assert stored.model == model
@@ -187,8 +253,12 @@ def test_shelf_life_from_database_equals_csv_and_leblond(store, tmp_path, file, 
     side, limit = next(iter(limits.items()))
     tighter = limit * (1.01 if side == "lower_limit" else 0.9)
     assert store.shelf_life("Q1E", **{side: tighter}) == estimate_shelf_life(
-        pd.read_csv(path), time_col="Month", response_col=response, batch_col="Batch",
-        **{side: tighter})
+        pd.read_csv(path),
+        time_col="Month",
+        response_col=response,
+        batch_col="Batch",
+        **{side: tighter},
+    )
     assert store.shelf_life("Q1E", **{side: tighter}).shelf_life < stored.shelf_life
 
 
@@ -198,20 +268,42 @@ def test_condition_selection(ev):
     cold = frame[frame["temperature_c"] == -80]
     result = store.shelf_life("EV-storage", where={"temperature_c": "-80"}, storage="frozen")
     assert result == estimate_shelf_life(
-        cold, time_col="day", response_col="concentration_per_ml", batch_col="lot",
-        lower_limit=7e10, transform="log", storage="frozen", time_unit="day",
-        accelerated_change="significant")
+        cold,
+        time_col="day",
+        response_col="concentration_per_ml",
+        batch_col="lot",
+        lower_limit=7e10,
+        transform="log",
+        storage="frozen",
+        time_unit="day",
+        accelerated_change="significant",
+    )
     assert store.study_condition("EV-storage").label == "4 °C, polypropylene, PBS"
     with pytest.raises(StabilityError, match="cannot select a condition by 'x'"):
         store.shelf_life("EV-storage", where={"x": "1"})
     # without a labelled condition a study of two conditions needs one chosen
-    store.import_study(path, name="EV-open", product="EXO-1", by="ana", time_col="day",
-                       response_col="concentration_per_ml", time_unit="day")
+    store.import_study(
+        path,
+        name="EV-open",
+        product="EXO-1",
+        by="ana",
+        time_col="day",
+        response_col="concentration_per_ml",
+        time_unit="day",
+    )
     with pytest.raises(StabilityError, match="2 matching storage conditions"):
         store.shelf_life("EV-open", lower_limit=7e10, transform="log")
-    assert store.shelf_life("EV-open", where={"container": "low-binding"}, lower_limit=7e10,
-                            transform="log", storage="frozen",
-                            accelerated_change="significant") == result
+    assert (
+        store.shelf_life(
+            "EV-open",
+            where={"container": "low-binding"},
+            lower_limit=7e10,
+            transform="log",
+            storage="frozen",
+            accelerated_change="significant",
+        )
+        == result
+    )
     assert store.default_study("EXO-1") == "EV-storage"  # the only one with a limit
 
 
@@ -219,10 +311,17 @@ def test_particles_at_expiry_on_the_certificate(ev, tmp_path):
     store, path = ev
     frame = pd.read_csv(path)
     four = frame[frame["temperature_c"] == 4]
-    direct = estimate_shelf_life(four, time_col="day", response_col="concentration_per_ml",
-                                 batch_col="lot", lower_limit=7e10, transform="log",
-                                 storage="refrigerated", time_unit="day",
-                                 accelerated_change="significant")
+    direct = estimate_shelf_life(
+        four,
+        time_col="day",
+        response_col="concentration_per_ml",
+        batch_col="lot",
+        lower_limit=7e10,
+        transform="log",
+        storage="refrigerated",
+        time_unit="day",
+        accelerated_change="significant",
+    )
     expected = particles_at_expiry(direct, label_claim_per_unit=2e10)
     assert expected.expiry == direct.supported_shelf_life > 0
     got = store.particles_at_expiry("EV-01")  # the product's only study with a limit
@@ -231,18 +330,24 @@ def test_particles_at_expiry_on_the_certificate(ev, tmp_path):
     made = store.lot_info("EV-01")["manufactured"]
     assert got.expiry_date == made + timedelta(days=direct.supported_shelf_life)
     html = render_html(store, "EV-01", expiry=got.for_certificate())
-    section = html[html.index('id="expiry"'):]
-    section = section[:section.index("</div>")]
-    for number in (fmt(expected.predicted_per_unit), fmt(expected.lower_bound_per_unit),
-                   fmt(2e10), got.expiry_date.strftime("%Y-%m-%d"), "EV-storage",
-                   f"{expected.fraction_remaining:.1%}"):
+    section = html[html.index('id="expiry"') :]
+    section = section[: section.index("</div>")]
+    for number in (
+        fmt(expected.predicted_per_unit),
+        fmt(expected.lower_bound_per_unit),
+        fmt(2e10),
+        got.expiry_date.strftime("%Y-%m-%d"),
+        "EV-storage",
+        f"{expected.fraction_remaining:.1%}",
+    ):
         assert number in section, number
     # a lot with its own expiry date is predicted at that date (3 days after manufacture)
     store.add_lot("EV-04", "EXO-1", manufactured="2025-02-01", expiry="2025-02-04", by="ana")
     at_date = store.particles_at_expiry("EV-04", study="EV-storage")
     assert at_date.expiry_from == "lot expiry date" and at_date.expiry_time == pytest.approx(3)
-    assert at_date.particles == particles_at_expiry(direct, expiry=at_date.expiry_time,
-                                                    label_claim_per_unit=2e10)
+    assert at_date.particles == particles_at_expiry(
+        direct, expiry=at_date.expiry_time, label_claim_per_unit=2e10
+    )
     store.add_product("NOCLAIM", by="ana")
     store.add_lot("N-1", "NOCLAIM", by="ana")
     with pytest.raises(StoreError, match="no label claim"):
@@ -255,8 +360,12 @@ def test_migration_from_the_first_schema_keeps_data(db_url):
     with engine.begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, "0001")
-        conn.execute(text("INSERT INTO products (name, unit_name, created_at, created_by) "
-                          "VALUES ('OLD', 'vial', CURRENT_TIMESTAMP, 'ana')"))
+        conn.execute(
+            text(
+                "INSERT INTO products (name, unit_name, created_at, created_by) "
+                "VALUES ('OLD', 'vial', CURRENT_TIMESTAMP, 'ana')"
+            )
+        )
     engine.dispose()
     with Store.open(db_url) as store:
         assert [p["product"] for p in store.list_products()] == ["OLD"]
@@ -279,16 +388,44 @@ def test_cli_study_commands_and_certificate(stocked, tmp_path, monkeypatch, caps
     for lot in EV_LOTS:
         stocked.add_lot(lot, "EXO-1", manufactured="2025-01-15", by="ana")
     path = ev_study_csv(tmp_path / "ev.csv")
-    base = ["study", "import", str(path), "--name", "EV", "--product", "EXO-1",
-            "--response-col", "concentration_per_ml", "--time-col", "day", "--time-unit", "day",
-            "--db", url, "--by", "ana"]
+    base = [
+        "study",
+        "import",
+        str(path),
+        "--name",
+        "EV",
+        "--product",
+        "EXO-1",
+        "--response-col",
+        "concentration_per_ml",
+        "--time-col",
+        "day",
+        "--time-unit",
+        "day",
+        "--db",
+        url,
+        "--by",
+        "ana",
+    ]
     events = len(stocked.history())
     code, _, err = cli(monkeypatch, capsys, *base, "--where", "temperature_c=37")
     assert code == 2 and "no storage condition matches" in err and len(err.splitlines()) == 1
     assert len(stocked.history()) == events
-    code, out, err = cli(monkeypatch, capsys, *base, "--lower-limit", "7e10", "--transform",
-                         "log", "--storage", "refrigerated", "--accelerated-change",
-                         "significant", "--where", "temperature_c=4")
+    code, out, err = cli(
+        monkeypatch,
+        capsys,
+        *base,
+        "--lower-limit",
+        "7e10",
+        "--transform",
+        "log",
+        "--storage",
+        "refrigerated",
+        "--accelerated-change",
+        "significant",
+        "--where",
+        "temperature_c=4",
+    )
     assert code == 0, err
     assert "36 results of 3 lot(s) under 2 condition(s)" in out
     monkeypatch.setenv("EXOCHECK_DATABASE_URL", url)  # no --db: the environment variable
@@ -299,12 +436,16 @@ def test_cli_study_commands_and_certificate(stocked, tmp_path, monkeypatch, caps
     data = json.loads(out)
     direct = stocked.shelf_life("EV")
     assert data["shelf_life"] == direct.shelf_life and data["model"] == direct.model
-    assert data["condition"] == {"temperature_c": 4.0, "container": "polypropylene",
-                                 "buffer": "PBS"}
+    assert data["condition"] == {
+        "temperature_c": 4.0,
+        "container": "polypropylene",
+        "buffer": "PBS",
+    }
     claim = particles_at_expiry(direct, label_claim_per_unit=2e10)  # the product's claim
     assert data["particles_at_expiry"]["lower_bound_per_unit"] == claim.lower_bound_per_unit
-    code, out, _ = cli(monkeypatch, capsys, "study", "shelf-life", "EV", "--json",
-                       "--lower-limit", "9e10")
+    code, out, _ = cli(
+        monkeypatch, capsys, "study", "shelf-life", "EV", "--json", "--lower-limit", "9e10"
+    )
     assert json.loads(out)["shelf_life"] < data["shelf_life"]
     png = tmp_path / "ev.png"
     code, out, _ = cli(monkeypatch, capsys, "study", "shelf-life", "EV", "--plot", str(png))
@@ -319,8 +460,9 @@ def test_cli_study_commands_and_certificate(stocked, tmp_path, monkeypatch, caps
         assert "Remaining particles at expiry" in html
         assert fmt(claim.lower_bound_per_unit) in html and fmt(claim.predicted_per_unit) in html
     assert "Remaining particles at expiry" not in plain.read_text()
-    code, _, err = cli(monkeypatch, capsys, "coa", "EV-01", "--out",
-                       str(tmp_path / "x.html"), "--study", "NOPE")
+    code, _, err = cli(
+        monkeypatch, capsys, "coa", "EV-01", "--out", str(tmp_path / "x.html"), "--study", "NOPE"
+    )
     assert code == 2 and "unknown study 'NOPE'" in err and not (tmp_path / "x.html").exists()
     code, _, err = cli(monkeypatch, capsys, "study", "shelf-life", "NOPE")
     assert code == 2 and "unknown study 'NOPE'" in err

@@ -100,8 +100,9 @@ def test_specification_versions_are_immutable_once_used(stocked, tmp_path):
 
 def test_bad_specification_leaves_no_rows(stocked, tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text(SPEC_YAML.replace("version: 1", "version: 3").replace("kind: purity",
-                                                                         "kind: purty"))
+    bad.write_text(
+        SPEC_YAML.replace("version: 1", "version: 3").replace("kind: purity", "kind: purty")
+    )
     before = (_count(stocked, m.Specification), _count(stocked, m.AuditEvent))
     with pytest.raises(SpecificationError, match=r"line 12 key 'criteria\[7\]\.kind'"):
         stocked.add_specification(bad, by="qa")
@@ -110,8 +111,11 @@ def test_bad_specification_leaves_no_rows(stocked, tmp_path):
 
 def test_failure_inside_a_transaction_rolls_back(stocked, monkeypatch):
     stocked.add_lot("L1", "EXO-1", by="ana")
-    before = (_count(stocked, m.Measurement), _count(stocked, m.AuditEvent),
-              _count(stocked, m.Attachment))
+    before = (
+        _count(stocked, m.Measurement),
+        _count(stocked, m.AuditEvent),
+        _count(stocked, m.Attachment),
+    )
 
     def failing_audit(*args, **kwargs):  # fails after the measurement row was flushed
         raise StoreError("audit trail unavailable")
@@ -120,8 +124,11 @@ def test_failure_inside_a_transaction_rolls_back(stocked, monkeypatch):
     with pytest.raises(StoreError, match="audit trail unavailable"):
         stocked.add_measurement("L1", lognormal_measurement(), by="ana")
     monkeypatch.undo()
-    assert (_count(stocked, m.Measurement), _count(stocked, m.AuditEvent),
-            _count(stocked, m.Attachment)) == before
+    assert (
+        _count(stocked, m.Measurement),
+        _count(stocked, m.AuditEvent),
+        _count(stocked, m.Attachment),
+    ) == before
 
 
 def test_attachments_are_content_addressed(stocked, tmp_path):

@@ -22,17 +22,27 @@ from exocheck.cli.store_cmds import (
 )
 from exocheck.errors import ExocheckError, ParameterError
 
-_STYLE = {"pass": "green", "fail": "red", "inconclusive": "yellow", "missing": "dim",
-          "conforms": "bold green", "does-not-conform": "bold red",
-          "inconclusive-decision": "bold yellow", "incomplete": "bold yellow"}
+_STYLE = {
+    "pass": "green",
+    "fail": "red",
+    "inconclusive": "yellow",
+    "missing": "dim",
+    "conforms": "bold green",
+    "does-not-conform": "bold red",
+    "inconclusive-decision": "bold yellow",
+    "incomplete": "bold yellow",
+}
 
 
 def release(
     lot: Annotated[str, typer.Argument(help="Lot number.")],
-    approve: Annotated[bool, typer.Option("--approve", help="Sign the decision (needs --by).")]
-    = False,
-    by: Annotated[str | None, typer.Option(
-        "--by", help="Approver; must not have entered any of the lot's data.")] = None,
+    approve: Annotated[
+        bool, typer.Option("--approve", help="Sign the decision (needs --by).")
+    ] = False,
+    by: Annotated[
+        str | None,
+        typer.Option("--by", help="Approver; must not have entered any of the lot's data."),
+    ] = None,
     comment: Annotated[str | None, typer.Option(help="Comment stored with the signature.")] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
@@ -58,24 +68,32 @@ def release(
     table.add_column("limit", width=20)
     table.add_column("result", no_wrap=True, width=12)
     for c in result.criteria:
-        table.add_row(c.name, c.display_value, c.limit,
-                      f"[{_STYLE[c.result]}]{c.result}[/]")
+        table.add_row(c.name, c.display_value, c.limit, f"[{_STYLE[c.result]}]{c.result}[/]")
     console.print(table)
     for c in result.criteria:  # why a criterion cannot decide
         if c.result == "inconclusive" and c.detail:
             console.print(f"[yellow]{c.name}:[/] {c.detail}", highlight=False)
-    style = _STYLE.get(result.decision if result.decision != "inconclusive"
-                       else "inconclusive-decision")
-    signed = (f" — signed by {info['approved_by']} at {info['approved_at']:%Y-%m-%d %H:%M %Z}"
-              if info["approved_by"] else " — not signed")
+    style = _STYLE.get(
+        result.decision if result.decision != "inconclusive" else "inconclusive-decision"
+    )
+    signed = (
+        f" — signed by {info['approved_by']} at {info['approved_at']:%Y-%m-%d %H:%M %Z}"
+        if info["approved_by"]
+        else " — not signed"
+    )
     console.print(f"lot {lot}: [{style}]{result.decision}[/]{signed}", highlight=False)
 
 
 def compare(
     lot: Annotated[str, typer.Argument(help="Lot under test.")],
-    reference: Annotated[list[str] | None, typer.Option(
-        "--reference", "-r", help="Reference lot (repeat); default: the product's other lots "
-        "signed as conforming.")] = None,
+    reference: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--reference",
+            "-r",
+            help="Reference lot (repeat); default: the product's other lots signed as conforming.",
+        ),
+    ] = None,
     margin_sigma: Annotated[float, typer.Option(help="TOST margin in reference σ.")] = 1.5,
     k: Annotated[float, typer.Option(help="Quality range: mean ± k·σ.")] = 3.0,
     db: DbOption = None,
@@ -89,8 +107,13 @@ def compare(
         if reference:
             refs = [store.lot_data(r) for r in reference]
         else:
-            signed = {r["lot"] for r in store.list_lots(test.product) if r["lot"] != lot
-                      and r["decision"] == "conforms" and store.lot_info(r["lot"])["approved_by"]}
+            signed = {
+                r["lot"]
+                for r in store.list_lots(test.product)
+                if r["lot"] != lot
+                and r["decision"] == "conforms"
+                and store.lot_info(r["lot"])["approved_by"]
+            }
             refs = [d for d in store.product_lot_data(test.product) if d.lot in signed]
     report = compare_lots(test, refs, margin_sigma=margin_sigma, k=k)
     if as_json:
@@ -101,16 +124,25 @@ def compare(
     names = {"log_concentration": ("ln concentration", " ln(/mL)"), "d50_nm": ("D50", " nm")}
     for e in report.equivalence:
         name, unit = names.get(e.attribute, (e.attribute, ""))
-        table.add_row(name, f"TOST ±{e.margin:.3g}{unit}: difference {e.difference:.3g}{unit}, "
-                      f"p = {e.p_value:.2g}", "equivalent" if e.equivalent else "not shown")
+        table.add_row(
+            name,
+            f"TOST ±{e.margin:.3g}{unit}: difference {e.difference:.3g}{unit}, p = {e.p_value:.2g}",
+            "equivalent" if e.equivalent else "not shown",
+        )
     for q in report.quality_ranges:
         name, unit = names.get(q.attribute, (q.attribute, ""))
-        table.add_row(name, f"{q.value:.4g}{unit} in [{q.low:.4g}, {q.high:.4g}]{unit}",
-                      "within" if q.within else "outside")
+        table.add_row(
+            name,
+            f"{q.value:.4g}{unit} in [{q.low:.4g}, {q.high:.4g}]{unit}",
+            "within" if q.within else "outside",
+        )
     if report.size is not None:
-        table.add_row("size distribution", f"overlap {100 * report.size.overlap:.0f} %, KS "
-                      f"{report.size.ks_distance:.2f}, W {report.size.wasserstein_nm:.1f} nm",
-                      "similar" if report.size.similar else "different")
+        table.add_row(
+            "size distribution",
+            f"overlap {100 * report.size.overlap:.0f} %, KS "
+            f"{report.size.ks_distance:.2f}, W {report.size.wasserstein_nm:.1f} nm",
+            "similar" if report.size.similar else "different",
+        )
     console.print(table)
     verdict = "comparable" if report.comparable else "not shown comparable"
     console.print(f"lot {lot} vs {', '.join(report.references)}: {verdict}")
@@ -119,19 +151,37 @@ def compare(
 def coa(
     lot: Annotated[str, typer.Argument(help="Lot number.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output file: .pdf or .html.")],
-    study: Annotated[str | None, typer.Option(
-        "--study", help="Stability study for the particles remaining at expiry (default: the "
-        "product's only study with an acceptance limit).")] = None,
-    no_study: Annotated[bool, typer.Option(
-        "--no-study", help="Leave out the particles remaining at expiry.")] = False,
-    keys: Annotated[Path | None, typer.Option(
-        "--keys", help="Keyring that signs the PDF of a signed lot (default: "
-        "$EXOCHECK_KEYS_DIR, then the per-user one).", show_default=False)] = None,
-    unsigned: Annotated[bool, typer.Option(
-        "--unsigned", help="Write the PDF without issuing a signed certificate.")] = False,
-    public_url: Annotated[str | None, typer.Option(
-        "--public-url", help="Base URL of the verification page for the QR code (default: "
-        "the keyring's).", show_default=False)] = None,
+    study: Annotated[
+        str | None,
+        typer.Option(
+            "--study",
+            help="Stability study for the particles remaining at expiry (default: the "
+            "product's only study with an acceptance limit).",
+        ),
+    ] = None,
+    no_study: Annotated[
+        bool, typer.Option("--no-study", help="Leave out the particles remaining at expiry.")
+    ] = False,
+    keys: Annotated[
+        Path | None,
+        typer.Option(
+            "--keys",
+            help="Keyring that signs the PDF of a signed lot (default: "
+            "$EXOCHECK_KEYS_DIR, then the per-user one).",
+            show_default=False,
+        ),
+    ] = None,
+    unsigned: Annotated[
+        bool, typer.Option("--unsigned", help="Write the PDF without issuing a signed certificate.")
+    ] = False,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            "--public-url",
+            help="Base URL of the verification page for the QR code (default: the keyring's).",
+            show_default=False,
+        ),
+    ] = None,
     db: DbOption = None,
     by: ByOption = None,
 ) -> None:
@@ -159,12 +209,16 @@ def coa(
         issued = None
         if out.suffix.lower() == ".pdf" and not unsigned and store.lot_info(lot)["decision"]:
             if ring.exists():
-                issued = issue_certificate(store, lot, ring, by=actor(by), public_url=public_url,
-                                           expiry=expiry)
+                issued = issue_certificate(
+                    store, lot, ring, by=actor(by), public_url=public_url, expiry=expiry
+                )
             else:
-                err_console.print(f"note: no signing keys in {ring.folder}: the PDF is not a "
-                                  "signed certificate ('exocheck keys init' creates keys)",
-                                  highlight=False, soft_wrap=True)
+                err_console.print(
+                    f"note: no signing keys in {ring.folder}: the PDF is not a "
+                    "signed certificate ('exocheck keys init' creates keys)",
+                    highlight=False,
+                    soft_wrap=True,
+                )
         if issued is not None:
             atomic_write_bytes(out, issued.pdf)
             path = out
@@ -173,8 +227,12 @@ def coa(
     with_study = f" (particles at expiry from study {study})" if study else ""
     console.print(f"certificate of analysis of lot {lot}: {path}{with_study}", highlight=False)
     if issued is not None:
-        console.print(f"signed certificate {issued.certificate_id}; verify with: exocheck verify "
-                      f"{path} --public-key KEYS.json", highlight=False, soft_wrap=True)
+        console.print(
+            f"signed certificate {issued.certificate_id}; verify with: exocheck verify "
+            f"{path} --public-key KEYS.json",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def history(

@@ -119,9 +119,7 @@ def shelf_life(
     print_shelf_life(result, expiry, f"Shelf life — {data_csv.name}", as_json)
 
 
-def print_shelf_life(
-    result, expiry, title: str, as_json: bool, header: dict | None = None
-) -> None:
+def print_shelf_life(result, expiry, title: str, as_json: bool, header: dict | None = None) -> None:
     """Print a shelf-life result as JSON (``header`` keys first) or as a table with warnings."""
     if as_json:
         out = (header or {}) | result.summary()
@@ -143,8 +141,7 @@ def print_shelf_life(
     if expiry is not None:
         table.add_row(
             "particles per unit at expiry",
-            f"{expiry.predicted_per_unit:.3g} (lower 95 % bound "
-            f"{expiry.lower_bound_per_unit:.3g})",
+            f"{expiry.predicted_per_unit:.3g} (lower 95 % bound {expiry.lower_bound_per_unit:.3g})",
         )
     console.print(table)
     for warning in result.warnings:

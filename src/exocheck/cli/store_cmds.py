@@ -25,17 +25,26 @@ from exocheck.errors import FormatError, ParameterError
 
 DbOption = Annotated[
     str | None,
-    typer.Option("--db", help="Database URL or SQLite file (default: $EXOCHECK_DATABASE_URL, "
-                 "then the per-user store).", show_default=False),
+    typer.Option(
+        "--db",
+        help="Database URL or SQLite file (default: $EXOCHECK_DATABASE_URL, "
+        "then the per-user store).",
+        show_default=False,
+    ),
 ]
 ByOption = Annotated[
     str | None,
-    typer.Option("--by", help="Who enters this (default: $EXOCHECK_USER, then the login name).",
-                 show_default=False),
+    typer.Option(
+        "--by",
+        help="Who enters this (default: $EXOCHECK_USER, then the login name).",
+        show_default=False,
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-CreateOption = Annotated[bool, typer.Option(
-    "--create", help="Create the database named by --db if it does not exist yet.")]
+CreateOption = Annotated[
+    bool,
+    typer.Option("--create", help="Create the database named by --db if it does not exist yet."),
+]
 
 
 def actor(by: str | None) -> str:
@@ -81,8 +90,9 @@ product_app = typer.Typer(help="Products and their label claims.", no_args_is_he
 spec_app = typer.Typer(help="Release specifications (versioned YAML).", no_args_is_help=True)
 lot_app = typer.Typer(help="Lots of a product.", no_args_is_help=True)
 db_app = typer.Typer(help="The QC database itself.", no_args_is_help=True)
-measurement_app = typer.Typer(help="Results of a lot: NTA, protein, markers, safety tests.",
-                              no_args_is_help=True)
+measurement_app = typer.Typer(
+    help="Results of a lot: NTA, protein, markers, safety tests.", no_args_is_help=True
+)
 
 
 @db_app.command("init")
@@ -95,15 +105,17 @@ def db_init(db: DbOption = None) -> None:
     existed = path is None or path.exists()
     with Store.open(db, create=True) as store:
         url = store.url
-    console.print(f"database {'ready' if existed else 'created'}: {url}", highlight=False,
-                  soft_wrap=True)
+    console.print(
+        f"database {'ready' if existed else 'created'}: {url}", highlight=False, soft_wrap=True
+    )
 
 
 @product_app.command("add")
 def product_add(
     name: Annotated[str, typer.Argument(help="Product name.")],
-    particles_per_unit: Annotated[float | None, typer.Option(
-        help="Label claim: particles per unit (vial).")] = None,
+    particles_per_unit: Annotated[
+        float | None, typer.Option(help="Label claim: particles per unit (vial).")
+    ] = None,
     fill_volume_ml: Annotated[float | None, typer.Option(help="Fill volume per unit, mL.")] = None,
     unit: Annotated[str, typer.Option(help="What one unit is called.")] = "vial",
     description: Annotated[str | None, typer.Option(help="Free text.")] = None,
@@ -113,9 +125,14 @@ def product_add(
 ) -> None:
     """Add a product with its label claim."""
     with writing_store(db, create=create) as store:
-        store.add_product(name, particles_per_unit=particles_per_unit,
-                          fill_volume_ml=fill_volume_ml, unit_name=unit,
-                          description=description, by=actor(by))
+        store.add_product(
+            name,
+            particles_per_unit=particles_per_unit,
+            fill_volume_ml=fill_volume_ml,
+            unit_name=unit,
+            description=description,
+            by=actor(by),
+        )
     console.print(f"product {name} added")
 
 
@@ -129,8 +146,11 @@ def product_list(db: DbOption = None, as_json: JsonOption = False) -> None:
         return
     table = Table("product", "particles per unit", "fill volume (mL)")
     for r in rows:
-        table.add_row(r["product"], f"{r['particles_per_unit']:.3g}" if r["particles_per_unit"]
-                      else "—", f"{r['fill_volume_ml']:g}" if r["fill_volume_ml"] else "—")
+        table.add_row(
+            r["product"],
+            f"{r['particles_per_unit']:.3g}" if r["particles_per_unit"] else "—",
+            f"{r['fill_volume_ml']:g}" if r["fill_volume_ml"] else "—",
+        )
     console.print(table)
 
 
@@ -176,17 +196,27 @@ def spec_list(db: DbOption = None, as_json: JsonOption = False) -> None:
 def lot_add(
     number: Annotated[str, typer.Argument(help="Lot number.")],
     product: Annotated[str, typer.Option(help="Product name.")],
-    spec: Annotated[str | None, typer.Option(
-        help="Specification NAME or NAME@VERSION (default: newest for the product).")] = None,
-    manufactured: Annotated[str | None, typer.Option(help="Date of manufacture, YYYY-MM-DD.")] = None,
+    spec: Annotated[
+        str | None,
+        typer.Option(help="Specification NAME or NAME@VERSION (default: newest for the product)."),
+    ] = None,
+    manufactured: Annotated[
+        str | None, typer.Option(help="Date of manufacture, YYYY-MM-DD.")
+    ] = None,
     expiry: Annotated[str | None, typer.Option(help="Expiry date, YYYY-MM-DD.")] = None,
     db: DbOption = None,
     by: ByOption = None,
 ) -> None:
     """Create a lot."""
     with writing_store(db) as store:
-        info = store.add_lot(number, product, specification=spec, manufactured=manufactured,
-                             expiry=expiry, by=actor(by))
+        info = store.add_lot(
+            number,
+            product,
+            specification=spec,
+            manufactured=manufactured,
+            expiry=expiry,
+            by=actor(by),
+        )
     console.print(f"lot {number} of {product} added (specification {info['specification']})")
 
 
@@ -209,8 +239,11 @@ def lot_list(
 
 
 @lot_app.command("show")
-def lot_show(number: Annotated[str, typer.Argument(help="Lot number.")], db: DbOption = None,
-             as_json: JsonOption = False) -> None:
+def lot_show(
+    number: Annotated[str, typer.Argument(help="Lot number.")],
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
     """Show a lot: product, specification, who entered and signed, raw files."""
     with open_store(db) as store:
         info = store.lot_info(number)
@@ -224,26 +257,41 @@ def lot_show(number: Annotated[str, typer.Argument(help="Lot number.")], db: DbO
             value = f"{value:%Y-%m-%d %H:%M %Z}".strip()
         elif isinstance(value, list):
             value = ", ".join(map(str, value)) or "—"
-        console.print(f"[bold]{key}[/]: {'—' if value is None else value}", highlight=False,
-                      soft_wrap=True)
+        console.print(
+            f"[bold]{key}[/]: {'—' if value is None else value}", highlight=False, soft_wrap=True
+        )
     for x in info["measurements"]:
-        console.print(f"measurement {x['id']}: {x['kind']}, entered by {x['created_by']} at "
-                      f"{x['created_at']:%Y-%m-%d %H:%M %Z}", highlight=False)
+        console.print(
+            f"measurement {x['id']}: {x['kind']}, entered by {x['created_by']} at "
+            f"{x['created_at']:%Y-%m-%d %H:%M %Z}",
+            highlight=False,
+        )
     for a in info["attachments"]:
-        console.print(f"file {a['filename']} ({a['size_bytes']} bytes)\n  SHA-256 {a['sha256']}",
-                      highlight=False, soft_wrap=True)
+        console.print(
+            f"file {a['filename']} ({a['size_bytes']} bytes)\n  SHA-256 {a['sha256']}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @measurement_app.command("add")
 def measurement_add(
     lot: Annotated[str, typer.Argument(help="Lot number.")],
-    file: Annotated[Path, typer.Argument(
-        help="NTA result JSON, an instrument export or a ViewSizer result folder.")],
+    file: Annotated[
+        Path,
+        typer.Argument(help="NTA result JSON, an instrument export or a ViewSizer result folder."),
+    ],
     db: DbOption = None,
     by: ByOption = None,
-    allow_reuse: Annotated[str | None, typer.Option(
-        "--allow-reuse", metavar="REASON", help="Accept raw data already measured for another "
-        "lot; the reason goes into the audit trail.")] = None,
+    allow_reuse: Annotated[
+        str | None,
+        typer.Option(
+            "--allow-reuse",
+            metavar="REASON",
+            help="Accept raw data already measured for another "
+            "lot; the reason goes into the audit trail.",
+        ),
+    ] = None,
 ) -> None:
     """Attach an NTA result (exocheck JSON or instrument export); the file is kept by SHA-256."""
     from exocheck.records import SCHEMA, Measurement
@@ -255,8 +303,10 @@ def measurement_add(
         try:
             from exocheck.instruments import read_measurement
         except ImportError:
-            raise FormatError(f"{file}: not an exocheck measurement record ({SCHEMA}) and "
-                              "instrument imports are not available") from None
+            raise FormatError(
+                f"{file}: not an exocheck measurement record ({SCHEMA}) and "
+                "instrument imports are not available"
+            ) from None
         record = read_measurement(file)
     kept = nullcontext(file)
     if file.is_dir():  # a ViewSizer folder: the files it was read from are kept as one ZIP
@@ -264,8 +314,9 @@ def measurement_add(
 
         kept = original_file(file, record)
     with kept as original, writing_store(db) as store:
-        store.add_measurement(lot, record, by=actor(by), original_file=original,
-                              allow_reuse=allow_reuse)
+        store.add_measurement(
+            lot, record, by=actor(by), original_file=original, allow_reuse=allow_reuse
+        )
     console.print(f"lot {lot}: measurement from {file.name} added")
 
 
@@ -301,8 +352,10 @@ def measurement_markers(
 @measurement_app.command("safety")
 def measurement_safety(
     lot: Annotated[str, typer.Argument(help="Lot number.")],
-    results: Annotated[list[str], typer.Argument(
-        help="TEST=VALUE, e.g. endotoxin_eu_per_ml=0.05 sterility=negative.")],
+    results: Annotated[
+        list[str],
+        typer.Argument(help="TEST=VALUE, e.g. endotoxin_eu_per_ml=0.05 sterility=negative."),
+    ],
     db: DbOption = None,
     by: ByOption = None,
 ) -> None:

@@ -27,24 +27,42 @@ from exocheck.cli.store_cmds import (
 )
 from exocheck.errors import ParameterError
 
-study_app = typer.Typer(help="Stability studies: import from CSV, list, shelf life.",
-                        no_args_is_help=True)
+study_app = typer.Typer(
+    help="Stability studies: import from CSV, list, shelf life.", no_args_is_help=True
+)
 
-LowerOption = Annotated[float | None, typer.Option("--lower-limit", help="Lower acceptance "
-                                                   "limit, in the response's units.")]
-UpperOption = Annotated[float | None, typer.Option("--upper-limit", help="Upper acceptance "
-                                                   "limit, in the response's units.")]
-TransformOption = Annotated[str | None, typer.Option(
-    "--transform", help="none, or log for first-order loss.", show_default=False)]
-StorageOption = Annotated[str | None, typer.Option(
-    "--storage", help="frozen, refrigerated or room (ICH Q1E rules).", show_default=False)]
-AcceleratedOption = Annotated[str | None, typer.Option(
-    "--accelerated-change", help="none or significant (default: unknown).")]
-IntermediateOption = Annotated[str | None, typer.Option(
-    "--intermediate-change", help="none or significant.", show_default=False)]
+LowerOption = Annotated[
+    float | None,
+    typer.Option("--lower-limit", help="Lower acceptance limit, in the response's units."),
+]
+UpperOption = Annotated[
+    float | None,
+    typer.Option("--upper-limit", help="Upper acceptance limit, in the response's units."),
+]
+TransformOption = Annotated[
+    str | None,
+    typer.Option("--transform", help="none, or log for first-order loss.", show_default=False),
+]
+StorageOption = Annotated[
+    str | None,
+    typer.Option(
+        "--storage", help="frozen, refrigerated or room (ICH Q1E rules).", show_default=False
+    ),
+]
+AcceleratedOption = Annotated[
+    str | None, typer.Option("--accelerated-change", help="none or significant (default: unknown).")
+]
+IntermediateOption = Annotated[
+    str | None,
+    typer.Option("--intermediate-change", help="none or significant.", show_default=False),
+]
 ConfidenceOption = Annotated[float | None, typer.Option("--confidence", show_default=False)]
-WhereOption = Annotated[list[str] | None, typer.Option(
-    "--where", help="Storage condition: temperature_c=VALUE, container=VALUE, buffer=VALUE.")]
+WhereOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--where", help="Storage condition: temperature_c=VALUE, container=VALUE, buffer=VALUE."
+    ),
+]
 
 
 def _where(clauses: list[str] | None) -> dict[str, str] | None:
@@ -67,11 +85,13 @@ def study_import(
     name: Annotated[str, typer.Option("--name", help="Name of the study.")],
     product: Annotated[str, typer.Option("--product", help="Product the lots belong to.")],
     response_col: Annotated[str, typer.Option("--response-col", help="Response column.")] = (
-        "response"),
+        "response"
+    ),
     time_col: Annotated[str, typer.Option("--time-col", help="Time column.")] = "time",
     lot_col: Annotated[str, typer.Option("--lot-col", help="Lot column.")] = "lot",
-    time_unit: Annotated[str, typer.Option(
-        "--time-unit", help="Unit of the time column: month, week, day, ...")] = "month",
+    time_unit: Annotated[
+        str, typer.Option("--time-unit", help="Unit of the time column: month, week, day, ...")
+    ] = "month",
     unit: Annotated[str | None, typer.Option("--unit", help="Unit of the response.")] = None,
     temperature_col: Annotated[str, typer.Option("--temperature-col")] = "temperature_c",
     container_col: Annotated[str, typer.Option("--container-col")] = "container",
@@ -83,25 +103,48 @@ def study_import(
     accelerated_change: AcceleratedOption = None,
     intermediate_change: IntermediateOption = None,
     confidence: ConfidenceOption = None,
-    where: Annotated[list[str] | None, typer.Option(
-        "--where", help="The labelled storage condition, e.g. temperature_c=4 (repeat).")] = None,
+    where: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--where", help="The labelled storage condition, e.g. temperature_c=4 (repeat)."
+        ),
+    ] = None,
     db: DbOption = None,
     by: ByOption = None,
     create: CreateOption = False,
 ) -> None:
     """Import a stability study; every lot must already be a lot of the product."""
-    protocol = _settings(lower_limit=lower_limit, upper_limit=upper_limit, transform=transform,
-                         storage=storage, accelerated_change=accelerated_change,
-                         intermediate_change=intermediate_change, confidence=confidence,
-                         condition=_where(where))
+    protocol = _settings(
+        lower_limit=lower_limit,
+        upper_limit=upper_limit,
+        transform=transform,
+        storage=storage,
+        accelerated_change=accelerated_change,
+        intermediate_change=intermediate_change,
+        confidence=confidence,
+        condition=_where(where),
+    )
     with writing_store(db, create=create) as store:
-        info = store.import_study(csv, name=name, product=product, by=actor(by),
-                                  response_col=response_col, lot_col=lot_col, time_col=time_col,
-                                  temperature_col=temperature_col, container_col=container_col,
-                                  buffer_col=buffer_col, time_unit=time_unit, unit=unit,
-                                  protocol=protocol)
-    console.print(f"study {name}: {info['results']} results of {len(info['lots'])} lot(s) under "
-                  f"{len(info['conditions'])} condition(s) imported", highlight=False)
+        info = store.import_study(
+            csv,
+            name=name,
+            product=product,
+            by=actor(by),
+            response_col=response_col,
+            lot_col=lot_col,
+            time_col=time_col,
+            temperature_col=temperature_col,
+            container_col=container_col,
+            buffer_col=buffer_col,
+            time_unit=time_unit,
+            unit=unit,
+            protocol=protocol,
+        )
+    console.print(
+        f"study {name}: {info['results']} results of {len(info['lots'])} lot(s) under "
+        f"{len(info['conditions'])} condition(s) imported",
+        highlight=False,
+    )
 
 
 @study_app.command("list")
@@ -118,8 +161,14 @@ def study_list(
         return
     table = Table("study", "product", "attribute", "conditions", "lots", "results")
     for r in rows:
-        table.add_row(r["study"], r["product"] or "—", r["attribute"],
-                      "; ".join(r["conditions"]), ", ".join(r["lots"]), str(r["results"]))
+        table.add_row(
+            r["study"],
+            r["product"] or "—",
+            r["attribute"],
+            "; ".join(r["conditions"]),
+            ", ".join(r["lots"]),
+            str(r["results"]),
+        )
     console.print(table)
 
 
@@ -134,9 +183,14 @@ def study_shelf_life(
     intermediate_change: IntermediateOption = None,
     confidence: ConfidenceOption = None,
     where: WhereOption = None,
-    label_claim: Annotated[float | None, typer.Option(
-        "--label-claim", help="Particles per unit at release (default: the product's claim, "
-        "with --transform log).")] = None,
+    label_claim: Annotated[
+        float | None,
+        typer.Option(
+            "--label-claim",
+            help="Particles per unit at release (default: the product's claim, "
+            "with --transform log).",
+        ),
+    ] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write a PNG plot here.")] = None,
@@ -146,15 +200,25 @@ def study_shelf_life(
 
     chosen = _where(where)
     with open_store(db) as store:
-        result = store.shelf_life(name, where=chosen, **_settings(
-            lower_limit=lower_limit, upper_limit=upper_limit, transform=transform,
-            storage=storage, accelerated_change=accelerated_change,
-            intermediate_change=intermediate_change, confidence=confidence))
+        result = store.shelf_life(
+            name,
+            where=chosen,
+            **_settings(
+                lower_limit=lower_limit,
+                upper_limit=upper_limit,
+                transform=transform,
+                storage=storage,
+                accelerated_change=accelerated_change,
+                intermediate_change=intermediate_change,
+                confidence=confidence,
+            ),
+        )
         condition = store.study_condition(name, chosen)
         info = next(s for s in store.list_studies() if s["study"] == name)
         if label_claim is None and result.transform == "log" and info["product"]:
-            label_claim = next(p for p in store.list_products()
-                               if p["product"] == info["product"])["particles_per_unit"]
+            label_claim = next(p for p in store.list_products() if p["product"] == info["product"])[
+                "particles_per_unit"
+            ]
         frame = store.get_study(name).frame(condition) if plot is not None else None
     expiry = None
     if label_claim is not None:
@@ -162,10 +226,22 @@ def study_shelf_life(
     if frame is not None:
         from exocheck.qc.stability_plot import plot_shelf_life, save_figure
 
-        save_figure(plot_shelf_life(result, frame, time_col="time", response_col="value",
-                                    batch_col="lot", title=f"{name}: {condition.label}"), plot)
+        save_figure(
+            plot_shelf_life(
+                result,
+                frame,
+                time_col="time",
+                response_col="value",
+                batch_col="lot",
+                title=f"{name}: {condition.label}",
+            ),
+            plot,
+        )
     print_shelf_life(
-        result, expiry, f"Shelf life — study {name} ({condition.label})", as_json,
+        result,
+        expiry,
+        f"Shelf life — study {name} ({condition.label})",
+        as_json,
         header={"study": name, "condition": condition.model_dump()},
     )
 

@@ -423,7 +423,9 @@ def link_frames(
                     n_cand += 1
         assigned = np.full(b - a, -1, np.int64)
         if n_cand:
-            order = np.argsort(cand_d[:n_cand], kind="mergesort")  # stable: ties keep (track, feature)
+            order = np.argsort(
+                cand_d[:n_cand], kind="mergesort"
+            )  # stable: ties keep (track, feature)
             used = np.zeros(n_act, np.bool_)
             for m in order:
                 i = cand_t[m]

@@ -100,8 +100,13 @@ class ComparabilityReport(_Record):
     comparable: bool
 
 
-def equivalence_tost(test: Sequence[float], reference: Sequence[float], margin: float,
-                     attribute: str = "value", alpha: float = 0.05) -> Equivalence:
+def equivalence_tost(
+    test: Sequence[float],
+    reference: Sequence[float],
+    margin: float,
+    attribute: str = "value",
+    alpha: float = 0.05,
+) -> Equivalence:
     """TOST of mean(test) − mean(reference) within ±``margin`` (pooled-variance t tests).
 
     ``test`` are replicate values of the lot under test (one value is allowed), ``reference``
@@ -112,25 +117,41 @@ def equivalence_tost(test: Sequence[float], reference: Sequence[float], margin: 
     if x1.size < 1 or x2.size < 2 or x1.size + x2.size < 3:
         raise AnalysisError(f"{attribute}: TOST needs a test value and at least two reference lots")
     if not margin > 0:
-        raise AnalysisError(f"{attribute}: the equivalence margin must be positive (the reference "
-                            "lots have no spread)")
+        raise AnalysisError(
+            f"{attribute}: the equivalence margin must be positive (the reference "
+            "lots have no spread)"
+        )
     p_value, _, _ = ttost_ind(x1, x2, -margin, margin, usevar="pooled")
     p_value = float(p_value)
-    return Equivalence(attribute=attribute, difference=float(x1.mean() - x2.mean()),
-                       margin=float(margin), p_value=p_value, equivalent=p_value < alpha,
-                       n_test=int(x1.size), n_reference=int(x2.size), alpha=alpha)
+    return Equivalence(
+        attribute=attribute,
+        difference=float(x1.mean() - x2.mean()),
+        margin=float(margin),
+        p_value=p_value,
+        equivalent=p_value < alpha,
+        n_test=int(x1.size),
+        n_reference=int(x2.size),
+        alpha=alpha,
+    )
 
 
-def quality_range(reference: Sequence[float], value: float, k: float = 3.0,
-                  attribute: str = "value") -> QualityRange:
+def quality_range(
+    reference: Sequence[float], value: float, k: float = 3.0, attribute: str = "value"
+) -> QualityRange:
     """Is ``value`` within mean ± k·σ (sample SD) of the reference lots?"""
     ref = np.asarray(reference, dtype=float)
     if ref.size < 2:
         raise AnalysisError(f"{attribute}: a quality range needs at least two reference lots")
     mean, sd = float(ref.mean()), float(ref.std(ddof=1))
     low, high = mean - k * sd, mean + k * sd
-    return QualityRange(attribute=attribute, low=low, high=high, k=k, value=float(value),
-                        within=bool(low <= value <= high))
+    return QualityRange(
+        attribute=attribute,
+        low=low,
+        high=high,
+        k=k,
+        value=float(value),
+        within=bool(low <= value <= high),
+    )
 
 
 def _cdf_on(dist: SizeDistribution, grid: np.ndarray) -> np.ndarray:
@@ -139,8 +160,9 @@ def _cdf_on(dist: SizeDistribution, grid: np.ndarray) -> np.ndarray:
     return np.interp(grid, edges, cdf, left=0.0, right=1.0)
 
 
-def size_similarity(a: SizeDistribution, b: SizeDistribution,
-                    min_overlap: float = 0.8) -> SizeSimilarity:
+def size_similarity(
+    a: SizeDistribution, b: SizeDistribution, min_overlap: float = 0.8
+) -> SizeSimilarity:
     """Compare two binned number distributions (bins may differ: both CDFs are interpolated onto
     the union of the bin edges)."""
     for dist in (a, b):
@@ -153,10 +175,12 @@ def size_similarity(a: SizeDistribution, b: SizeDistribution,
     ks = float(np.max(np.abs(ca - cb)))
     centres = 0.5 * (grid[:-1] + grid[1:])
     keep_a, keep_b = pa > 0, pb > 0
-    wasserstein = float(stats.wasserstein_distance(centres[keep_a], centres[keep_b],
-                                                   pa[keep_a], pb[keep_b]))
-    return SizeSimilarity(overlap=overlap, ks_distance=ks, wasserstein_nm=wasserstein,
-                          similar=overlap >= min_overlap)
+    wasserstein = float(
+        stats.wasserstein_distance(centres[keep_a], centres[keep_b], pa[keep_a], pb[keep_b])
+    )
+    return SizeSimilarity(
+        overlap=overlap, ks_distance=ks, wasserstein_nm=wasserstein, similar=overlap >= min_overlap
+    )
 
 
 def western_electric(values: Sequence[float], center: float, sigma: float) -> list[Violation]:
@@ -182,20 +206,26 @@ def western_electric(values: Sequence[float], center: float, sigma: float) -> li
         for rule, width, need, level, text in rules:
             if i + 1 < width:
                 continue
-            window = z[i + 1 - width: i + 1]
+            window = z[i + 1 - width : i + 1]
             for sign in (1, -1):
                 beyond = sign * window > level
                 # the completing point must itself be part of the pattern
                 if beyond.sum() >= need and sign * z[i] > level:
                     side = "above" if sign > 0 else "below"
-                    out.append(Violation(rule=rule, index=i,
-                                         window=list(range(i + 1 - width, i + 1)),
-                                         description=f"{text} ({side})"))
+                    out.append(
+                        Violation(
+                            rule=rule,
+                            index=i,
+                            window=list(range(i + 1 - width, i + 1)),
+                            description=f"{text} ({side})",
+                        )
+                    )
     return out
 
 
-def control_chart(values: Sequence[float], labels: Sequence[str] | None = None,
-                  attribute: str = "value") -> ControlChart:
+def control_chart(
+    values: Sequence[float], labels: Sequence[str] | None = None, attribute: str = "value"
+) -> ControlChart:
     """Individuals control chart with σ = MR̄ / 1.128 and Western Electric rules."""
     x = np.asarray(values, dtype=float)
     if x.size < 2:
@@ -204,16 +234,21 @@ def control_chart(values: Sequence[float], labels: Sequence[str] | None = None,
     sigma = float(np.mean(np.abs(np.diff(x))) / D2_MOVING_RANGE)
     if sigma == 0:
         sigma = float(x.std(ddof=1)) or abs(center) * 1e-12 or 1e-12
-    return ControlChart(attribute=attribute,
-                        labels=list(labels) if labels is not None else [str(i + 1) for i in
-                                                                          range(x.size)],
-                        values=x.tolist(), center=center, sigma=sigma,
-                        lcl=center - 3 * sigma, ucl=center + 3 * sigma,
-                        violations=western_electric(x, center, sigma))
+    return ControlChart(
+        attribute=attribute,
+        labels=list(labels) if labels is not None else [str(i + 1) for i in range(x.size)],
+        values=x.tolist(),
+        center=center,
+        sigma=sigma,
+        lcl=center - 3 * sigma,
+        ucl=center + 3 * sigma,
+        violations=western_electric(x, center, sigma),
+    )
 
 
-def capability(values: Sequence[float], lsl: float | None, usl: float | None,
-               attribute: str = "value") -> Capability:
+def capability(
+    values: Sequence[float], lsl: float | None, usl: float | None, attribute: str = "value"
+) -> Capability:
     """Cpk (σ within, from the moving range) and Ppk (σ overall) against the limits given."""
     x = np.asarray(values, dtype=float)
     if x.size < 2 or (lsl is None and usl is None):
@@ -223,12 +258,13 @@ def capability(values: Sequence[float], lsl: float | None, usl: float | None,
     overall = float(x.std(ddof=1))
 
     def index(sigma: float) -> float:
-        sides = [(usl - mean) if usl is not None else math.inf,
-                 (mean - lsl) if lsl is not None else math.inf]
+        sides = [
+            (usl - mean) if usl is not None else math.inf,
+            (mean - lsl) if lsl is not None else math.inf,
+        ]
         return min(sides) / (3 * sigma) if sigma > 0 else math.inf
 
-    return Capability(attribute=attribute, lsl=lsl, usl=usl, cpk=index(within),
-                      ppk=index(overall))
+    return Capability(attribute=attribute, lsl=lsl, usl=usl, cpk=index(within), ppk=index(overall))
 
 
 # ---- lot-level attributes --------------------------------------------------------------------
@@ -236,8 +272,9 @@ def _log_concentration(data: LotData, replicates: bool) -> list[float]:
     if data.nta is None or not data.nta.concentration.particles_per_ml:
         return []
     if replicates:
-        per_video = [v.concentration_per_ml for v in data.nta.per_video
-                     if v.valid and v.concentration_per_ml]
+        per_video = [
+            v.concentration_per_ml for v in data.nta.per_video if v.valid and v.concentration_per_ml
+        ]
         if len(per_video) >= 2:
             return [math.log(v) for v in per_video]
     return [math.log(data.nta.concentration.particles_per_ml)]
@@ -276,8 +313,14 @@ def mean_distribution(dists: Sequence[SizeDistribution]) -> SizeDistribution:
     return SizeDistribution(bin_edges_nm=grid.tolist(), density=(density / density.sum()).tolist())
 
 
-def compare(test: LotData, references: Sequence[LotData], *, margin_sigma: float = 1.5,
-            k: float = 3.0, alpha: float = 0.05) -> ComparabilityReport:
+def compare(
+    test: LotData,
+    references: Sequence[LotData],
+    *,
+    margin_sigma: float = 1.5,
+    k: float = 3.0,
+    alpha: float = 0.05,
+) -> ComparabilityReport:
     """A lot against reference lots: TOST (margin ±``margin_sigma``·σ of the reference lots) and
     quality range (mean ± ``k``·σ) on log concentration and D50, and size similarity against
     the reference lots' mean distribution. ``comparable`` when every test passes."""
@@ -293,16 +336,26 @@ def compare(test: LotData, references: Sequence[LotData], *, margin_sigma: float
         if len(ref_values) < 2:
             raise AnalysisError(f"fewer than two reference lots have a {name.replace('_', ' ')}")
         sigma = float(np.std(ref_values, ddof=1))
-        equivalence.append(equivalence_tost(test_values, ref_values, margin_sigma * sigma,
-                                            attribute=name, alpha=alpha))
-        ranges.append(quality_range(ref_values, float(np.mean(test_values)), k=k,
-                                    attribute=name))
+        equivalence.append(
+            equivalence_tost(
+                test_values, ref_values, margin_sigma * sigma, attribute=name, alpha=alpha
+            )
+        )
+        ranges.append(quality_range(ref_values, float(np.mean(test_values)), k=k, attribute=name))
     ref_dists = [r.nta.size for r in references if r.nta is not None and r.nta.size.density]
     size = None
     if test.nta is not None and test.nta.size.density and ref_dists:
         size = size_similarity(test.nta.size, mean_distribution(ref_dists))
-    comparable = all(e.equivalent for e in equivalence) and all(q.within for q in ranges) and (
-        size is None or size.similar)
-    return ComparabilityReport(lot=test.lot, references=[r.lot for r in references],
-                               equivalence=equivalence, quality_ranges=ranges, size=size,
-                               comparable=comparable)
+    comparable = (
+        all(e.equivalent for e in equivalence)
+        and all(q.within for q in ranges)
+        and (size is None or size.similar)
+    )
+    return ComparabilityReport(
+        lot=test.lot,
+        references=[r.lot for r in references],
+        equivalence=equivalence,
+        quality_ranges=ranges,
+        size=size,
+        comparable=comparable,
+    )

@@ -29,8 +29,9 @@ def normalise_reading(value: object) -> Reading:
         return "present"
     if text in _ABSENT:
         return "absent"
-    raise ValueError(f"{value!r} is not a qualitative result (use present/absent or "
-                     "positive/negative)")
+    raise ValueError(
+        f"{value!r} is not a qualitative result (use present/absent or positive/negative)"
+    )
 
 
 class _Record(BaseModel):

@@ -42,14 +42,67 @@ Result = Literal["pass", "fail", "inconclusive", "missing"]
 Decision = Literal["conforms", "does-not-conform", "inconclusive", "incomplete"]
 
 #: MISEV2018/2023 marker categories (Théry et al. 2018, Table 3; Welsh et al. 2024).
-TRANSMEMBRANE = {"cd9", "cd63", "cd81", "cd82", "cd47", "cd29", "cd44", "cd73", "cd90",
-                 "itgb1", "itga", "lamp1", "lamp2", "epcam", "mhc-i", "hla-abc", "tspan"}
-CYTOSOLIC = {"tsg101", "alix", "pdcd6ip", "syntenin", "syntenin-1", "sdcbp", "flotillin-1",
-             "flot1", "flotillin-2", "flot2", "hsp70", "hsc70", "hspa8", "annexin", "anxa1",
-             "anxa2", "anxa5", "vps4", "chmp4"}
-NEGATIVE = {"calnexin", "canx", "gm130", "golga2", "apoa1", "apoa2", "apob", "albumin", "alb",
-            "histone", "histones", "cytochrome c", "cyc1", "grp94", "hsp90b1", "bip", "hspa5",
-            "umod", "tamm-horsfall"}
+TRANSMEMBRANE = {
+    "cd9",
+    "cd63",
+    "cd81",
+    "cd82",
+    "cd47",
+    "cd29",
+    "cd44",
+    "cd73",
+    "cd90",
+    "itgb1",
+    "itga",
+    "lamp1",
+    "lamp2",
+    "epcam",
+    "mhc-i",
+    "hla-abc",
+    "tspan",
+}
+CYTOSOLIC = {
+    "tsg101",
+    "alix",
+    "pdcd6ip",
+    "syntenin",
+    "syntenin-1",
+    "sdcbp",
+    "flotillin-1",
+    "flot1",
+    "flotillin-2",
+    "flot2",
+    "hsp70",
+    "hsc70",
+    "hspa8",
+    "annexin",
+    "anxa1",
+    "anxa2",
+    "anxa5",
+    "vps4",
+    "chmp4",
+}
+NEGATIVE = {
+    "calnexin",
+    "canx",
+    "gm130",
+    "golga2",
+    "apoa1",
+    "apoa2",
+    "apob",
+    "albumin",
+    "alb",
+    "histone",
+    "histones",
+    "cytochrome c",
+    "cyc1",
+    "grp94",
+    "hsp90b1",
+    "bip",
+    "hspa5",
+    "umod",
+    "tamm-horsfall",
+}
 
 #: Webber & Clayton (J Extracell Vesicles 2013, 2:19861): particles per µg protein.
 PURITY_HIGH = 3e10
@@ -171,8 +224,14 @@ def decide(results: list[CriterionResult]) -> Decision:
     return "conforms"
 
 
-def _judge(value: float, interval: tuple[float, float] | None, low: float | None,
-           high: float | None, strict_low: bool = False, strict_high: bool = False) -> Result:
+def _judge(
+    value: float,
+    interval: tuple[float, float] | None,
+    low: float | None,
+    high: float | None,
+    strict_low: bool = False,
+    strict_high: bool = False,
+) -> Result:
     """Pass when the whole interval lies inside the acceptance region, fail when it lies wholly
     outside, inconclusive otherwise. Without an interval the point value decides."""
 
@@ -289,8 +348,10 @@ def misev_completeness(data: LotData) -> tuple[float, list[str]]:
         unmet.append("≥2 quantification methods")
     if len(positive) < 3:
         unmet.append("≥3 positive markers")
-    if not (any(member(m, TRANSMEMBRANE) for m in positive)
-            and any(member(m, CYTOSOLIC) for m in positive)):
+    if not (
+        any(member(m, TRANSMEMBRANE) for m in positive)
+        and any(member(m, CYTOSOLIC) for m in positive)
+    ):
         unmet.append("a transmembrane and a cytosolic marker")
     if not any(member(m, NEGATIVE) for m in tested):
         unmet.append("≥1 negative marker")
@@ -323,40 +384,73 @@ def evaluate_criterion(criterion, data: LotData) -> CriterionResult:
             limit = f"{op} {fmt(bound)} {unit}".strip()
         value, interval = quantity_value(data, criterion.quantity)
         if value is None:
-            return CriterionResult(**base, result="missing", value=None, limit=limit, unit=unit,
-                                   detail=f"no {criterion.quantity}")
-        return CriterionResult(**base, result=_judge(value, interval, low, high, s_low, s_high),
-                               value=float(value), limit=limit, unit=unit, interval=interval)
+            return CriterionResult(
+                **base,
+                result="missing",
+                value=None,
+                limit=limit,
+                unit=unit,
+                detail=f"no {criterion.quantity}",
+            )
+        return CriterionResult(
+            **base,
+            result=_judge(value, interval, low, high, s_low, s_high),
+            value=float(value),
+            limit=limit,
+            unit=unit,
+            interval=interval,
+        )
 
     if isinstance(criterion, SizeFractionCriterion):
         low_nm, high_nm = criterion.window_nm
         limit = f"≥ {100 * criterion.min_fraction:g} % in {low_nm:g}–{high_nm:g} nm"
         fraction = size_fraction(data, low_nm, high_nm)
         if fraction is None:
-            return CriterionResult(**base, result="missing", value=None, limit=limit,
-                                   detail="no binned size distribution")
+            return CriterionResult(
+                **base,
+                result="missing",
+                value=None,
+                limit=limit,
+                detail="no binned size distribution",
+            )
         result = "pass" if fraction >= criterion.min_fraction - 1e-12 else "fail"
-        return CriterionResult(**base, result=result, value=round(fraction, 6), limit=limit,
-                               unit="fraction")
+        return CriterionResult(
+            **base, result=result, value=round(fraction, 6), limit=limit, unit="fraction"
+        )
 
     if isinstance(criterion, LabelClaimCriterion):
         tol = criterion.tolerance_percent / 100
         unit = f"particles/{data.unit_name}"
         claim = data.particles_per_unit_claim
         if claim is None:
-            return CriterionResult(**base, result="missing", value=None,
-                                   limit=f"label claim ± {criterion.tolerance_percent:g} %",
-                                   detail="the product has no label claim")
+            return CriterionResult(
+                **base,
+                result="missing",
+                value=None,
+                limit=f"label claim ± {criterion.tolerance_percent:g} %",
+                detail="the product has no label claim",
+            )
         low, high = claim * (1 - tol), claim * (1 + tol)
-        limit = (f"{fmt(claim)} ± {criterion.tolerance_percent:g} % "
-                 f"({fmt(low)}–{fmt(high)}) {unit}")
+        limit = f"{fmt(claim)} ± {criterion.tolerance_percent:g} % ({fmt(low)}–{fmt(high)}) {unit}"
         value, interval = quantity_value(data, "particles_per_unit")
         if value is None:
-            return CriterionResult(**base, result="missing", value=None, limit=limit, unit=unit,
-                                   detail="no particle concentration or fill volume")
-        return CriterionResult(**base, result=_judge(value, interval, low, high),
-                               value=float(value), limit=limit, unit=unit, interval=interval,
-                               detail=f"{value / claim:.0%} of label claim")
+            return CriterionResult(
+                **base,
+                result="missing",
+                value=None,
+                limit=limit,
+                unit=unit,
+                detail="no particle concentration or fill volume",
+            )
+        return CriterionResult(
+            **base,
+            result=_judge(value, interval, low, high),
+            value=float(value),
+            limit=limit,
+            unit=unit,
+            interval=interval,
+            detail=f"{value / claim:.0%} of label claim",
+        )
 
     if isinstance(criterion, PresenceCriterion):
         want = "present" if criterion.expected in ("present", "positive") else "absent"
@@ -366,10 +460,14 @@ def evaluate_criterion(criterion, data: LotData) -> CriterionResult:
         lookup.update({k.lower(): v for k, v in data.safety.items() if isinstance(v, str)})
         for analyte in criterion.analytes:
             readings[analyte] = lookup.get(analyte.lower())
-        words = ({"present": "positive", "absent": "negative"}
-                 if criterion.expected in ("positive", "negative") else {})
-        shown = "; ".join(f"{k} {words.get(v, v) if v else 'not tested'}"
-                          for k, v in readings.items())
+        words = (
+            {"present": "positive", "absent": "negative"}
+            if criterion.expected in ("positive", "negative")
+            else {}
+        )
+        shown = "; ".join(
+            f"{k} {words.get(v, v) if v else 'not tested'}" for k, v in readings.items()
+        )
         if any(v is None for v in readings.values()):
             wrong = [k for k, v in readings.items() if v is not None and v != want]
             result: Result = "fail" if wrong else "missing"
@@ -381,13 +479,23 @@ def evaluate_criterion(criterion, data: LotData) -> CriterionResult:
         limit = f"≥ {fmt(criterion.min_particles_per_ug)} particles/µg"
         value, interval = quantity_value(data, "particles_per_ug")
         if value is None:
-            return CriterionResult(**base, result="missing", value=None, limit=limit,
-                                   unit="particles/µg", detail="needs concentration and protein")
-        return CriterionResult(**base, result=_judge(value, interval,
-                                                     criterion.min_particles_per_ug, None),
-                               value=float(value), limit=limit, unit="particles/µg",
-                               interval=interval,
-                               detail=f"Webber & Clayton class: {purity_class(value)}")
+            return CriterionResult(
+                **base,
+                result="missing",
+                value=None,
+                limit=limit,
+                unit="particles/µg",
+                detail="needs concentration and protein",
+            )
+        return CriterionResult(
+            **base,
+            result=_judge(value, interval, criterion.min_particles_per_ug, None),
+            value=float(value),
+            limit=limit,
+            unit="particles/µg",
+            interval=interval,
+            detail=f"Webber & Clayton class: {purity_class(value)}",
+        )
 
     if isinstance(criterion, MisevCriterion):
         score, unmet = misev_completeness(data)
@@ -411,5 +519,6 @@ def evaluate(spec: Specification, data: LotData) -> ReleaseResult:
             if _uses_concentration(c) and r.result in ("pass", "fail"):
                 r.result = "inconclusive"
                 r.detail = f"{caveat}; {r.detail}" if r.detail else caveat
-    return ReleaseResult(lot=data.lot, specification=spec.label, decision=decide(results),
-                         criteria=results)
+    return ReleaseResult(
+        lot=data.lot, specification=spec.label, decision=decide(results), criteria=results
+    )

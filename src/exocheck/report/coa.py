@@ -64,8 +64,9 @@ def _data_uri(svg: str) -> str:
 
 
 def _environment() -> Environment:
-    env = Environment(loader=PackageLoader("exocheck.report", "templates"),
-                      autoescape=select_autoescape(["html"]))
+    env = Environment(
+        loader=PackageLoader("exocheck.report", "templates"), autoescape=select_autoescape(["html"])
+    )
     env.filters["sci"] = lambda v: "—" if v is None else fmt(float(v))
     env.filters["printed_value"] = printed_value
     return env
@@ -83,9 +84,16 @@ def _size_figure(lot_data, spec: Specification) -> str | None:
             low = c.min if c.min is not None else 0.0
             high = c.max if c.max is not None else max(nta.size.bin_edges_nm)
             windows.append((low, high, f"{c.name}: {low:g}–{high:g} nm"))
-    marks = {k: v for k, v in (("D10", nta.size.d10_nm), ("D50", nta.size.d50_nm),
-                               ("D90", nta.size.d90_nm), ("mode", nta.size.mode_nm))
-             if v is not None}
+    marks = {
+        k: v
+        for k, v in (
+            ("D10", nta.size.d10_nm),
+            ("D50", nta.size.d50_nm),
+            ("D90", nta.size.d90_nm),
+            ("mode", nta.size.mode_nm),
+        )
+        if v is not None
+    }
     return _data_uri(plots.size_distribution_svg(nta.size, windows, marks))
 
 
@@ -96,8 +104,9 @@ def _claim_figure(lot_data, spec: Specification) -> str | None:
     if claim is None or value is None:
         return None
     tolerance = criterion.tolerance_percent if criterion else 20.0
-    return _data_uri(plots.claim_svg(value, interval, claim, tolerance,
-                                     f"particles per {lot_data.unit_name}"))
+    return _data_uri(
+        plots.claim_svg(value, interval, claim, tolerance, f"particles per {lot_data.unit_name}")
+    )
 
 
 def _chart(product_lots, lot: str, claim: float | None, spec: Specification):
@@ -123,8 +132,14 @@ def _chart(product_lots, lot: str, claim: float | None, spec: Specification):
             except AnalysisError:
                 cap = None
     svg = plots.control_chart_svg(chart, lot, "particles per unit", limits, with_limits=enough)
-    return {"figure": _data_uri(svg), "chart": chart, "capability": cap, "limits": enough,
-            "lots": len(points), "min_lots": MIN_LOTS_FOR_LIMITS}, chart
+    return {
+        "figure": _data_uri(svg),
+        "chart": chart,
+        "capability": cap,
+        "limits": enough,
+        "lots": len(points),
+        "min_lots": MIN_LOTS_FOR_LIMITS,
+    }, chart
 
 
 def _basis(info: dict[str, Any], data) -> dict[str, Any] | None:
@@ -137,10 +152,15 @@ def _basis(info: dict[str, Any], data) -> dict[str, Any] | None:
     caveat = concentration_caveat(data)
     if isinstance(calibration, dict):
         optics = ", ".join(
-            f"{label} {calibration[key]:.4g}{unit}" for key, label, unit in (
-                ("pixel_size_um", "pixel", " µm"), ("fps", "", " fps"),
-                ("exposure_ms", "exposure", " ms"), ("wavelength_nm", "laser", " nm"),
-                ("camera_gain", "gain", "")) if isinstance(calibration.get(key), int | float)
+            f"{label} {calibration[key]:.4g}{unit}"
+            for key, label, unit in (
+                ("pixel_size_um", "pixel", " µm"),
+                ("fps", "", " fps"),
+                ("exposure_ms", "exposure", " ms"),
+                ("wavelength_nm", "laser", " nm"),
+                ("camera_gain", "gain", ""),
+            )
+            if isinstance(calibration.get(key), int | float)
         ).replace(" , ", ", ")
         bead = calibration.get("bead_diameter_nm")
         calibrated = (
@@ -155,16 +175,19 @@ def _basis(info: dict[str, Any], data) -> dict[str, Any] | None:
     entries = [x for x in info.get("measurements", []) if x["kind"] == "nta"]
     analyst = entries[-1]["created_by"] if entries else None
     n_videos = len(nta.per_video) or len(nta.source.files) or None
-    inputs = [{"filename": name, "sha256": sha, "role": "raw input"}
-              for name, sha in nta.provenance.inputs.items()]
+    inputs = [
+        {"filename": name, "sha256": sha, "role": "raw input"}
+        for name, sha in nta.provenance.inputs.items()
+    ]
     if nta.source.file_sha256 and nta.source.file_sha256 not in nta.provenance.inputs.values():
         name = nta.source.files[0] if nta.source.files else "instrument export"
         inputs.append({"filename": name, "sha256": nta.source.file_sha256, "role": "raw input"})
     return {
         "date": nta.date or nta.provenance.created,
         "analyst": analyst,
-        "instrument": " ".join(x for x in (nta.source.instrument, nta.source.software_version)
-                               if x),
+        "instrument": " ".join(
+            x for x in (nta.source.instrument, nta.source.software_version) if x
+        ),
         "exocheck_version": nta.provenance.exocheck_version,
         "videos": n_videos,
         "tracks": nta.tracks.count or None,
@@ -177,36 +200,60 @@ def _basis(info: dict[str, Any], data) -> dict[str, Any] | None:
     }
 
 
-def coa_context(store, lot: str, *, expiry: ExpiryPrediction | dict | None = None) -> dict[str, Any]:
+def coa_context(
+    store, lot: str, *, expiry: ExpiryPrediction | dict | None = None
+) -> dict[str, Any]:
     """Everything the certificate template shows, gathered from the store."""
     info = store.lot_info(lot)
     result = store.evaluate(lot)
     spec = store.get_specification(info["specification"])
     data = store.lot_data(lot)
     product = next(p for p in store.list_products() if p["product"] == info["product"])
-    chart, _ = _chart(store.product_lot_data(info["product"]), lot,
-                      data.particles_per_unit_claim, spec)
+    chart, _ = _chart(
+        store.product_lot_data(info["product"]), lot, data.particles_per_unit_claim, spec
+    )
     if isinstance(expiry, dict):
         expiry = ExpiryPrediction.model_validate(expiry)
     basis = _basis(info, data)
     inputs = (basis["inputs"] if basis else []) + [
-        {"filename": a["filename"], "sha256": a["sha256"], "size_bytes": a["size_bytes"],
-         "role": "stored file"} for a in info["attachments"]]
+        {
+            "filename": a["filename"],
+            "sha256": a["sha256"],
+            "size_bytes": a["size_bytes"],
+            "role": "stored file",
+        }
+        for a in info["attachments"]
+    ]
     return {
-        "product": product, "lot": info, "spec": spec, "result": result, "basis": basis,
+        "product": product,
+        "lot": info,
+        "spec": spec,
+        "result": result,
+        "basis": basis,
         "inputs": inputs,
-        "status": None if info["approved_by"] is None else (
-            "RELEASED" if result.decision == "conforms" else "REJECTED"),
-        "size_figure": _size_figure(data, spec), "claim_figure": _claim_figure(data, spec),
-        "chart": chart, "nta": data.nta, "protein": data.protein,
-        "attachments": info["attachments"], "expiry": expiry,
-        "spec_sha256": info["specification_sha256"], "software": f"exocheck {__version__}",
+        "status": None
+        if info["approved_by"] is None
+        else ("RELEASED" if result.decision == "conforms" else "REJECTED"),
+        "size_figure": _size_figure(data, spec),
+        "claim_figure": _claim_figure(data, spec),
+        "chart": chart,
+        "nta": data.nta,
+        "protein": data.protein,
+        "attachments": info["attachments"],
+        "expiry": expiry,
+        "spec_sha256": info["specification_sha256"],
+        "software": f"exocheck {__version__}",
         "generated_at": datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
     }
 
 
-def render_html(store, lot: str, *, expiry: ExpiryPrediction | dict | None = None,
-                certificate: dict[str, Any] | None = None) -> str:
+def render_html(
+    store,
+    lot: str,
+    *,
+    expiry: ExpiryPrediction | dict | None = None,
+    certificate: dict[str, Any] | None = None,
+) -> str:
     """The certificate of analysis of ``lot`` as a standalone HTML page. ``certificate`` (from
     :mod:`exocheck.signing`) adds the certificate id, the signatures and the QR code of the
     verification URL; the page then prints the criteria values that ``coa.json`` states."""
@@ -219,13 +266,16 @@ def render_pdf(html: str) -> bytes:
     try:
         from weasyprint import HTML
     except (ImportError, OSError) as exc:  # OSError: pango missing
-        raise ParameterError(f"PDF output needs WeasyPrint and pango ({exc}); "
-                             "write .html instead or install exocheck[pdf]") from None
+        raise ParameterError(
+            f"PDF output needs WeasyPrint and pango ({exc}); "
+            "write .html instead or install exocheck[pdf]"
+        ) from None
     return HTML(string=html).write_pdf()
 
 
-def write_coa(store, lot: str, path: str | Path, *,
-              expiry: ExpiryPrediction | dict | None = None) -> Path:
+def write_coa(
+    store, lot: str, path: str | Path, *, expiry: ExpiryPrediction | dict | None = None
+) -> Path:
     """Write the certificate of ``lot`` to ``path``: PDF for ``.pdf``, HTML for ``.html``/``.htm``.
     The file appears complete or not at all."""
     path = Path(path)

@@ -111,9 +111,17 @@ class StoreBase:
             session.close()
 
     @staticmethod
-    def _audit(session: Session, actor: str, action: str, entity: str, key: str, *,
-               lot_id: int | None = None, before: dict[str, Any] | None = None,
-               after: dict[str, Any] | None = None) -> None:
+    def _audit(
+        session: Session,
+        actor: str,
+        action: str,
+        entity: str,
+        key: str,
+        *,
+        lot_id: int | None = None,
+        before: dict[str, Any] | None = None,
+        after: dict[str, Any] | None = None,
+    ) -> None:
         """Append an audit event, chained by hash to the one before (:mod:`.chain`).
 
         Events are numbered here, under a lock held to the end of the transaction (PostgreSQL:
@@ -129,9 +137,17 @@ class StoreBase:
             .order_by(m.AuditEvent.id.desc())
             .limit(1)
         ).first()
-        event = m.AuditEvent(id=(last.id + 1) if last else 1, at=m.utcnow(), actor=actor,
-                             action=action, entity=entity, entity_key=key, lot_id=lot_id,
-                             before=before, after=after)
+        event = m.AuditEvent(
+            id=(last.id + 1) if last else 1,
+            at=m.utcnow(),
+            actor=actor,
+            action=action,
+            entity=entity,
+            entity_key=key,
+            lot_id=lot_id,
+            before=before,
+            after=after,
+        )
         previous = (last.chain_sha256 if last else None) or chain.GENESIS_SHA256
         event.chain_sha256 = chain.link(previous, chain.event_payload(event))
         session.add(event)
@@ -160,7 +176,9 @@ class StoreBase:
             try:
                 number = int(version.lstrip("v"))
             except ValueError:
-                raise StoreError(f"bad specification reference {ref!r} (use NAME@VERSION)") from None
+                raise StoreError(
+                    f"bad specification reference {ref!r} (use NAME@VERSION)"
+                ) from None
             query = query.where(m.Specification.version == number)
         spec = session.scalar(query.order_by(m.Specification.version.desc()).limit(1))
         if spec is None:
@@ -175,7 +193,15 @@ class StoreBase:
                 lot_id = self._lot(session, lot).id
                 query = query.where(m.AuditEvent.lot_id == lot_id)
             return [
-                {"id": e.id, "at": aware(e.at).isoformat(), "actor": e.actor, "action": e.action,
-                 "entity": e.entity, "key": e.entity_key, "before": e.before, "after": e.after}
+                {
+                    "id": e.id,
+                    "at": aware(e.at).isoformat(),
+                    "actor": e.actor,
+                    "action": e.action,
+                    "entity": e.entity,
+                    "key": e.entity_key,
+                    "before": e.before,
+                    "after": e.after,
+                }
                 for e in session.scalars(query)
             ]

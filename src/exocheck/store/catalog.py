@@ -19,32 +19,50 @@ from exocheck.store.base import StoreBase, check_actor
 
 
 def _product_dict(product: m.Product) -> dict[str, Any]:
-    return {"product": product.name, "description": product.description,
-            "particles_per_unit": product.particles_per_unit,
-            "fill_volume_ml": product.fill_volume_ml, "unit_name": product.unit_name}
+    return {
+        "product": product.name,
+        "description": product.description,
+        "particles_per_unit": product.particles_per_unit,
+        "fill_volume_ml": product.fill_volume_ml,
+        "unit_name": product.unit_name,
+    }
 
 
 class CatalogMixin(StoreBase):
     """Products and specifications."""
 
-    def add_product(self, name: str, *, particles_per_unit: float | None = None,
-                    fill_volume_ml: float | None = None, unit_name: str = "vial",
-                    description: str | None = None, by: str) -> dict[str, Any]:
+    def add_product(
+        self,
+        name: str,
+        *,
+        particles_per_unit: float | None = None,
+        fill_volume_ml: float | None = None,
+        unit_name: str = "vial",
+        description: str | None = None,
+        by: str,
+    ) -> dict[str, Any]:
         """Add a product with its label claim (particles per unit and fill volume)."""
         by = check_actor(by)
         name = name.strip()
         if not name:
             raise StoreError("a product needs a name")
-        for label, value in (("particles per unit", particles_per_unit),
-                             ("fill volume", fill_volume_ml)):
+        for label, value in (
+            ("particles per unit", particles_per_unit),
+            ("fill volume", fill_volume_ml),
+        ):
             if value is not None and not value > 0:
                 raise StoreError(f"product {name}: {label} must be positive, got {value}")
         with self._action() as session:
             if session.scalar(select(m.Product).where(m.Product.name == name)) is not None:
                 raise StoreError(f"product {name!r} already exists")
-            product = m.Product(name=name, particles_per_unit=particles_per_unit,
-                                fill_volume_ml=fill_volume_ml, unit_name=unit_name,
-                                description=description, created_by=by)
+            product = m.Product(
+                name=name,
+                particles_per_unit=particles_per_unit,
+                fill_volume_ml=fill_volume_ml,
+                unit_name=unit_name,
+                description=description,
+                created_by=by,
+            )
             session.add(product)
             after = _product_dict(product)
             self._audit(session, by, "product.add", "product", name, after=after)
@@ -52,10 +70,14 @@ class CatalogMixin(StoreBase):
 
     def list_products(self) -> list[dict[str, Any]]:
         with self._read() as session:
-            return [_product_dict(p) for p in session.scalars(select(m.Product).order_by(m.Product.name))]
+            return [
+                _product_dict(p)
+                for p in session.scalars(select(m.Product).order_by(m.Product.name))
+            ]
 
-    def add_specification(self, source: str | Path, *, by: str, text: str | None = None,
-                          product: str | None = None) -> dict[str, Any]:
+    def add_specification(
+        self, source: str | Path, *, by: str, text: str | None = None, product: str | None = None
+    ) -> dict[str, Any]:
         """Store a specification from a YAML file (or from ``text``, with ``source`` naming it).
 
         Storing the same name and version again with the same text changes nothing; with other
@@ -70,36 +92,60 @@ class CatalogMixin(StoreBase):
         with self._action() as session:
             product_name = product or spec.product
             product_row = self._product(session, product_name) if product_name else None
-            existing = session.scalar(select(m.Specification).where(
-                m.Specification.name == spec.name, m.Specification.version == spec.version))
-            info = {"specification": spec.name, "version": spec.version, "sha256": digest,
-                    "product": product_row.name if product_row else None}
+            existing = session.scalar(
+                select(m.Specification).where(
+                    m.Specification.name == spec.name, m.Specification.version == spec.version
+                )
+            )
+            info = {
+                "specification": spec.name,
+                "version": spec.version,
+                "sha256": digest,
+                "product": product_row.name if product_row else None,
+            }
             if existing is not None:
                 if existing.sha256 == digest:
                     return info | {"changed": False}
-                used = session.scalar(select(func.count(m.Lot.id)).where(
-                    m.Lot.specification_id == existing.id))
+                used = session.scalar(
+                    select(func.count(m.Lot.id)).where(m.Lot.specification_id == existing.id)
+                )
                 if used:
                     raise StoreError(
                         f"specification {spec.label} is used by {used} lot(s) and cannot change; "
-                        f"store the new text as version {self._next_version(session, spec.name)}")
+                        f"store the new text as version {self._next_version(session, spec.name)}"
+                    )
                 before = {"sha256": existing.sha256}
                 existing.yaml_text, existing.sha256 = text, digest
                 if product_row is not None:
                     existing.product_id = product_row.id
-                self._audit(session, by, "specification.replace", "specification", spec.label,
-                            before=before, after=info)
+                self._audit(
+                    session,
+                    by,
+                    "specification.replace",
+                    "specification",
+                    spec.label,
+                    before=before,
+                    after=info,
+                )
                 return info | {"changed": True}
-            session.add(m.Specification(name=spec.name, version=spec.version, yaml_text=text,
-                                        sha256=digest, created_by=by,
-                                        product_id=product_row.id if product_row else None))
+            session.add(
+                m.Specification(
+                    name=spec.name,
+                    version=spec.version,
+                    yaml_text=text,
+                    sha256=digest,
+                    created_by=by,
+                    product_id=product_row.id if product_row else None,
+                )
+            )
             self._audit(session, by, "specification.add", "specification", spec.label, after=info)
         return info | {"changed": True}
 
     @staticmethod
     def _next_version(session, name: str) -> int:
-        top = session.scalar(select(func.max(m.Specification.version)).where(
-            m.Specification.name == name))
+        top = session.scalar(
+            select(func.max(m.Specification.version)).where(m.Specification.name == name)
+        )
         return (top or 0) + 1
 
     def get_specification(self, ref: str) -> Specification:
@@ -110,12 +156,20 @@ class CatalogMixin(StoreBase):
 
     def list_specifications(self) -> list[dict[str, Any]]:
         with self._read() as session:
-            rows = session.scalars(select(m.Specification).order_by(
-                m.Specification.name, m.Specification.version))
+            rows = session.scalars(
+                select(m.Specification).order_by(m.Specification.name, m.Specification.version)
+            )
             out = []
             for row in rows:
-                used = session.scalar(select(func.count(m.Lot.id)).where(
-                    m.Lot.specification_id == row.id))
-                out.append({"specification": row.name, "version": row.version,
-                            "sha256": row.sha256, "lots": used})
+                used = session.scalar(
+                    select(func.count(m.Lot.id)).where(m.Lot.specification_id == row.id)
+                )
+                out.append(
+                    {
+                        "specification": row.name,
+                        "version": row.version,
+                        "sha256": row.sha256,
+                        "lots": used,
+                    }
+                )
             return out

@@ -61,9 +61,16 @@ class LotMixin(StoreBase):
     """Lots, measurements, evaluation and release."""
 
     # ---- lots -------------------------------------------------------------------------------
-    def add_lot(self, number: str, product: str, *, by: str, specification: str | None = None,
-                manufactured: date | datetime | str | None = None,
-                expiry: date | datetime | str | None = None) -> dict[str, Any]:
+    def add_lot(
+        self,
+        number: str,
+        product: str,
+        *,
+        by: str,
+        specification: str | None = None,
+        manufactured: date | datetime | str | None = None,
+        expiry: date | datetime | str | None = None,
+    ) -> dict[str, Any]:
         """Create a lot of ``product``, held against ``specification`` (``name`` or
         ``name@version``; default: the newest specification stored for the product)."""
         by = check_actor(by)
@@ -79,16 +86,28 @@ class LotMixin(StoreBase):
             if specification is not None:
                 spec_row = self._spec(session, specification)
             else:
-                spec_row = session.scalar(select(m.Specification).where(
-                    m.Specification.product_id == product_row.id).order_by(
-                    m.Specification.version.desc()).limit(1))
-            lot = m.Lot(number=number, product=product_row, created_by=by, manufactured=made,
-                        expiry=expires, specification_id=spec_row.id if spec_row else None)
+                spec_row = session.scalar(
+                    select(m.Specification)
+                    .where(m.Specification.product_id == product_row.id)
+                    .order_by(m.Specification.version.desc())
+                    .limit(1)
+                )
+            lot = m.Lot(
+                number=number,
+                product=product_row,
+                created_by=by,
+                manufactured=made,
+                expiry=expires,
+                specification_id=spec_row.id if spec_row else None,
+            )
             session.add(lot)
             session.flush()
-            after = {"lot": number, "product": product_row.name,
-                     "specification": f"{spec_row.name}@{spec_row.version}" if spec_row else None,
-                     "manufactured": made.isoformat() if made else None}
+            after = {
+                "lot": number,
+                "product": product_row.name,
+                "specification": f"{spec_row.name}@{spec_row.version}" if spec_row else None,
+                "manufactured": made.isoformat() if made else None,
+            }
             self._audit(session, by, "lot.add", "lot", number, lot_id=lot.id, after=after)
         return after
 
@@ -115,11 +134,16 @@ class LotMixin(StoreBase):
             lot = self._lot(session, number)
             release = lot.release
             return {
-                "lot": lot.number, "product": lot.product.name,
-                "specification": (f"{lot.specification.name}@{lot.specification.version}"
-                                  if lot.specification else None),
+                "lot": lot.number,
+                "product": lot.product.name,
+                "specification": (
+                    f"{lot.specification.name}@{lot.specification.version}"
+                    if lot.specification
+                    else None
+                ),
                 "specification_sha256": lot.specification.sha256 if lot.specification else None,
-                "manufactured": aware(lot.manufactured), "expiry": aware(lot.expiry),
+                "manufactured": aware(lot.manufactured),
+                "expiry": aware(lot.expiry),
                 "created_by": lot.created_by,
                 "entered_by": sorted({lot.created_by, *(x.created_by for x in lot.measurements)}),
                 "approved_by": release.approved_by if release else None,
@@ -127,13 +151,24 @@ class LotMixin(StoreBase):
                 "decision": release.decision if release else None,
                 "comment": release.comment if release else None,
                 "attachments": [
-                    {"filename": x.attachment.filename, "sha256": x.attachment.sha256,
-                     "size_bytes": x.attachment.size_bytes}
-                    for x in lot.measurements if x.attachment is not None],
+                    {
+                        "filename": x.attachment.filename,
+                        "sha256": x.attachment.sha256,
+                        "size_bytes": x.attachment.size_bytes,
+                    }
+                    for x in lot.measurements
+                    if x.attachment is not None
+                ],
                 "measurements": [
-                    {"id": x.id, "kind": x.kind, "created_by": x.created_by,
-                     "created_at": aware(x.created_at), "measured_at": aware(x.measured_at)}
-                    for x in lot.measurements],
+                    {
+                        "id": x.id,
+                        "kind": x.kind,
+                        "created_by": x.created_by,
+                        "created_at": aware(x.created_at),
+                        "measured_at": aware(x.measured_at),
+                    }
+                    for x in lot.measurements
+                ],
             }
 
     # ---- measurements -------------------------------------------------------------------------
@@ -142,7 +177,8 @@ class LotMixin(StoreBase):
         if lot.release is not None:
             raise StoreError(
                 f"lot {number} was signed by {lot.release.approved_by} "
-                f"({lot.release.decision}); its data can no longer change")
+                f"({lot.release.decision}); its data can no longer change"
+            )
         return lot
 
     @staticmethod
@@ -152,21 +188,34 @@ class LotMixin(StoreBase):
         if not checksums:
             return []
         found = []
-        rows = session.scalars(select(m.Measurement).where(
-            m.Measurement.lot_id != lot.id, m.Measurement.kind == "nta"))
+        rows = session.scalars(
+            select(m.Measurement).where(m.Measurement.lot_id != lot.id, m.Measurement.kind == "nta")
+        )
         for row in rows:
             inputs = ((row.data or {}).get("provenance") or {}).get("inputs") or {}
             hashes = {row.attachment_sha256, *inputs.values()} & checksums
             if hashes:
-                found.append(f"lot {row.lot.number} ({row.lot.product.name}), "
-                             f"SHA-256 {sorted(hashes)[0][:12]}…")
+                found.append(
+                    f"lot {row.lot.number} ({row.lot.product.name}), "
+                    f"SHA-256 {sorted(hashes)[0][:12]}…"
+                )
         return sorted(set(found))
 
-    def _add(self, number: str, kind: str, data: dict[str, Any], by: str, *,
-             summary: dict[str, Any], particles_per_ml: float | None = None,
-             d50_nm: float | None = None, measured_at: datetime | None = None,
-             original: Path | None = None, inputs: set[str] | None = None,
-             allow_reuse: str | None = None) -> int:
+    def _add(
+        self,
+        number: str,
+        kind: str,
+        data: dict[str, Any],
+        by: str,
+        *,
+        summary: dict[str, Any],
+        particles_per_ml: float | None = None,
+        d50_nm: float | None = None,
+        measured_at: datetime | None = None,
+        original: Path | None = None,
+        inputs: set[str] | None = None,
+        allow_reuse: str | None = None,
+    ) -> int:
         by = check_actor(by)
         content = None
         if original is not None:
@@ -182,25 +231,52 @@ class LotMixin(StoreBase):
                     raise StoreError(
                         f"lot {number}: this raw data is already a measurement of "
                         f"{'; '.join(reused)}; data of one lot cannot stand for another (give "
-                        "--allow-reuse REASON if this is intended; the reason is audited)")
+                        "--allow-reuse REASON if this is intended; the reason is audited)"
+                    )
                 if reused:
                     summary = summary | {"reuse": {"of": reused, "reason": allow_reuse.strip()}}
             if content is not None:
                 if session.get(m.Attachment, sha) is None:
-                    session.add(m.Attachment(sha256=sha, filename=Path(original).name,
-                                             size_bytes=len(content), content=content))
-            row = m.Measurement(lot_id=lot.id, kind=kind, data=data, created_by=by,
-                                particles_per_ml=particles_per_ml, d50_nm=d50_nm,
-                                measured_at=measured_at, attachment_sha256=sha)
+                    session.add(
+                        m.Attachment(
+                            sha256=sha,
+                            filename=Path(original).name,
+                            size_bytes=len(content),
+                            content=content,
+                        )
+                    )
+            row = m.Measurement(
+                lot_id=lot.id,
+                kind=kind,
+                data=data,
+                created_by=by,
+                particles_per_ml=particles_per_ml,
+                d50_nm=d50_nm,
+                measured_at=measured_at,
+                attachment_sha256=sha,
+            )
             session.add(row)
             session.flush()
-            self._audit(session, by, f"measurement.add.{kind}", "measurement", f"{number}/{row.id}",
-                        lot_id=lot.id, after=summary | {"id": row.id, "attachment_sha256": sha})
+            self._audit(
+                session,
+                by,
+                f"measurement.add.{kind}",
+                "measurement",
+                f"{number}/{row.id}",
+                lot_id=lot.id,
+                after=summary | {"id": row.id, "attachment_sha256": sha},
+            )
             return row.id
 
-    def add_measurement(self, lot: str, measurement: Measurement, *, by: str,
-                        original_file: str | Path | None = None,
-                        allow_reuse: str | None = None) -> int:
+    def add_measurement(
+        self,
+        lot: str,
+        measurement: Measurement,
+        *,
+        by: str,
+        original_file: str | Path | None = None,
+        allow_reuse: str | None = None,
+    ) -> int:
         """Attach an NTA measurement record (engine or instrument import) to a lot; the original
         file, when given, is stored content-addressed and never altered.
 
@@ -214,19 +290,37 @@ class LotMixin(StoreBase):
         except ExocheckError as exc:
             raise StoreError(f"lot {lot}: {exc}") from None
         data = measurement.model_dump(mode="json", by_alias=True)
-        summary = {"kind": "nta", "instrument": measurement.source.instrument,
-                   "particles_per_ml": measurement.concentration.particles_per_ml,
-                   "d50_nm": measurement.size.d50_nm, "sample": measurement.sample}
-        return self._add(lot, "nta", data, by, summary=summary,
-                         particles_per_ml=measurement.concentration.particles_per_ml,
-                         d50_nm=measurement.size.d50_nm, measured_at=measurement.date,
-                         original=Path(original_file) if original_file else None,
-                         inputs=set(measurement.provenance.inputs.values())
-                         | ({measurement.source.file_sha256} - {None}),
-                         allow_reuse=allow_reuse)
+        summary = {
+            "kind": "nta",
+            "instrument": measurement.source.instrument,
+            "particles_per_ml": measurement.concentration.particles_per_ml,
+            "d50_nm": measurement.size.d50_nm,
+            "sample": measurement.sample,
+        }
+        return self._add(
+            lot,
+            "nta",
+            data,
+            by,
+            summary=summary,
+            particles_per_ml=measurement.concentration.particles_per_ml,
+            d50_nm=measurement.size.d50_nm,
+            measured_at=measurement.date,
+            original=Path(original_file) if original_file else None,
+            inputs=set(measurement.provenance.inputs.values())
+            | ({measurement.source.file_sha256} - {None}),
+            allow_reuse=allow_reuse,
+        )
 
-    def add_protein(self, lot: str, ug_per_ml: float, *, by: str, sd_ug_per_ml: float | None = None,
-                    method: str = "BCA") -> int:
+    def add_protein(
+        self,
+        lot: str,
+        ug_per_ml: float,
+        *,
+        by: str,
+        sd_ug_per_ml: float | None = None,
+        method: str = "BCA",
+    ) -> int:
         """Total protein (µg/mL) of a lot."""
         try:
             record = ProteinAssay(ug_per_ml=ug_per_ml, sd_ug_per_ml=sd_ug_per_ml, method=method)
@@ -235,8 +329,9 @@ class LotMixin(StoreBase):
         data = record.model_dump(mode="json")
         return self._add(lot, "protein", data, by, summary={"kind": "protein"} | data)
 
-    def add_markers(self, lot: str, results: dict[str, str], *, by: str,
-                    method: str | None = None) -> int:
+    def add_markers(
+        self, lot: str, results: dict[str, str], *, by: str, method: str | None = None
+    ) -> int:
         """Marker panel results: analyte -> present / absent."""
         try:
             record = MarkerPanel(results=results, method=method)
@@ -275,13 +370,19 @@ class LotMixin(StoreBase):
             elif x.kind == "safety":
                 safety.update(x.data["results"])
         product = lot.product
-        return LotData(lot=lot.number, product=product.name,
-                       particles_per_unit_claim=product.particles_per_unit,
-                       fill_volume_ml=product.fill_volume_ml, unit_name=product.unit_name,
-                       manufactured=aware(lot.manufactured) or aware(lot.created_at),
-                       nta=nta[-1] if nta else None, nta_all=nta,
-                       protein=ProteinAssay.model_validate(protein[-1]) if protein else None,
-                       markers=markers, safety=safety)
+        return LotData(
+            lot=lot.number,
+            product=product.name,
+            particles_per_unit_claim=product.particles_per_unit,
+            fill_volume_ml=product.fill_volume_ml,
+            unit_name=product.unit_name,
+            manufactured=aware(lot.manufactured) or aware(lot.created_at),
+            nta=nta[-1] if nta else None,
+            nta_all=nta,
+            protein=ProteinAssay.model_validate(protein[-1]) if protein else None,
+            markers=markers,
+            safety=safety,
+        )
 
     def lot_data(self, number: str) -> LotData:
         """Everything known about a lot, as the plain record QC functions read."""
@@ -291,8 +392,11 @@ class LotMixin(StoreBase):
     def product_lot_data(self, product: str) -> list[LotData]:
         """Every lot of a product, in order of manufacture (then entry)."""
         with self._read() as session:
-            lots = session.scalars(select(m.Lot).where(
-                m.Lot.product_id == self._product(session, product).id).order_by(m.Lot.id))
+            lots = session.scalars(
+                select(m.Lot)
+                .where(m.Lot.product_id == self._product(session, product).id)
+                .order_by(m.Lot.id)
+            )
             data = [self._lot_data(lot) for lot in lots]
         return sorted(data, key=lambda d: d.manufactured.timestamp() if d.manufactured else 0)
 
@@ -323,11 +427,13 @@ class LotMixin(StoreBase):
             if session.execute(text("SELECT 1 FROM users LIMIT 1")).first() is not None:
                 raise StoreError(
                     "this store has users, who sign with their password: use 'exocheck sign "
-                    f"{number} --meaning approved --reason TEXT --user NAME' (or the web service)")
+                    f"{number} --meaning approved --reason TEXT --user NAME' (or the web service)"
+                )
             return self._sign_release(session, self._open_lot(session, number), by, comment)
 
-    def _sign_release(self, session: Session, lot: m.Lot, by: str,
-                      comment: str | None) -> ReleaseResult:
+    def _sign_release(
+        self, session: Session, lot: m.Lot, by: str, comment: str | None
+    ) -> ReleaseResult:
         """:meth:`approve` inside the caller's transaction (an e-signature adds its record to
         the same transaction: the release, its audit event and the signature are one change)."""
         number = lot.number
@@ -335,22 +441,41 @@ class LotMixin(StoreBase):
         if by in entered:
             raise StoreError(
                 f"four-eyes rule: {by} entered data of lot {number} and cannot approve it; "
-                "another person must sign")
+                "another person must sign"
+            )
         result = self._evaluate_row(lot)
         expiry = aware(lot.expiry)
         if result.decision == "conforms" and expiry is not None and expiry <= datetime.now(UTC):
-            raise StoreError(f"lot {number} expired on {expiry:%Y-%m-%d}: an expired lot "
-                             "cannot be released")
+            raise StoreError(
+                f"lot {number} expired on {expiry:%Y-%m-%d}: an expired lot cannot be released"
+            )
         if result.decision == "incomplete":
             missing = ", ".join(c.name for c in result.criteria if c.result == "missing")
-            raise StoreError(f"lot {number} is incomplete (missing: {missing}); add the "
-                             "missing results before signing")
-        release = m.Release(lot_id=lot.id, specification_id=lot.specification_id,
-                            decision=result.decision, approved_by=by, comment=comment,
-                            result=result.model_dump(mode="json"))
+            raise StoreError(
+                f"lot {number} is incomplete (missing: {missing}); add the "
+                "missing results before signing"
+            )
+        release = m.Release(
+            lot_id=lot.id,
+            specification_id=lot.specification_id,
+            decision=result.decision,
+            approved_by=by,
+            comment=comment,
+            result=result.model_dump(mode="json"),
+        )
         session.add(release)
-        self._audit(session, by, "lot.sign", "lot", number, lot_id=lot.id,
-                    after={"decision": result.decision, "status": (
-                        "released" if result.decision == "conforms" else "rejected"),
-                        "specification": result.specification, "comment": comment})
+        self._audit(
+            session,
+            by,
+            "lot.sign",
+            "lot",
+            number,
+            lot_id=lot.id,
+            after={
+                "decision": result.decision,
+                "status": ("released" if result.decision == "conforms" else "rejected"),
+                "specification": result.specification,
+                "comment": comment,
+            },
+        )
         return result
