@@ -654,6 +654,7 @@ def analyze(
             "size_smoothing_per_track": size.smoothing,
             "size_effective_parameters": size.effective_df,
             "size_track_classes": size.n_classes,
+            "size_below_range_fraction": size.below_range_fraction,
             "drift_um_s": [list(v.drift_um_s) for v in videos],
             "noise_sigma_counts": [v.noise_sigma for v in videos],
             "localisation_sigma_um": float(

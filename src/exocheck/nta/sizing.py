@@ -263,7 +263,6 @@ class _Fit:
     theta: np.ndarray
     weights: np.ndarray
     loglik: float
-    hessian: np.ndarray  # minus the Hessian of the penalised objective (with the null direction)
     resp: np.ndarray  # responsibilities A (rows × grid)
     steps: int = 0
     curvature: tuple[np.ndarray, np.ndarray] | None = None  # see _curvature
@@ -308,8 +307,7 @@ def _newton(
         fisher = weighted.T @ resp - total * np.outer(w, w) + lam * penalty + null
         hess = fisher - np.diag(gain)
         try:
-            curvature = _curvature(hess, penalty, lam)
-            np.linalg.cholesky(curvature[0].T @ hess @ curvature[0])
+            curvature = _curvature(hess, penalty, lam, strict=True)
         except np.linalg.LinAlgError:
             hess = fisher
             curvature = _curvature(fisher, penalty, lam)
@@ -335,13 +333,15 @@ def _newton(
         theta, value, w, mix = candidate, new_value, new_w, new_mix
         steps += 1
     loglik = float(counts @ np.log(np.maximum(mix, 1e-300)))
-    return _Fit(theta, w, loglik, hess, resp, steps, curvature)
+    return _Fit(theta, w, loglik, resp, steps, curvature)
 
 
 _EIGEN: dict[tuple[int, float], tuple[np.ndarray, np.ndarray]] = {}
 
 
-def _curvature(hess: np.ndarray, penalty: np.ndarray, lam: float) -> tuple[np.ndarray, np.ndarray]:
+def _curvature(
+    hess: np.ndarray, penalty: np.ndarray, lam: float, strict: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """``(T, L)`` with TᵀHT = LLᵀ, T the penalty's eigenvectors scaled by 1/√(1 + λ·eigenvalue).
 
     A narrow peak makes H span sixteen orders of magnitude: the penalty's stiff directions against
@@ -356,7 +356,9 @@ def _curvature(hess: np.ndarray, penalty: np.ndarray, lam: float) -> tuple[np.nd
     values, vectors = _EIGEN[key]
     transform = vectors / np.sqrt(1.0 + lam * values)
     scaled = transform.T @ hess @ transform
-    return transform, _cholesky(0.5 * (scaled + scaled.T))
+    scaled = 0.5 * (scaled + scaled.T)
+    # strict: raise LinAlgError when H is not definite, instead of damping it
+    return transform, np.linalg.cholesky(scaled) if strict else _cholesky(scaled)
 
 
 def _solve(curvature: tuple[np.ndarray, np.ndarray], rhs: np.ndarray) -> np.ndarray:
