@@ -141,6 +141,61 @@ class VideoSummary(_Model):
     note: str | None = None
 
 
+class Channel(_Model):
+    """How a measurement was recorded: in scatter, or in fluorescence through a filter.
+
+    ``settings`` holds the acquisition and detection settings that set a channel's detection
+    volume, as the instrument or the engine states them (e.g. ``sensitivity``, ``shutter``,
+    ``fps``, ``min_track_frames``, ``exposure_ms``): two channels whose settings differ count
+    particles in different volumes, and their counts cannot be compared without a calibration.
+    """
+
+    mode: Literal["scatter", "fluorescence"] = "scatter"
+    laser_wavelength_nm: float | None = None
+    filter_wavelength_nm: float | None = Field(
+        default=None, description="edge of the long-pass (or centre of the band-pass) filter, nm"
+    )
+    filter_name: str | None = Field(default=None, description="the filter as the source states it")
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class LabelledClass(_Model):
+    """The labelled fraction of one size class (concentrations refer to the original sample)."""
+
+    low_nm: float
+    high_nm: float
+    total_per_ml: float = Field(description="all particles in the class (scatter channel)")
+    labelled_per_ml: float = Field(
+        description="labelled particles in the class (fluorescence channel, controls subtracted)"
+    )
+    fraction: float | None = Field(default=None, description="labelled / total, 0-1")
+    ci: Interval | None = None
+    fluorescent_tracks: float = Field(
+        default=0.0, description="fluorescent tracks whose size falls in the class"
+    )
+
+
+class LabelledFraction(_Model):
+    """Which share of the particles carries a label: the result of ``exocheck labelled-fraction``.
+
+    ``fraction`` and ``labelled_per_ml`` cover ``low_nm``-``high_nm`` (the range both channels
+    size); ``classes`` split it by size. ``subtracted_per_ml`` is what each control took away
+    from the fluorescent concentration in that range; ``inputs`` names the files by role.
+    """
+
+    marker: str | None = Field(default=None, description="what the label marks, e.g. 'CD63'")
+    low_nm: float
+    high_nm: float
+    fraction: float = Field(description="labelled / total particles in the range, 0-1")
+    ci: Interval
+    labelled_per_ml: float
+    labelled_ci: Interval | None = None
+    total_per_ml: float
+    classes: list[LabelledClass] = Field(default_factory=list)
+    subtracted_per_ml: dict[str, float] = Field(default_factory=dict)
+    inputs: dict[str, list[str]] = Field(default_factory=dict)
+
+
 class Provenance(_Model):
     exocheck_version: str = __version__
     created: datetime = Field(default_factory=lambda: datetime.now().astimezone())
@@ -164,6 +219,14 @@ class Measurement(_Model):
     tracks: TrackSummary = Field(default_factory=TrackSummary)
     particles_per_frame: float | None = None
     per_video: list[VideoSummary] = Field(default_factory=list)
+    channel: Channel | None = Field(
+        default=None, description="scatter or fluorescence; None where the source does not say"
+    )
+    labelled: LabelledFraction | None = Field(
+        default=None,
+        description="labelled-fraction results; size and concentration then describe the "
+        "labelled particles",
+    )
     instrument_summary: dict[str, Any] = Field(
         default_factory=dict, description="the instrument's own stated statistics, verbatim keys"
     )
