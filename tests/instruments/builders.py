@@ -369,6 +369,18 @@ class ZetaViewOptions:
     serial_keys: str = "both"  # "both": ZetaView S/N + Cell S/N; "cell": only Cell S/N
     micro: str = "\u00b5s"  # "µs" or "mus" in unit strings
     temperature_entered: bool = False  # "Temperature: 22.00 entered" (typed in, not sensed)
+    # acquisition / detection settings, written as 8.06 writes them ("80.000000")
+    laser_nm: float = 488.0
+    filter_wavelength: str | None = "Scatter"  # "500" for a 500 nm long-pass; None: no line
+    sensitivity: float = 80.0
+    shutter: float = 100.0
+    gain: float = 28.8
+    fpsec: int = 30
+    cycles: int = 3
+    min_tracelength: int = 15
+    min_brightness: int = 30
+    low_bleach: bool = False
+    name_suffix: str = ""  # e.g. "_F500" in the .avi name of a fluorescence run
 
 
 @dataclass
@@ -415,7 +427,8 @@ def zetaview_size(
     st = stats_of(centres.tolist(), number.tolist(), centres.tolist(), None) if o.traces else {}
     sn_key = "ZetaVIEW S/N:" if o.old_keys else "ZetaView S/N:"
     h = [
-        f"Original File:\tC:\\ZetaView\\Data\\20210401_0003_{o.sample.replace(' ', '_')}_size_488.avi",
+        f"Original File:\tC:\\ZetaView\\Data\\20210401_0003_{o.sample.replace(' ', '_')}_size_"
+        f"{o.laser_nm:.0f}{o.name_suffix}.avi",
         "Section:\t",
         "Operator:\tlab user",
         "Experiment:\tEV release testing",
@@ -444,17 +457,24 @@ def zetaview_size(
         f"Number of Traces:\t{o.traces}\t(at {num(0.09999)})\tAverage Number of Particles:\t{num(30.606061)}"
         + (f"\tDilution::\t{num(truth.dilution or 1.0)}" if o.dilution_recorded else ""),
         f"Concentration Correction Factor:\t{num(1.0)}",
-        "Laser Wavelength nm:\t488",
-        "Filter Wavelength nm:\tScatter",
-        f"Minimum Brightness:\t{num(30, 0)}",
+        "Image Evaluation:",
+        f"Minimum Brightness:\t{o.min_brightness}",
         "Minimum Area:\t10",
         "Maximum Area:\t1000",
         "Maximum Brightness:\t255",
         "Tracking Radius2:\t100",
-        "Minimum Tracelength:\t15",
-        f"Camera:\tFpSec 30 #Cycles 3 FRate {num(30.0)}",
-        "Sensitivity:\t80",
-        "Shutter:\t100",
+        f"Minimum Tracelength:\t{o.min_tracelength}",
+        "Begin New Traces:\t1",
+        f"Camera:\tFpSec {o.fpsec} #Cycles {o.cycles} FRate {num(float(o.fpsec))}",
+        f"Sensitivity:\t{num(o.sensitivity)}",
+        f"Gain:\t{num(o.gain)}",
+        f"Offset:\t{num(0.0)}",
+        f"Shutter:\t{num(o.shutter)}",
+        "Brightness:\tNaN",
+        "Camera Trigger Mode:\tCamera Frequency",
+        f"Laser Wavelength nm:\t{num(o.laser_nm)}",
+        *([] if o.filter_wavelength is None else [f"Filter Wavelength nm:\t{o.filter_wavelength}"]),
+        f"LowBleach:\t{int(o.low_bleach)}",
         f"Exposure [{o.micro}]:\t{num(1.5, 3)}",
         f"Diffusion Coefficient:\t{num(3.9, 3)}\t\u00b5m\u00b2/s\t({num(3.9e6, 0)} nm\u00b2/s)",
         f"Micrometer per Pixel:\t{num(0.703)}",

@@ -8,6 +8,11 @@ table (ignored). Keys are matched by name, case-insensitively; decimal commas ar
 Definitions (as the instrument states them): ΣNumber = ``Number of Traces``; ΣConcentration =
 the measured (diluted) concentration in particles/mL; × ``Dilution`` = the original sample's
 concentration. X10/X50/X90 interpolate the number cumulative at bin centres.
+
+The channel: ``Filter Wavelength nm:`` ``Scatter`` is a scatter run, a wavelength (``500``) a
+fluorescence run through that long-pass filter; ``Laser Wavelength nm:`` is the laser. The
+settings that set the detection volume (sensitivity, shutter, gain, frame rate and cycles of
+``Camera:``, minimum trace length, brightness and area limits) go to ``channel.settings``.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from exocheck.instruments._text import (
     read_bytes,
     to_float,
 )
+from exocheck.instruments.channel import zetaview_channel
 from exocheck.instruments.zetaview_positions import find_positions, read_positions_table
 from exocheck.records import Concentration, Measurement, Source, TrackSummary
 
@@ -238,6 +244,10 @@ def read_zetaview(path: str | Path) -> Measurement:
     match = re.search(r"version\s*([^)\t]+)", software, re.IGNORECASE)
     date_text = " ".join(filter(None, [_value(header, "date"), _value(header, "time")]))
     settings = {k: (v[0] if len(v) == 1 else v) for k, v in header.items() if v}
+    channel, channel_warnings = zetaview_channel(
+        lambda key: _value(header, key), absent_is_scatter=True
+    )
+    warnings.extend(channel_warnings)
     summary = {
         "Number of Traces": traces,
         "Average Number of Particles": _number(header, "average number of particles"),
@@ -275,6 +285,7 @@ def read_zetaview(path: str | Path) -> Measurement:
         tracks=TrackSummary(count=int(traces or number.sum())),
         particles_per_frame=summary["Average Number of Particles"],
         per_video=per_video,
+        channel=channel,
         instrument_summary=summary,
         settings=settings,
         warnings=warnings,

@@ -133,12 +133,25 @@ def read_positions_table(path: Path) -> PositionTable:
 
 
 def find_positions(size_file: Path) -> Path | None:
-    """The ``*_11pos.txt`` beside a ``*_size_<laser>.txt`` export of the same run, if any."""
+    """The ``*_11pos.txt`` beside a ``*_size_<laser>.txt`` export of the same run, if any.
+
+    A table named after the size file itself (``<stem>_11pos.txt``, as 8.06 writes it) is
+    preferred: a run recorded at several lasers or through a filter as well as in scatter
+    leaves several size files with one run prefix.
+    """
     match = re.match(r"(.+?)_size_", size_file.name, re.IGNORECASE)
     if not match:
         return None
     prefix = match.group(1).lower()
+    stem = size_file.stem.lower()
     try:
+        own = [
+            c
+            for c in sorted(size_file.parent.iterdir())
+            if re.fullmatch(re.escape(stem) + r"_\d+pos\.txt", c.name.lower()) and c.is_file()
+        ]
+        if own:
+            return own[0]
         for candidate in sorted(size_file.parent.iterdir()):
             name = candidate.name.lower()
             if (
