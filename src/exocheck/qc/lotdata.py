@@ -1,6 +1,12 @@
 """What is known about one lot, as plain records: the NTA measurement plus protein assay, marker
 panel and safety tests, and the product's label claim. The release and comparability
 functions read these; the store builds them from its tables.
+
+Not every NTA record measures the lot's particles: a labelled-fraction record (``labelled`` set)
+gives the size and concentration of the labelled particles only, and a fluorescence-mode
+recording sees only what fluoresces. Neither may stand for the lot's particle count or size
+(:func:`is_particle_measurement`); ``LotData.nta`` refuses them, and labelled-fraction records
+reach the ``labelled_fraction`` criterion through ``LotData.nta_all``.
 """
 
 from __future__ import annotations
@@ -8,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from exocheck.records import Measurement
 
@@ -31,6 +37,28 @@ def normalise_reading(value: object) -> Reading:
         return "absent"
     raise ValueError(
         f"{value!r} is not a qualitative result (use present/absent or positive/negative)"
+    )
+
+
+def is_particle_measurement(record: Measurement) -> bool:
+    """Whether ``record`` measures all the lot's particles (scatter, or a source that does not
+    say), as concentration, label-claim, size and comparability criteria need: not a
+    labelled-fraction result and not a fluorescence-mode recording."""
+    if record.labelled is not None:
+        return False
+    return record.channel is None or record.channel.mode != "fluorescence"
+
+
+def particle_measurement_refusal(record: Measurement) -> str:
+    """Why ``record`` cannot be a lot's particle measurement (see :func:`is_particle_measurement`)."""
+    if record.labelled is not None:
+        return (
+            "a labelled-fraction record (its size and concentration are those of the labelled "
+            "particles only) is not the lot's particle measurement"
+        )
+    return (
+        "a fluorescence-mode recording (it sees only fluorescent particles) is not the lot's "
+        "particle measurement"
     )
 
 
@@ -90,10 +118,27 @@ class LotData(_Record):
     fill_volume_ml: float | None = None
     unit_name: str = "vial"
     manufactured: datetime | None = None
-    nta: Measurement | None = None
+    nta: Measurement | None = Field(
+        default=None,
+        description="the lot's particle measurement (the newest scatter record): never a "
+        "labelled-fraction or fluorescence-mode record",
+    )
     nta_all: list[Measurement] = Field(
-        default_factory=list, description="every NTA measurement of the lot, oldest first"
+        default_factory=list,
+        description="every NTA record of the lot, oldest first, labelled-fraction and "
+        "fluorescence-mode records included",
     )
     protein: ProteinAssay | None = None
     markers: dict[str, Reading] = Field(default_factory=dict)
     safety: dict[str, float | Reading] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _particle_measurement(self) -> LotData:
+        if self.nta is not None and not is_particle_measurement(self.nta):
+            raise ValueError(f"nta: {particle_measurement_refusal(self.nta)}")
+        return self
+
+    @property
+    def labelled_records(self) -> list[Measurement]:
+        """The lot's labelled-fraction records, oldest first."""
+        return [x for x in self.nta_all if x.labelled is not None]

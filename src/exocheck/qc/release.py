@@ -8,6 +8,11 @@ straddles a limit, so the data cannot decide) or ``missing`` (no data for it). T
 * else ``inconclusive`` when any is inconclusive,
 * else ``conforms``.
 
+A ``labelled_fraction`` criterion is judged the same way: it passes only when the whole 95 %
+interval of the labelled fraction lies at or above the minimum. Labelled-fraction and
+fluorescence-mode records never stand for the lot's particle concentration or size
+(:func:`~exocheck.qc.lotdata.is_particle_measurement`).
+
 A concentration that cannot bear a decision (nominal detection volume without a bead calibration,
 or a calibration made on other optics) makes every criterion computed from it ``inconclusive``,
 with the reason in the criterion's detail (:func:`concentration_caveat`).
@@ -18,17 +23,22 @@ Everything here is a pure function of :class:`~exocheck.qc.lotdata.LotData` and
 
 from __future__ import annotations
 
+import itertools
 import math
+from dataclasses import dataclass
 from datetime import datetime
+from statistics import NormalDist
 from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from exocheck.errors import AnalysisError
 from exocheck.optics import optics_differences
 from exocheck.qc.lotdata import LotData
 from exocheck.qc.specification import (
     LabelClaimCriterion,
+    LabelledFractionCriterion,
     LimitCriterion,
     MisevCriterion,
     PresenceCriterion,
@@ -37,6 +47,7 @@ from exocheck.qc.specification import (
     SizeFractionCriterion,
     Specification,
 )
+from exocheck.records import LabelledFraction, Measurement
 
 Result = Literal["pass", "fail", "inconclusive", "missing"]
 Decision = Literal["conforms", "does-not-conform", "inconclusive", "incomplete"]
@@ -133,7 +144,10 @@ class CriterionResult(BaseModel):
         if isinstance(self.value, str):
             return self.value
         if self.unit == "fraction":  # shown as the percentage its limit is written in
-            return f"{100 * self.value:.1f} %"
+            text = f"{percent(self.value)} %"
+            if self.interval is not None:
+                text += f" (95 % CI {percent(self.interval[0])}–{percent(self.interval[1])} %)"
+            return text
         text = fmt(self.value)
         if self.interval is not None:
             text += f" ({fmt(self.interval[0])}–{fmt(self.interval[1])})"
@@ -169,6 +183,15 @@ def fmt(value: float) -> str:
     if value == 0 or 1e-3 <= abs(value) < 1e5:
         return f"{float(f'{value:.3g}'):g}"
     return f"{value:.2e}"
+
+
+def percent(fraction: float) -> str:
+    """A fraction (0-1) as a percentage: one decimal from 1 % on, two significant figures
+    below (0.52, not 0.5)."""
+    value = 100 * fraction
+    if value == 0 or abs(value) >= 1:
+        return f"{value:.1f}"
+    return f"{value:.2g}"
 
 
 #: Quantities computed from the particle concentration.
@@ -312,6 +335,181 @@ def size_fraction(data: LotData, low_nm: float, high_nm: float) -> float | None:
     cdf = np.concatenate([[0.0], np.cumsum(data.nta.size.density)])
     at = np.interp([low_nm, high_nm], edges, cdf, left=0.0, right=1.0)
     return float(np.clip(at[1] - at[0], 0.0, 1.0))
+
+
+#: Size edges (nm) closer than this count as the same edge.
+_EDGE_NM = 1e-3
+
+
+@dataclass(frozen=True)
+class LabelledEstimate:
+    """The labelled fraction of a size range, from one labelled-fraction record."""
+
+    fraction: float
+    interval: tuple[float, float] | None
+    low_nm: float
+    high_nm: float
+    labelled_per_ml: float
+    total_per_ml: float
+    classes: int = 0  # 0: the record's overall value; else the number of classes combined
+    note: str | None = None
+
+
+def _same_edge(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-6, abs_tol=_EDGE_NM)
+
+
+def _half_width_sd(low: float, high: float, level: float) -> float:
+    """Standard deviation implied by a two-sided interval at ``level`` (normal approximation)."""
+    if not 0 < level < 1:
+        raise AnalysisError(f"an interval's level must lie between 0 and 1, not {level:g}")
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    return abs(high - low) / (2 * z)
+
+
+def labelled_fraction(
+    labelled: LabelledFraction, size_range_nm: tuple[float, float] | None = None
+) -> LabelledEstimate:
+    """The labelled fraction of ``size_range_nm`` (default: the record's own range) with its
+    95 % interval.
+
+    The record's overall fraction and interval are used as they are when the range is the
+    record's. Otherwise the size classes lying within the range must cover it exactly (their
+    edges at its ends, no gaps); they are combined as ``f = sum(labelled) / sum(total)``,
+    i.e. the mean of the class fractions ``f_i`` weighted by their total concentrations
+    ``w_i = total_i / total``. Its interval comes from the delta method on the log scale: each
+    class's standard deviation is read from its interval's width (normal approximation at the
+    interval's level), ``var(f) = sum(w_i**2 * sd_i**2)`` with the classes taken as independent
+    and the total concentrations as fixed weights (the scatter channel counts many more tracks
+    than the fluorescence channel), and the interval is ``f * exp(±1.96 * sd_f / f)``, which
+    stays positive and widens upwards as count-based intervals do. The class estimates come from
+    one deconvolution of the size distribution, which makes neighbouring classes correlated
+    (mostly negatively: a particle assigned to one class is not in the next); the interval is
+    therefore approximate, usually somewhat wide rather than narrow.
+
+    Raises
+    ------
+    AnalysisError
+        When the range is not the record's and its classes do not cover it exactly, or the
+        classes in it hold no particles (one line, naming the classes' edges).
+    """
+    if size_range_nm is None or (
+        _same_edge(size_range_nm[0], labelled.low_nm)
+        and _same_edge(size_range_nm[1], labelled.high_nm)
+    ):
+        ci = labelled.ci
+        return LabelledEstimate(
+            fraction=labelled.fraction,
+            interval=(ci.low, ci.high),
+            low_nm=labelled.low_nm,
+            high_nm=labelled.high_nm,
+            labelled_per_ml=labelled.labelled_per_ml,
+            total_per_ml=labelled.total_per_ml,
+        )
+    low, high = size_range_nm
+    span = f"{low:g}–{high:g} nm"
+    if low < labelled.low_nm - _EDGE_NM or high > labelled.high_nm + _EDGE_NM:
+        raise AnalysisError(
+            f"{span} reaches outside the record's range {labelled.low_nm:g}–{labelled.high_nm:g} nm"
+        )
+    classes = sorted(labelled.classes, key=lambda c: c.low_nm)
+    if not classes:
+        raise AnalysisError(
+            f"the record has no size classes; only its own range "
+            f"{labelled.low_nm:g}–{labelled.high_nm:g} nm can be evaluated"
+        )
+    inside = [c for c in classes if c.low_nm >= low - _EDGE_NM and c.high_nm <= high + _EDGE_NM]
+    contiguous = all(_same_edge(a.high_nm, b.low_nm) for a, b in itertools.pairwise(inside))
+    if (
+        not inside
+        or not contiguous
+        or not _same_edge(inside[0].low_nm, low)
+        or not _same_edge(inside[-1].high_nm, high)
+    ):
+        edges = sorted({e for c in classes for e in (c.low_nm, c.high_nm)})
+        shown = ", ".join(f"{e:g}" for e in edges)
+        raise AnalysisError(
+            f"the record's size classes (edges {shown} nm) do not cover {span} exactly; "
+            "give a range on class edges"
+        )
+    total = sum(c.total_per_ml for c in inside)
+    labelled_sum = sum(c.labelled_per_ml for c in inside)
+    if not total > 0:
+        raise AnalysisError(f"the record's classes in {span} hold no particles")
+    fraction = labelled_sum / total
+    without = [c for c in inside if c.ci is None]
+    if without:
+        c = without[0]
+        return LabelledEstimate(
+            fraction=fraction,
+            interval=None,
+            low_nm=low,
+            high_nm=high,
+            labelled_per_ml=labelled_sum,
+            total_per_ml=total,
+            classes=len(inside),
+            note=f"class {c.low_nm:g}–{c.high_nm:g} nm has no interval: the value alone decides",
+        )
+    variance = sum(
+        (c.total_per_ml / total) ** 2 * _half_width_sd(c.ci.low, c.ci.high, c.ci.level) ** 2
+        for c in inside
+    )
+    sd = math.sqrt(variance)
+    z = NormalDist().inv_cdf(0.975)
+    if fraction > 0:
+        interval = (fraction * math.exp(-z * sd / fraction), fraction * math.exp(z * sd / fraction))
+    else:
+        interval = (0.0, z * sd)
+    return LabelledEstimate(
+        fraction=fraction,
+        interval=(max(interval[0], 0.0), min(interval[1], 1.0)),
+        low_nm=low,
+        high_nm=high,
+        labelled_per_ml=labelled_sum,
+        total_per_ml=total,
+        classes=len(inside),
+    )
+
+
+def role_name(name: str) -> str:
+    """A control's role as people write it: ``control_label_only`` -> ``label-only``."""
+    text = name.strip()
+    for prefix in ("control_", "control-", "control "):
+        if text.lower().startswith(prefix):
+            text = text[len(prefix) :]
+    return text.replace("_", "-")
+
+
+def controls_line(labelled: LabelledFraction) -> str:
+    """The controls a labelled fraction rests on, in one short line: those subtracted (with what
+    each took away) and any other control recorded, or that none was subtracted."""
+    subtracted = {role_name(k): v for k, v in labelled.subtracted_per_ml.items()}
+    parts = [f"{k} {fmt(v)}/mL" for k, v in subtracted.items()]
+    text = f"controls subtracted: {', '.join(parts)}" if parts else "no control subtracted"
+    others = [
+        role_name(k)
+        for k in labelled.inputs
+        if k.lower().startswith("control") and role_name(k) not in subtracted
+    ]
+    if others:
+        text += f"; also recorded: {', '.join(others)}"
+    return text
+
+
+def _labelled_detail(record: Measurement, estimate: LabelledEstimate, records: int) -> str:
+    labelled = record.labelled
+    assert labelled is not None
+    where = f"{estimate.low_nm:g}–{estimate.high_nm:g} nm"
+    if estimate.classes:
+        where += f" ({estimate.classes} size classes combined; approximate interval)"
+    parts = [f"{labelled.marker or 'marker'}-labelled, {where}", controls_line(labelled)]
+    if estimate.note:
+        parts.append(estimate.note)
+    if records > 1:
+        parts.append(f"newest of {records} records")
+    if record.warnings:
+        parts.append("record warnings: " + "; ".join(record.warnings))
+    return "; ".join(parts)
 
 
 def purity_class(particles_per_ug: float) -> str:
@@ -497,6 +695,9 @@ def evaluate_criterion(criterion, data: LotData) -> CriterionResult:
             detail=f"Webber & Clayton class: {purity_class(value)}",
         )
 
+    if isinstance(criterion, LabelledFractionCriterion):
+        return _evaluate_labelled(criterion, data, base)
+
     if isinstance(criterion, MisevCriterion):
         score, unmet = misev_completeness(data)
         limit = f"score ≥ {criterion.min_score:g}"
@@ -505,6 +706,52 @@ def evaluate_criterion(criterion, data: LotData) -> CriterionResult:
         return CriterionResult(**base, result=result, value=score, limit=limit, detail=detail)
 
     raise TypeError(f"unsupported criterion {criterion!r}")
+
+
+def _evaluate_labelled(
+    criterion: LabelledFractionCriterion, data: LotData, base: dict[str, str]
+) -> CriterionResult:
+    """A ``labelled_fraction`` criterion: the newest labelled-fraction record for the marker,
+    judged with its interval (pass only when the whole interval is at or above the minimum)."""
+    marker = criterion.marker
+    where = ""
+    if criterion.size_range_nm is not None:
+        where = f", {criterion.size_range_nm[0]:g}–{criterion.size_range_nm[1]:g} nm"
+    limit = f"≥ {criterion.min_percent:g} % {marker}-labelled{where}"
+    records = [
+        r
+        for r in data.labelled_records
+        if r.labelled is not None and (r.labelled.marker or "").strip().lower() == marker.lower()
+    ]
+    if not records:
+        others = sorted({r.labelled.marker or "no marker named" for r in data.labelled_records})
+        detail = f"no labelled-fraction record for {marker}"
+        if others:
+            detail += f" (the lot has: {', '.join(others)})"
+        return CriterionResult(
+            **base, result="missing", value=None, limit=limit, unit="fraction", detail=detail
+        )
+    record = records[-1]
+    try:
+        estimate = labelled_fraction(record.labelled, criterion.size_range_nm)
+    except AnalysisError as exc:
+        return CriterionResult(
+            **base,
+            result="missing",
+            value=None,
+            limit=limit,
+            unit="fraction",
+            detail=f"not evaluable: {exc}",
+        )
+    return CriterionResult(
+        **base,
+        result=_judge(estimate.fraction, estimate.interval, criterion.min_percent / 100, None),
+        value=float(estimate.fraction),
+        limit=limit,
+        unit="fraction",
+        interval=estimate.interval,
+        detail=_labelled_detail(record, estimate, len(records)),
+    )
 
 
 def evaluate(spec: Specification, data: LotData) -> ReleaseResult:

@@ -14,6 +14,8 @@ A specification is a small YAML file::
       - {name: EV markers, kind: presence, analytes: [CD9, CD63, CD81, TSG101], expected: present}
       - {name: Purity, kind: purity, min_particles_per_ug: 2.0e9}
       - {name: MISEV2023, kind: misev_completeness, min_score: 1.0}
+      - {name: CD63+ vesicles, kind: labelled_fraction, marker: CD63, min_percent: 10,
+         size_range_nm: [50, 200]}
 
 :func:`parse_specification` validates it and names the line and key of any mistake.
 """
@@ -185,6 +187,38 @@ class MisevCriterion(_Criterion):
     min_score: float = Field(default=1.0, ge=0, le=1)
 
 
+class LabelledFractionCriterion(_Criterion):
+    """At least ``min_percent`` of the particles carry ``marker`` (fluorescence NTA: the
+    labelled fraction that ``exocheck labelled-fraction`` records, controls subtracted).
+
+    ``marker`` is matched case-insensitively to the record's marker. Without ``size_range_nm``
+    the record's own range decides; with it, the record's size classes covering exactly that
+    range are combined (:func:`exocheck.qc.release.labelled_fraction`).
+    """
+
+    kind: Literal["labelled_fraction"]
+    marker: str = Field(min_length=1, max_length=100)
+    min_percent: float = Field(gt=0, le=100)
+    size_range_nm: tuple[float, float] | None = None
+
+    @field_validator("marker")
+    @classmethod
+    def _marker(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("marker must name what the label marks, e.g. CD63")
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _range(self) -> LabelledFractionCriterion:
+        if self.size_range_nm is not None:
+            low, high = self.size_range_nm
+            if not 0 <= low < high:
+                raise ValueError(
+                    f"size_range_nm must be [low, high] with 0 <= low < high, got {low}, {high}"
+                )
+        return self
+
+
 Criterion = Annotated[
     RangeCriterion
     | LimitCriterion
@@ -192,7 +226,8 @@ Criterion = Annotated[
     | LabelClaimCriterion
     | PresenceCriterion
     | PurityCriterion
-    | MisevCriterion,
+    | MisevCriterion
+    | LabelledFractionCriterion,
     Field(discriminator="kind"),
 ]
 KINDS = (
@@ -203,6 +238,7 @@ KINDS = (
     "presence",
     "purity",
     "misev_completeness",
+    "labelled_fraction",
 )
 
 

@@ -14,7 +14,13 @@ from sqlalchemy.orm import Session
 
 from exocheck.errors import ExocheckError, StoreError
 from exocheck.plausibility import check_record
-from exocheck.qc.lotdata import LotData, MarkerPanel, ProteinAssay, SafetyTests
+from exocheck.qc.lotdata import (
+    LotData,
+    MarkerPanel,
+    ProteinAssay,
+    SafetyTests,
+    is_particle_measurement,
+)
 from exocheck.qc.release import ReleaseResult, evaluate
 from exocheck.qc.specification import parse_specification
 from exocheck.records import Measurement
@@ -361,6 +367,8 @@ class LotMixin(StoreBase):
     @staticmethod
     def _lot_data(lot: m.Lot) -> LotData:
         nta = [Measurement.model_validate(x.data) for x in lot.measurements if x.kind == "nta"]
+        # the lot's particle measurement: never a labelled-fraction or fluorescence-mode record
+        particles = [x for x in nta if is_particle_measurement(x)]
         protein = [x.data for x in lot.measurements if x.kind == "protein"]
         markers: dict[str, str] = {}
         safety: dict[str, Any] = {}
@@ -377,7 +385,7 @@ class LotMixin(StoreBase):
             fill_volume_ml=product.fill_volume_ml,
             unit_name=product.unit_name,
             manufactured=aware(lot.manufactured) or aware(lot.created_at),
-            nta=nta[-1] if nta else None,
+            nta=particles[-1] if particles else None,
             nta_all=nta,
             protein=ProteinAssay.model_validate(protein[-1]) if protein else None,
             markers=markers,
