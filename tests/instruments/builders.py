@@ -790,14 +790,38 @@ def nanosight_particles(tracks: TrackSet, per_point: bool = False, excluded: int
     return (newline.join(lines) + newline).encode("latin-1")
 
 
-def zetaview_track_fcs(path, tracks: TrackSet) -> None:
-    """A ZetaView per-track FCS export: one event per track with ``Size`` and ``TraceLength``."""
+def zetaview_track_fcs(path, tracks: TrackSet, keywords: dict[str, str] | None = None,
+                       names: tuple[str, ...] = ("Size", "TraceLength", "Brightness"),
+                       cyt: str | None = "ZetaView", seed: int = 7) -> None:  # fmt: skip
+    """A ZetaView per-track FCS export: one event per track with ``Size`` and ``TraceLength``.
+
+    ``names`` picks and names the channels (a size, a trace length and optionally brightness,
+    area and x/y position, in that order of meaning: the first name containing "size" or
+    "diam" gets the sizes, one containing "length" the lengths, "bright"/"intens" a brightness,
+    "area" an area, "x"/"y" positions); ``keywords`` adds TEXT keywords (e.g. ``Filter
+    Wavelength nm``); ``cyt`` None leaves out ``$CYT``.
+    """
     import flowio
 
-    names = ["Size", "TraceLength", "Brightness"]
-    data = np.column_stack(
-        [tracks.vendor_nm, tracks.length_frames, np.full(tracks.vendor_nm.size, 40.0)]
-    ).astype(np.float32)
-    meta = {"$CYT": "ZetaView", "$DATE": "01-APR-2021", "$SMNO": "EV lot 17"}
+    rng = np.random.default_rng(seed)
+    n = tracks.vendor_nm.size
+    columns = []
+    for name in names:
+        low = name.lower()
+        if "size" in low or "diam" in low:
+            columns.append(tracks.vendor_nm)
+        elif "length" in low:
+            columns.append(tracks.length_frames)
+        elif "bright" in low or "intens" in low:
+            columns.append(np.clip(rng.gamma(4.0, 15.0, n), 0, 255))
+        elif "area" in low:
+            columns.append(rng.uniform(10, 200, n))
+        else:  # positions in pixels
+            columns.append(rng.uniform(0, 640, n))
+    data = np.column_stack(columns).astype(np.float32)
+    meta = {"$DATE": "01-APR-2021", "$SMNO": "EV lot 17"}
+    if cyt is not None:
+        meta["$CYT"] = cyt
+    meta.update(keywords or {})
     with open(path, "wb") as handle:
-        flowio.create_fcs(handle, data.flatten().tolist(), names, metadata_dict=meta)
+        flowio.create_fcs(handle, data.flatten().tolist(), list(names), metadata_dict=meta)

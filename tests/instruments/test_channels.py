@@ -190,3 +190,115 @@ def test_numbers_stay_numbers_in_settings(tmp_path):
     m = read_measurement(_write(tmp_path, zetaview_size(opts=SCATTER).txt, "a_size_488.txt"))
     assert all(isinstance(v, float) for v in m.channel.settings.values())
     assert np.isfinite(list(m.channel.settings.values())).all()
+
+
+# ------------------------------------------------------------------ ZetaView per-track FCS
+@pytest.fixture(scope="module")
+def tracks():
+    from .builders import simulated_tracks
+
+    return simulated_tracks(n=800, median_nm=120.0, gsd=1.3, seed=11)
+
+
+FULL = ("Size", "Brightness", "Area", "TraceLength", "X", "Y")
+
+
+def test_per_track_fcs_with_filter_keywords(tmp_path, tracks):
+    from .builders import zetaview_track_fcs
+
+    path = tmp_path / "20240605_0004_CD63_tracks.fcs"
+    keywords = {
+        "Laser Wavelength nm": "488.000000",
+        "Filter Wavelength nm": "500",
+        "Sensitivity": "95.000000",
+        "Shutter": "100.000000",
+        "Minimum Tracelength": "7",
+        "Camera": "FpSec 15 #Cycles 3 FRate 15.000000",
+    }
+    zetaview_track_fcs(path, tracks, keywords=keywords, names=FULL)
+    m = read_measurement(path)
+    assert m.source.instrument == "ZetaView"
+    assert m.channel.mode == "fluorescence" and m.channel.filter_wavelength_nm == 500.0
+    assert m.channel.laser_wavelength_nm == 488.0
+    assert m.channel.settings == {
+        "cycles": 3.0,
+        "fps": 15.0,
+        "min_trace_length": 7.0,
+        "sensitivity": 95.0,
+        "shutter": 100.0,
+    }
+    # number-weighted distribution of the per-track sizes, track count, mean trace length
+    sizes = tracks.vendor_nm.astype(np.float32).astype(float)
+    assert m.tracks.count == 800
+    assert m.tracks.mean_length_frames == pytest.approx(tracks.length_frames.mean(), rel=1e-6)
+    assert m.size.d50_nm == pytest.approx(np.median(sizes), rel=1e-9)
+    assert m.size.mean_nm == pytest.approx(sizes.mean(), rel=1e-6)
+    counts = np.histogram(sizes, bins=m.size.bin_edges_nm)[0]
+    np.testing.assert_allclose(m.size.density, counts / counts.sum(), atol=1e-12)
+    per_track = m.instrument_summary["per_track"]
+    assert per_track["length_channel"] == "TraceLength"
+    assert per_track["brightness_channel"] == "Brightness"
+    assert m.concentration.particles_per_ml is None
+    assert any("per-track export: no concentration" in w for w in m.warnings)
+
+
+@pytest.mark.parametrize(
+    ("name", "mode", "filter_nm"),
+    [
+        ("20240605_0004_CD63_F500_size_488.fcs", "fluorescence", 500.0),
+        ("20240605_0003_CD63_Scatter_size_488.fcs", "scatter", None),
+        ("20240605_0003_CD63_size_488.fcs", None, None),
+        ("20250219_0001_EV_ip_p1_F8-1000_size_488.fcs", None, None),
+    ],
+)
+def test_per_track_fcs_channel_from_the_file_name(tmp_path, tracks, name, mode, filter_nm):
+    from .builders import zetaview_track_fcs
+
+    zetaview_track_fcs(tmp_path / name, tracks, keywords={"SENSITIVITY": "95"})
+    m = read_measurement(tmp_path / name)
+    if mode is None:
+        assert m.channel is None
+        assert any("channel not stated" in w for w in m.warnings)
+    else:
+        assert m.channel.mode == mode and m.channel.filter_wavelength_nm == filter_nm
+        assert m.channel.laser_wavelength_nm == 488.0
+        assert m.channel.settings == {"sensitivity": 95.0}
+        assert any("channel from the file name" in w for w in m.warnings)
+
+
+def test_per_track_fcs_without_cyt_and_with_units_in_names(tmp_path, tracks):
+    """No $CYT keyword: a size and a trace-length channel make it a ZetaView per-track file;
+    channel names may carry units."""
+    from .builders import zetaview_track_fcs
+
+    names = ("Size [nm]", "Trace Length [frames]", "Intensity (a.u.)", "X", "Y")
+    path = tmp_path / "run_Scatter_tracks.fcs"
+    zetaview_track_fcs(path, tracks, names=names, cyt=None, keywords={"FILTER": "Scatter"})
+    m = read_measurement(path)
+    assert m.source.instrument == "ZetaView"
+    assert m.channel.mode == "scatter" and m.channel.filter_name == "Scatter"
+    assert m.tracks.mean_length_frames == pytest.approx(tracks.length_frames.mean(), rel=1e-6)
+    assert m.instrument_summary["per_track"]["brightness_channel"] == "Intensity (a.u.)"
+
+
+def test_nano_flow_fcs_is_unchanged(tmp_path):
+    """A CytoFLEX nano file (no trace length): not ZetaView, no channel, concentration kept."""
+    from .builders import fcs_file
+
+    path = tmp_path / "EV_F500_lot17.fcs"  # even a filter-like name does not make it ZetaView
+    fcs_file(path)
+    m = read_measurement(path)
+    assert m.source.instrument == "CytoFLEX nano" and m.channel is None
+    assert m.concentration.particles_per_ml is not None
+
+
+def test_damaged_per_track_fcs_is_one_line(tmp_path, tracks):
+    from .builders import zetaview_track_fcs
+
+    path = tmp_path / "x_F500_tracks.fcs"
+    zetaview_track_fcs(path, tracks)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])
+    with pytest.raises(FormatError) as info:
+        read_measurement(path)
+    assert "x_F500_tracks.fcs" in str(info.value) and "\n" not in str(info.value)

@@ -190,15 +190,20 @@ def zetaview_channel(
     )
 
 
+def _squash(key: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", norm_key(key))
+
+
 def lookup_in(values: Mapping[str, object]) -> Callable[[str], str | None]:
-    """A lookup over a mapping whose keys are normalised with :func:`norm_key` (values that
-    are lists give their first item)."""
+    """A lookup over a mapping whose keys may be spelled ``Filter Wavelength nm``,
+    ``FILTER_WAVELENGTH_NM`` or ``FilterWavelengthNm`` alike (case, spaces, underscores and
+    punctuation ignored; values that are lists give their first item)."""
     table: dict[str, object] = {}
     for key, value in values.items():
-        table.setdefault(norm_key(str(key)), value)
+        table.setdefault(_squash(str(key)), value)
 
     def lookup(key: str) -> str | None:
-        value = table.get(key)
+        value = table.get(_squash(key))
         if isinstance(value, list | tuple):
             value = value[0] if value else None
         return None if value is None else str(value)

@@ -7,6 +7,13 @@ parameter whose ``$PnN``/``$PnS`` names size or diameter, values in nm), the ana
 Definitions: events per mL = events ÷ analysed volume (the measured concentration) × dilution
 (the original sample's). The number-weighted size distribution is the histogram of the size
 channel; its statistics are exocheck's, computed from the events (the file states none).
+
+ZetaView per-track exports are FCS files too: one event per trace, with a size channel and a
+trace-length channel (``TraceLength``), often brightness, area and position channels. Such a
+file is read as a ZetaView measurement: the size distribution of the per-track sizes, the
+track count and mean trace length, no concentration (the file states no volume), and the
+channel from a filter keyword (``Filter Wavelength nm``) or, failing that, from the file name
+(``_F500_`` / ``_Scatter_``); None when neither says.
 """
 
 from __future__ import annotations
@@ -22,10 +29,26 @@ import numpy as np
 from exocheck.errors import FormatError
 from exocheck.instruments._build import file_sha256
 from exocheck.instruments._text import first_number, parse_datetime, read_bytes
-from exocheck.records import Concentration, Measurement, SizeDistribution, Source, TrackSummary
+from exocheck.instruments.channel import (
+    channel_from_name,
+    lookup_in,
+    zetaview_channel,
+    zetaview_settings,
+)
+from exocheck.records import (
+    Channel,
+    Concentration,
+    Measurement,
+    SizeDistribution,
+    Source,
+    TrackSummary,
+)
 
 INSTRUMENT = "FCS"
 _SIZE = re.compile(r"size|diam", re.IGNORECASE)
+_TRACE_LENGTH = r"trace\s*length|track\s*length|tracelength|tracklength|trace\s*len"
+_BRIGHTNESS = r"(max|mean|avg|average)?\s*(brightness|intensity)(\s*\[?a\.?u\.?\]?)?"
+_ZETAVIEW = re.compile(r"zeta\s*view|particle\s*metrix|zetasphere|\bpmx\s*-?\d{3}", re.IGNORECASE)
 
 
 def _keywords(flow: flowio.FlowData) -> dict[str, str]:
@@ -43,10 +66,14 @@ def _size_channel(flow: flowio.FlowData) -> tuple[int, str] | None:
 
 
 def _channel_index(flow: flowio.FlowData, pattern: str) -> int | None:
-    """Index of the first channel whose ``$PnN`` matches ``pattern`` (case-insensitive)."""
-    for index, (_, channel) in enumerate(sorted(flow.channels.items(), key=lambda kv: int(kv[0]))):
-        if re.fullmatch(pattern, str(channel.get("pnn", "")).strip(), re.IGNORECASE):
-            return index
+    """Index of the first channel whose ``$PnN`` (else ``$PnS``) matches ``pattern`` as a
+    whole (case-insensitive; a trailing unit such as ``[frames]`` or ``(a.u.)`` ignored)."""
+    ordered = sorted(flow.channels.items(), key=lambda kv: int(kv[0]))
+    for key in ("pnn", "pns"):
+        for index, (_, channel) in enumerate(ordered):
+            name = re.sub(r"\s*[\[(][^\])]*[\])]\s*$", "", str(channel.get(key, "")).strip())
+            if name and re.fullmatch(pattern, name, re.IGNORECASE):
+                return index
     return None
 
 
@@ -115,8 +142,14 @@ def read_fcs(path: str | Path) -> Measurement:
     if dilution is not None and dilution <= 0:
         dilution = None
     measured = n_events / volume_ml if volume_ml else None
+    length_index = _channel_index(flow, _TRACE_LENGTH)
+    per_track = length_index is not None and _size_channel(flow) is not None
     if measured is None:
-        warnings.append(f"no analysed volume ({how}): reporting event counts only")
+        warnings.append(
+            "per-track export: no concentration in this file (track count and sizes only)"
+            if per_track
+            else f"no analysed volume ({how}): reporting event counts only"
+        )
     elif dilution is None:
         warnings.append("dilution not recorded: concentration is as measured")
     size = SizeDistribution()
@@ -149,16 +182,18 @@ def read_fcs(path: str | Path) -> Measurement:
             )
             summary["size_channel"] = channel[1]
             summary["computed_by_exocheck"] = "size statistics from the events of the size channel"
-    length_index = _channel_index(flow, r"trace\s*length|track\s*length|tracelength")
-    if length_index is not None and channel is not None and n_events:
+    if per_track and channel is not None and n_events:
         lengths = events[:, length_index]
         summary["per_track"] = {
             "size_channel": channel[1],
-            "length_channel": flow.channels[sorted(flow.channels, key=int)[length_index]].get(
-                "pnn"
-            ),
+            "length_channel": _channel_name(flow, length_index),
             "mean_length_frames": float(np.nanmean(lengths)),
         }
+        bright_index = _channel_index(flow, _BRIGHTNESS)
+        if bright_index is not None:
+            brightness = events[:, bright_index]
+            summary["per_track"]["brightness_channel"] = _channel_name(flow, bright_index)
+            summary["per_track"]["mean_brightness"] = float(np.nanmean(brightness))
         summary["computed_by_exocheck"] = (
             "histogram of the vendor's per-track sizes (one event per track); statistics from "
             "the per-track sizes"
@@ -166,9 +201,21 @@ def read_fcs(path: str | Path) -> Measurement:
     sample = keys.get("smno") or keys.get("sample id") or keys.get("sample") or keys.get("fil")
     date = parse_datetime(" ".join(filter(None, [_fcs_date(keys.get("date")), keys.get("btim")])))
     sha = file_sha256(path)
+    maker = " ".join(filter(None, (keys.get("cyt"), keys.get("creator"), keys.get("src"))))
+    zetaview = bool(_ZETAVIEW.search(maker)) or (per_track and not keys.get("cyt"))
+    instrument = "ZetaView" if zetaview else (keys.get("cyt") or INSTRUMENT)
+    recorded_in = None
+    if zetaview:
+        recorded_in, channel_warnings = _track_channel(keys, path)
+        warnings.extend(channel_warnings)
+        if recorded_in is None:
+            warnings.append(
+                "channel not stated (no filter keyword, no _F<nm>_ or _Scatter_ in the file "
+                "name): scatter or fluorescence unknown"
+            )
     return Measurement(
         source=Source(
-            instrument=keys.get("cyt") or INSTRUMENT,
+            instrument=instrument,
             software_version=keys.get("creator"),
             file_sha256=sha,
             files=[path.name],
@@ -190,6 +237,7 @@ def read_fcs(path: str | Path) -> Measurement:
             if "per_track" in summary
             else None,
         ),
+        channel=recorded_in,
         instrument_summary=summary,
         settings={
             "channels": [
@@ -200,6 +248,31 @@ def read_fcs(path: str | Path) -> Measurement:
         warnings=warnings,
         provenance={"inputs": {path.name: sha}},
     )
+
+
+def _channel_name(flow: flowio.FlowData, index: int) -> str | None:
+    return flow.channels[sorted(flow.channels, key=int)[index]].get("pnn")
+
+
+def _track_channel(keys: dict[str, str], path: Path) -> tuple[Channel | None, list[str]]:
+    """The channel of a ZetaView per-track export: from its keywords (``Filter Wavelength
+    nm``, ``Laser Wavelength nm`` and the detection settings, spelled as in the size ``.txt``
+    header), else from the file name; None when neither states it."""
+    lookup = lookup_in(keys)
+    channel, warnings = zetaview_channel(lookup, absent_is_scatter=False)
+    if channel is not None:
+        return channel, warnings
+    named = channel_from_name(path.name)
+    if named is None:
+        return None, warnings
+    settings = zetaview_settings(lookup)
+    laser = named.laser_wavelength_nm
+    if laser is None:
+        laser = first_number(lookup("laser wavelength nm") or lookup("laser wavelength"))
+    warnings.append(
+        f"channel from the file name ({named.filter_name}): the file's keywords state no filter"
+    )
+    return named.model_copy(update={"settings": settings, "laser_wavelength_nm": laser}), warnings
 
 
 _MONTHS = {
@@ -241,7 +314,7 @@ def read_fcs_tracks(path: str | Path):
             events = np.asarray(flow.as_array(preprocess=True), dtype=float)
     except Exception as exc:  # flowio raises many types on damaged files
         raise FormatError(f"{path}: damaged FCS file ({type(exc).__name__}: {exc})") from None
-    length_index = _channel_index(flow, r"trace\s*length|track\s*length|tracelength")
+    length_index = _channel_index(flow, _TRACE_LENGTH)
     channel = _size_channel(flow)
     if length_index is None or channel is None:
         return None
