@@ -29,7 +29,7 @@ from exocheck.qc.comparability import (
     control_chart,
     particles_per_unit,
 )
-from exocheck.qc.release import concentration_caveat, fmt, quantity_value
+from exocheck.qc.release import concentration_caveat, fmt, quantity_value, role_name
 from exocheck.qc.specification import (
     LabelClaimCriterion,
     RangeCriterion,
@@ -142,6 +142,27 @@ def _chart(product_lots, lot: str, claim: float | None, spec: Specification):
     }, chart
 
 
+def _labelled_inputs(data, listed: list[dict[str, Any]] | None = None) -> list[dict[str, str]]:
+    """The raw inputs of the lot's labelled-fraction records, each with its role (scatter,
+    fluorescence, a control) and the marker; inputs already ``listed`` are not repeated."""
+    seen = {x["sha256"] for x in listed or []}
+    out = []
+    for record in data.labelled_records:
+        labelled = record.labelled
+        roles = {name: role for role, names in labelled.inputs.items() for name in names}
+        for name, sha in record.provenance.inputs.items():
+            if sha in seen:
+                continue
+            seen.add(sha)
+            role = roles.get(name) or roles.get(Path(name).name)
+            what = f"labelled fraction{f' ({labelled.marker})' if labelled.marker else ''}"
+            if role:
+                control = " control" if role.lower().startswith("control") else ""
+                what = f"{what}: {role_name(role)}{control}"
+            out.append({"filename": name, "sha256": sha, "role": what})
+    return out
+
+
 def _basis(info: dict[str, Any], data) -> dict[str, Any] | None:
     """What the particle measurement rests on, for the certificate's "Measurement" table."""
     nta = data.nta
@@ -173,7 +194,10 @@ def _basis(info: dict[str, Any], data) -> dict[str, Any] | None:
     else:
         calibrated = None
     entries = [x for x in info.get("measurements", []) if x["kind"] == "nta"]
-    analyst = entries[-1]["created_by"] if entries else None
+    # who entered the particle measurement itself (a labelled-fraction record entered later
+    # is another measurement)
+    index = next((i for i, x in enumerate(data.nta_all) if x is nta), len(entries) - 1)
+    analyst = entries[index]["created_by"] if 0 <= index < len(entries) else None
     n_videos = len(nta.per_video) or len(nta.source.files) or None
     inputs = [
         {"filename": name, "sha256": sha, "role": "raw input"}
@@ -182,6 +206,7 @@ def _basis(info: dict[str, Any], data) -> dict[str, Any] | None:
     if nta.source.file_sha256 and nta.source.file_sha256 not in nta.provenance.inputs.values():
         name = nta.source.files[0] if nta.source.files else "instrument export"
         inputs.append({"filename": name, "sha256": nta.source.file_sha256, "role": "raw input"})
+    inputs += _labelled_inputs(data, inputs)
     return {
         "date": nta.date or nta.provenance.created,
         "analyst": analyst,
@@ -215,7 +240,7 @@ def coa_context(
     if isinstance(expiry, dict):
         expiry = ExpiryPrediction.model_validate(expiry)
     basis = _basis(info, data)
-    inputs = (basis["inputs"] if basis else []) + [
+    inputs = (basis["inputs"] if basis else _labelled_inputs(data)) + [
         {
             "filename": a["filename"],
             "sha256": a["sha256"],
