@@ -144,8 +144,8 @@ def labelled_measurement(
         inputs={
             "scatter": ["scatter-1.avi"],
             "fluorescence": ["fluor-1.avi"],
-            "control_label_only": ["label-only.avi"],
-            "control_unstained": ["unstained.avi"],
+            "label_only": ["label-only.avi"],
+            "unstained": ["unstained.avi"],
         },
     )
     record = lognormal_measurement(

@@ -471,13 +471,24 @@ def labelled_fraction(
     )
 
 
+#: Input roles of a labelled-fraction record that are the sample itself, not a control.
+SAMPLE_ROLES = frozenset({"scatter", "fluorescence"})
+
+
 def role_name(name: str) -> str:
-    """A control's role as people write it: ``control_label_only`` -> ``label-only``."""
+    """An input role as people write it: ``label_only`` or ``control_label_only`` ->
+    ``label-only``."""
     text = name.strip()
     for prefix in ("control_", "control-", "control "):
         if text.lower().startswith(prefix):
             text = text[len(prefix) :]
     return text.replace("_", "-")
+
+
+def is_control_role(name: str) -> bool:
+    """Whether an input role of a labelled-fraction record is a control (unstained, label-only,
+    isotype, detergent, ...), not the sample's scatter or fluorescence recording."""
+    return role_name(name).lower() not in SAMPLE_ROLES
 
 
 def controls_line(labelled: LabelledFraction) -> str:
@@ -489,7 +500,7 @@ def controls_line(labelled: LabelledFraction) -> str:
     others = [
         role_name(k)
         for k in labelled.inputs
-        if k.lower().startswith("control") and role_name(k) not in subtracted
+        if is_control_role(k) and role_name(k) not in subtracted
     ]
     if others:
         text += f"; also recorded: {', '.join(others)}"

@@ -29,7 +29,13 @@ from exocheck.qc.comparability import (
     control_chart,
     particles_per_unit,
 )
-from exocheck.qc.release import concentration_caveat, fmt, quantity_value, role_name
+from exocheck.qc.release import (
+    concentration_caveat,
+    fmt,
+    is_control_role,
+    quantity_value,
+    role_name,
+)
 from exocheck.qc.specification import (
     LabelClaimCriterion,
     RangeCriterion,
@@ -157,7 +163,7 @@ def _labelled_inputs(data, listed: list[dict[str, Any]] | None = None) -> list[d
             role = roles.get(name) or roles.get(Path(name).name)
             what = f"labelled fraction{f' ({labelled.marker})' if labelled.marker else ''}"
             if role:
-                control = " control" if role.lower().startswith("control") else ""
+                control = " control" if is_control_role(role) else ""
                 what = f"{what}: {role_name(role)}{control}"
             out.append({"filename": name, "sha256": sha, "role": what})
     return out
