@@ -86,6 +86,10 @@ class NanoSightOptions:
     pad_rows: bool = False
     unsized: tuple[int, ...] = ()  # videos with a concentration but 0 valid tracks (stats 0)
     vibration_word: str = "Yes"  # real files: "Minor vibration" / "Moderate vibration"
+    laser_type: str = "Blue488"
+    # a filter row (the layout of a summary that states its filter is unconfirmed: the real NTA
+    # 3.2/3.4 summaries seen have none): (row key, value for all videos or one per video)
+    filter_row: tuple[str, str | tuple[str, ...]] | None = None
 
 
 @dataclass
@@ -190,9 +194,12 @@ def nanosight_summary(truth: Truth | None = None, opts: NanoSightOptions | None 
     row("Viscosity/cP", *[f"{truth.viscosity_mpa_s:.4f}"] * o.n_videos)
     row("")
     section("Settings")
+    if o.filter_row is not None:
+        key, val = o.filter_row
+        row(key, *([val] * o.n_videos if isinstance(val, str) else val))
     for key, val in (
         ("Camera Type", "sCMOS"),
-        ("Laser Type", "Blue488"),
+        ("Laser Type", o.laser_type),
         ("Camera Level", 14),
         ("Slider Shutter", 1259),
         ("Slider Gain", 366),

@@ -302,3 +302,65 @@ def test_damaged_per_track_fcs_is_one_line(tmp_path, tracks):
     with pytest.raises(FormatError) as info:
         read_measurement(path)
     assert "x_F500_tracks.fcs" in str(info.value) and "\n" not in str(info.value)
+
+
+# ---------------------------------------------------------------------------------- NanoSight
+def _summary(tmp_path, **opts):
+    from .builders import NanoSightOptions, nanosight_summary
+
+    export = nanosight_summary(opts=NanoSightOptions(n_videos=3, nbins=300, **opts))
+    path = tmp_path / "EV-ExperimentSummary.csv"
+    path.write_bytes(export.csv)
+    return read_measurement(path)
+
+
+@pytest.mark.parametrize(
+    "real",
+    ["inst/extdata/beads.csv", "inst/extdata/beads2.csv", "nanotest.csv"],
+)
+def test_real_nanosight_summaries_state_no_channel(real):
+    """NTA 3.2 and 3.4 summaries name the laser (Blue488) but no filter: nanotest.csv combines
+    experiments named 'fluor_yes_125' and '100_no_125' and says nothing that tells their
+    channels apart, so the channel is unknown rather than guessed."""
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "data" / "instruments" / "nguyens7__tidyNano" / real
+    m = read_measurement(path)
+    assert m.channel is None
+    assert not any("channel" in w for w in m.warnings)
+
+
+@pytest.mark.parametrize(
+    ("opts", "mode", "filter_nm"),
+    [
+        ({"filter_row": ("Filter", "500nm Long Pass")}, "fluorescence", 500.0),
+        ({"filter_row": ("Filter Wheel", "565 nm LP"), "laser_type": "Green532"}, "fluorescence", 565.0),
+        ({"filter_row": ("Filter", "None")}, "scatter", None),
+        ({"filter_row": ("Filter", "No Filter"), "newline": "\r\n", "pad_rows": True}, "scatter", None),
+        ({"filter_row": ("Fluorescence Mode", "Yes")}, "fluorescence", None),
+    ],
+)  # fmt: skip
+def test_nanosight_filter_rows(tmp_path, opts, mode, filter_nm):
+    m = _summary(tmp_path, **opts)
+    assert m.channel.mode == mode and m.channel.filter_wavelength_nm == filter_nm
+    laser = 532.0 if opts.get("laser_type") == "Green532" else 488.0
+    assert m.channel.laser_wavelength_nm == laser
+    assert m.channel.settings["camera_level"] == 14.0
+    assert m.channel.settings["shutter_ms"] == 30.0
+    assert m.channel.settings["detection_threshold"] == 5.0
+    assert m.channel.settings["min_track_length"] == "Auto"
+    assert m.channel.settings["camera"] == "sCMOS"
+
+
+def test_nanosight_videos_through_different_filters(tmp_path):
+    m = _summary(tmp_path, filter_row=("Filter", ("None", "500 nm LP", "500 nm LP")))
+    assert m.channel is None
+    assert (
+        "videos recorded in different channels (scatter: EV-lot-17_001.avi; fluorescence "
+        "500 nm: EV-lot-17_002.avi, EV-lot-17_003.avi): no one channel for the measurement"
+    ) in m.warnings
+
+
+def test_nanosight_without_filter_row_has_no_channel(tmp_path):
+    m = _summary(tmp_path)
+    assert m.channel is None

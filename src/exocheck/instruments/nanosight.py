@@ -9,6 +9,12 @@ Definitions (as the instrument states them): the concentration ``Average`` is th
 over videos, failed videos (concentration 0) included, adjusted for the recorded dilution; the
 merged distribution is the ``Concentration average`` column of 1-nm bins, and its D10/D50/D90
 are read from the cumulative at the upper bin edge.
+
+The channel: the real NTA 3.2/3.4 summaries seen state no filter (``Laser Type`` names the
+laser, nothing says scatter or fluorescence), so the record's channel is None. A summary with
+a filter row (``Filter``, ``Filter Wheel``, ``Optical Filter``, ...) or a ``Fluorescence``
+row gets a channel: ``None`` / ``No filter`` / ``Scatter`` is scatter, a wavelength is
+fluorescence through that filter.
 """
 
 from __future__ import annotations
@@ -33,8 +39,16 @@ from exocheck.instruments._text import (
     read_bytes,
     to_float,
 )
+from exocheck.instruments.channel import laser_from_text, parse_filter
 from exocheck.instruments.nanofile import find_companion, read_nano
-from exocheck.records import Concentration, Measurement, Source, TrackSummary, VideoSummary
+from exocheck.records import (
+    Channel,
+    Concentration,
+    Measurement,
+    Source,
+    TrackSummary,
+    VideoSummary,
+)
 
 INSTRUMENT = "NanoSight NTA"
 _SECTION = re.compile(r"^\[(.+)\]$")
@@ -218,6 +232,97 @@ def _video_list(videos: list[str], total: int) -> str:
     return f"{len(videos)} of {total} videos ({shown})" if total else shown
 
 
+_FILTER_ROW = re.compile(
+    r"^(optical |emission |fluorescence |fl )?filter( wheel| type| position| name| used)?"
+    r"( ?/ ?nm| \(nm\))?$"
+)
+_FLUORESCENCE_ROW = re.compile(r"^(fluorescence|fl)( mode| measurement| capture)?\??$")
+#: Summary rows that set the detection volume -> channel settings names.
+_DETECTION_ROWS = {
+    "camera type": "camera",
+    "camera level": "camera_level",
+    "slider shutter": "slider_shutter",
+    "slider gain": "slider_gain",
+    "shutter/ms": "shutter_ms",
+    "frame rate/fps": "fps",
+    "detection threshold": "detection_threshold",
+    "min track length": "min_track_length",
+}
+
+
+def _per_video(row: list[str], n_videos: int) -> list[str]:
+    """The per-video cells of a row (one per video; empty where the video states nothing)."""
+    if not n_videos:
+        return [c for c in row[1:] if c]
+    return [row[i] if i < len(row) else "" for i in range(1, n_videos + 1)]
+
+
+def _channel(
+    rows: list[list[str]], n_videos: int, names: list[str]
+) -> tuple[Channel | None, list[str]]:
+    """The channel the summary states (a filter or fluorescence row), and warnings; None when
+    it states none. Videos recorded through different filters give None and a warning."""
+    stated: list[tuple[str, float | None, str] | None] = []
+    for row in rows:
+        key = norm_key(row[0]) if row else ""
+        if _FILTER_ROW.match(key):
+            stated = [parse_filter(v) for v in _per_video(row, n_videos)]
+        elif _FLUORESCENCE_ROW.match(key):
+            stated = []
+            for v in _per_video(row, n_videos):
+                word = norm_key(v)
+                if word in ("yes", "on", "true", "1", "fluorescence"):
+                    stated.append(("fluorescence", None, v))
+                elif word in ("no", "off", "false", "0", "scatter"):
+                    stated.append(("scatter", None, v))
+                else:
+                    stated.append(parse_filter(v))
+        else:
+            continue
+        if any(s is not None for s in stated):
+            break
+    stated_known = [s for s in stated if s is not None]
+    if not stated_known:
+        return None, []
+    kinds = {(s[0], s[1]) for s in stated_known}
+    if len(kinds) > 1:
+        groups: dict[str, list[str]] = {}
+        for i, s in enumerate(stated):
+            if s is not None:
+                label = s[0] if s[1] is None else f"{s[0]} {s[1]:g} nm"
+                groups.setdefault(label, []).append(names[i] if i < len(names) else str(i + 1))
+        return None, [
+            "videos recorded in different channels ("
+            + "; ".join(f"{label}: {', '.join(videos)}" for label, videos in groups.items())
+            + "): no one channel for the measurement"
+        ]
+    mode, wavelength, text = stated_known[0]
+    settings: dict[str, object] = {}
+    laser = None
+    for row in rows:
+        key = norm_key(row[0]) if row else ""
+        values = [v for v in _per_video(row, n_videos) if v] if row else []
+        if not values:
+            continue
+        if key == "laser type" and laser is None:
+            laser = laser_from_text(values[0])
+        name = _DETECTION_ROWS.get(key)
+        if name is None or name in settings:
+            continue
+        parsed: list[object] = [to_float(v) if to_float(v) is not None else v for v in values]
+        settings[name] = parsed[0] if all(p == parsed[0] for p in parsed) else parsed
+    return (
+        Channel(
+            mode=mode,  # type: ignore[arg-type]
+            laser_wavelength_nm=laser,
+            filter_wavelength_nm=wavelength,
+            filter_name=text,
+            settings=dict(sorted(settings.items())),
+        ),
+        [],
+    )
+
+
 def read_nanosight(path: str | Path) -> Measurement:
     """Read a NanoSight NTA 3.x ``ExperimentSummary.csv`` (and its ``.nano`` if beside it).
 
@@ -386,6 +491,12 @@ def read_nanosight(path: str | Path) -> Measurement:
         )
     flags, flag_warnings = _flags(sections, cols.names)
     warnings.extend(flag_warnings)
+    channel, channel_warnings = _channel(
+        sections.get("conditions", []) + sections.get("settings", []) + details,
+        len(cols.names),
+        cols.names,
+    )
+    warnings.extend(channel_warnings)
 
     temps = [v for v in cols.values(_find(conditions, "temperature")) if v is not None]
     visc = [v for v in cols.values(_find(conditions, "viscosity")) if v is not None]
@@ -473,6 +584,7 @@ def read_nanosight(path: str | Path) -> Measurement:
         tracks=TrackSummary(count=int(sum(total_tracks))),
         particles_per_frame=summary["Particles per frame"],
         per_video=per_video,
+        channel=channel,
         instrument_summary=summary,
         settings=settings,
         warnings=warnings,
