@@ -437,37 +437,37 @@ def labelled_fraction(
     if not total > 0:
         raise AnalysisError(f"the record's classes in {span} hold no particles")
     fraction = labelled_sum / total
+    interval: tuple[float, float] | None = None
+    note = None
     without = [c for c in inside if c.ci is None]
     if without:
         c = without[0]
-        return LabelledEstimate(
-            fraction=fraction,
-            interval=None,
-            low_nm=low,
-            high_nm=high,
-            labelled_per_ml=labelled_sum,
-            total_per_ml=total,
-            classes=len(inside),
-            note=f"class {c.low_nm:g}–{c.high_nm:g} nm has no interval: the value alone decides",
-        )
-    variance = sum(
-        (c.total_per_ml / total) ** 2 * _half_width_sd(c.ci.low, c.ci.high, c.ci.level) ** 2
-        for c in inside
-    )
-    sd = math.sqrt(variance)
-    z = NormalDist().inv_cdf(0.975)
-    if fraction > 0:
-        interval = (fraction * math.exp(-z * sd / fraction), fraction * math.exp(z * sd / fraction))
+        note = f"class {c.low_nm:g}–{c.high_nm:g} nm has no interval: the value alone decides"
     else:
-        interval = (0.0, z * sd)
+        sd = math.sqrt(
+            sum(
+                (c.total_per_ml / total) ** 2 * _half_width_sd(c.ci.low, c.ci.high, c.ci.level) ** 2
+                for c in inside
+            )
+        )
+        z = NormalDist().inv_cdf(0.975)
+        if fraction > 0:
+            low_f, high_f = (
+                fraction * math.exp(-z * sd / fraction),
+                fraction * math.exp(z * sd / fraction),
+            )
+        else:
+            low_f, high_f = 0.0, z * sd
+        interval = (max(low_f, 0.0), min(high_f, 1.0))
     return LabelledEstimate(
         fraction=fraction,
-        interval=(max(interval[0], 0.0), min(interval[1], 1.0)),
+        interval=interval,
         low_nm=low,
         high_nm=high,
         labelled_per_ml=labelled_sum,
         total_per_ml=total,
         classes=len(inside),
+        note=note,
     )
 
 
