@@ -364,3 +364,16 @@ def test_nanosight_videos_through_different_filters(tmp_path):
 def test_nanosight_without_filter_row_has_no_channel(tmp_path):
     m = _summary(tmp_path)
     assert m.channel is None
+
+
+def test_channel_survives_the_nanosight_csv_export(tmp_path):
+    from exocheck.instruments import to_nanosight_csv
+
+    m = read_measurement(
+        _write(tmp_path, zetaview_size(opts=FLUORESCENCE).txt, "a_size_488_F500.txt")
+    )
+    out = tmp_path / "back-ExperimentSummary.csv"
+    to_nanosight_csv(m, out)
+    back = read_measurement(out)
+    assert back.channel.mode == "fluorescence"
+    assert back.channel.filter_wavelength_nm == 500.0 and back.channel.laser_wavelength_nm == 488.0

@@ -72,6 +72,16 @@ def nanosight_csv_text(measurement: Measurement) -> str:
     row("[Conditions]")
     row("Temperature/C", *[_fmt(m.temperature_c)] * n)
     row("Viscosity/cP", *[_fmt(m.viscosity_mpa_s)] * n)
+    if m.channel is not None:  # read back by read_nanosight as the record's channel
+        if m.channel.laser_wavelength_nm is not None:
+            row("Laser Type", *[f"{m.channel.laser_wavelength_nm:g} nm"] * n)
+        if m.channel.mode == "scatter":
+            label = "Scatter"
+        elif m.channel.filter_wavelength_nm is not None:
+            label = f"{m.channel.filter_wavelength_nm:g} nm"
+        else:
+            label = m.channel.filter_name or "Fluorescence"
+        row("Filter", *[label] * n)
     row()
     row("[Results]")
     row("", *names, "Average", "Standard Error")
