@@ -377,3 +377,16 @@ def test_channel_survives_the_nanosight_csv_export(tmp_path):
     back = read_measurement(out)
     assert back.channel.mode == "fluorescence"
     assert back.channel.filter_wavelength_nm == 500.0 and back.channel.laser_wavelength_nm == 488.0
+
+
+def test_import_table_shows_the_channel(tmp_path):
+    from typer.testing import CliRunner
+
+    from exocheck.cli.main import app
+
+    fl = _write(tmp_path, zetaview_size(opts=FLUORESCENCE).txt, "a_size_488_F500.txt")
+    sc = _write(tmp_path, zetaview_size(opts=SCATTER).txt, "b_size_488.txt")
+    result = CliRunner().invoke(app, ["import", str(fl), str(sc)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stdout.split())
+    assert "FL 488 nm / 500 nm" in text and "scatter 488 nm" in text
