@@ -23,6 +23,16 @@ Physics modelled
 * **Camera**: static background with a slow illumination gradient, shot noise (Poisson), read noise
   (Gaussian), gain, offset, and 8-bit quantisation that saturates at 255.
 * **Drift**: an optional uniform flow (vx, vy) in µm/s shared by all particles.
+* **Fluorescence** (``mode: fluorescence``): each population has a labelled fraction (optionally
+  depending on size); a labelled particle carries fluorophores, in proportion to its membrane area
+  for a membrane dye or a few Poisson-distributed antibody copies. The camera sees behind a
+  long-pass filter: the fluorophores' photons, and a small share (``filter_leakage``) of the
+  scattered light. Each fluorophore bleaches at a rate proportional to the light it is in
+  (``bleach_half_life_s`` at the sheet's centre); particles that touch the box's walls are
+  exchanged with the unlit reservoir, so fresh particles keep arriving. Free label is a
+  population whose refractive index equals the medium's (it scatters nothing) with every particle
+  labelled. The same seed gives the same particles (sizes, labels) in a scatter and a fluorescence
+  capture, at independent positions: two sequential recordings of one sample.
 
 Populations are monodisperse (with an optional coefficient of variation) or lognormal, each with its
 own refractive index and number concentration; a scenario can mix any number of them. The output is
@@ -77,6 +87,24 @@ class Population(BaseModel):
         (about 20–100 particles per frame).
     min_diameter_nm : float
         Sizes below this are redrawn (no physical particle is smaller). Default 20.
+    labelled_fraction : float
+        Share of the particles that carry the label (0-1), at ``diameter_nm`` when
+        ``labelled_fraction_exponent`` is not 0. Default 0.
+    labelled_fraction_exponent : float
+        Size dependence of labelling: a particle of diameter d is labelled with probability
+        ``min(1, labelled_fraction · (d / diameter_nm) ** exponent)``. 0: independent of size;
+        2: proportional to membrane area.
+    label : {"dye", "antibody"}
+        ``dye``: a membrane dye, Poisson-distributed fluorophores with mean
+        ``fluorophores_per_um2`` × membrane area (π d²). ``antibody``: a zero-truncated Poisson
+        number of copies with mean ``antibodies_mean``, each carrying
+        ``fluorophores_per_antibody`` fluorophores.
+    fluorophores_per_um2 : float
+        Dye density on the membrane, fluorophores per µm². Default 2000 (≈ 63 on a 100 nm vesicle).
+    antibodies_mean : float
+        Mean antibody copies per labelled particle before truncation at 1. Default 3.
+    fluorophores_per_antibody : float
+        Fluorophores per antibody (degree of labelling). Default 4.
     """
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -89,6 +117,30 @@ class Population(BaseModel):
     refractive_index: float = Field(1.59, gt=1.0, le=4.0)
     concentration_per_ml: float = Field(3e8, gt=0.0, le=1e12)
     min_diameter_nm: float = Field(20.0, gt=0.0)
+    labelled_fraction: float = Field(0.0, ge=0.0, le=1.0)
+    labelled_fraction_exponent: float = Field(0.0, ge=-6.0, le=6.0)
+    label: Literal["dye", "antibody"] = "dye"
+    fluorophores_per_um2: float = Field(2000.0, gt=0.0)
+    antibodies_mean: float = Field(3.0, gt=0.0, le=1000.0)
+    fluorophores_per_antibody: float = Field(4.0, gt=0.0, le=100.0)
+
+    def labelled_probability(self, diameter_nm: np.ndarray) -> np.ndarray:
+        """Probability that a particle of each diameter carries the label."""
+        ratio = np.asarray(diameter_nm, float) / self.diameter_nm
+        return np.clip(self.labelled_fraction * ratio**self.labelled_fraction_exponent, 0.0, 1.0)
+
+    def sample_fluorophores(self, rng: np.random.Generator, diameter_nm: np.ndarray) -> np.ndarray:
+        """Fluorophores on each of the labelled particles of diameters ``diameter_nm``."""
+        if self.label == "dye":
+            area_um2 = np.pi * (np.asarray(diameter_nm, float) / 1000.0) ** 2
+            return np.maximum(rng.poisson(self.fluorophores_per_um2 * area_um2), 1)
+        copies = np.zeros(diameter_nm.size, dtype=np.int64)
+        todo = np.arange(diameter_nm.size)
+        while todo.size:  # zero-truncated: a labelled particle carries at least one antibody
+            draw = rng.poisson(self.antibodies_mean, todo.size)
+            copies[todo] = draw
+            todo = todo[draw == 0]
+        return rng.poisson(self.fluorophores_per_antibody * copies).clip(1, None)
 
     def sample_diameters_nm(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """Draw ``n`` diameters from this population."""
@@ -161,6 +213,21 @@ class SimulationParams(BaseModel):
         its noise-free peak above background is at least this many noise standard deviations.
     seed : int
         Random seed; the same seed gives the same video and truth.
+    mode : {"scatter", "fluorescence"}
+        What the camera records: scattered light, or fluorescence behind a long-pass filter.
+    photons_per_fluorophore : float
+        Photons collected per frame from one fluorophore at the sheet's centre, in focus.
+        Default 30.
+    bleach_half_life_s : float or None
+        Half-life of a fluorophore under the light at the sheet's centre, s (None: no bleaching).
+        Typical 1-20 s.
+    filter_leakage : float
+        Share of the scattered photons the emission filter lets through (0-1). Typical 1e-4-1e-3.
+    filter_wavelength_nm : float
+        Edge of the long-pass emission filter, nm (recorded in the truth and the video's notes).
+    fluorescence : dict
+        Settings that differ in the fluorescence capture (e.g. ``gain``, ``background_photons``,
+        ``fps``, ``frames``), applied by :meth:`for_mode`; the sample stays the same.
     """
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -189,6 +256,24 @@ class SimulationParams(BaseModel):
     blur_substeps: int = Field(8, ge=1, le=64)
     visibility_snr: float = Field(2.0, gt=0.0)
     seed: int = 0
+    mode: Literal["scatter", "fluorescence"] = "scatter"
+    photons_per_fluorophore: float = Field(30.0, gt=0.0)
+    bleach_half_life_s: float | None = Field(None, gt=0.0)
+    filter_leakage: float = Field(0.0, ge=0.0, le=1.0)
+    filter_wavelength_nm: float = Field(500.0, ge=200.0, le=2000.0)
+    fluorescence: dict[str, Any] = Field(default_factory=dict)
+
+    def for_mode(self, mode: Literal["scatter", "fluorescence"]) -> SimulationParams:
+        """The same sample recorded in ``mode``, with the ``fluorescence`` settings applied."""
+        data = self.model_dump()
+        if mode == "fluorescence":
+            unknown = sorted(set(self.fluorescence) - set(type(self).model_fields))
+            if unknown or "populations" in self.fluorescence or "seed" in self.fluorescence:
+                bad = ", ".join(unknown) or "populations/seed"
+                raise ParameterError(f"fluorescence: cannot set {bad} for the fluorescence capture")
+            data.update(self.fluorescence)
+        data["mode"] = mode
+        return make_params(source="fluorescence settings", **data)
 
     @model_validator(mode="after")
     def _exposure_fits_frame(self) -> SimulationParams:
@@ -247,7 +332,13 @@ def make_population(**settings: Any) -> Population:
 class _Particles:
     """Positions and properties of all particles in the simulation box (µm, box coordinates)."""
 
-    def __init__(self, params: SimulationParams, rng: np.random.Generator) -> None:
+    def __init__(
+        self,
+        params: SimulationParams,
+        rng: np.random.Generator,
+        label_rng: np.random.Generator,
+        position_rng: np.random.Generator,
+    ) -> None:
         p = params
         sigma_max_um = p.psf_sigma_um * math.sqrt(1 + (3 * p.sheet_fwhm_um / p.defocus_um) ** 2)
         self.margin_um = max(4 * sigma_max_um, 3.0)
@@ -272,7 +363,20 @@ class _Particles:
         self.refractive_index = np.concatenate(ri)
         self.population = np.concatenate(pop)
         self.n = self.diameter_nm.size
-        self.pos = self.lo + (self.hi - self.lo) * rng.random((self.n, 3))
+        # Positions from their own stream: a fluorescence capture of the same sample has the same
+        # particles (sizes, labels) at independent positions, as a later recording would.
+        self.pos = self.lo + (self.hi - self.lo) * position_rng.random((self.n, 3))
+        self.labelled = np.zeros(self.n, dtype=bool)
+        self.fluorophores = np.zeros(self.n, dtype=np.int64)
+        for k, population in enumerate(p.populations):
+            sel = np.nonzero(self.population == k)[0]
+            chance = population.labelled_probability(self.diameter_nm[sel])
+            hit = sel[label_rng.random(sel.size) < chance]
+            self.labelled[hit] = True
+            self.fluorophores[hit] = population.sample_fluorophores(
+                label_rng, self.diameter_nm[hit]
+            )
+        self.lit_fluorophores = self.fluorophores.copy()  # not yet bleached
         self.d_um2_s = (
             np.asarray(diffusion_um2_s(self.diameter_nm, p.temperature_c, p.viscosity_mpa_s))
             if self.n
@@ -291,15 +395,40 @@ class _Particles:
                 )
         self.photons = csca * p.photons_per_nm2
 
-    def step(self, dt_s: float, rng: np.random.Generator) -> None:
-        """Advance by one Brownian step of ``dt_s`` seconds with reflecting walls."""
+    def step(self, dt_s: float, rng: np.random.Generator) -> np.ndarray | None:
+        """Advance by one Brownian step of ``dt_s`` seconds with reflecting walls.
+
+        Returns which particles touched a wall (None when nothing moved).
+        """
         if self.n == 0 or dt_s <= 0:
-            return
+            return None
         scale = np.sqrt(2.0 * self.d_um2_s * dt_s)[:, None]
         self.pos += scale * rng.standard_normal((self.n, 3))
         span = self.hi - self.lo
+        touched = ((self.pos < self.lo) | (self.pos > self.hi)).any(axis=1)
         rel = np.mod(self.pos - self.lo, 2 * span)  # reflect: fold into [0, 2 span)
         self.pos = self.lo + np.where(rel > span, 2 * span - rel, rel)
+        return touched
+
+    def bleach(
+        self,
+        dt_s: float,
+        rate_per_s: float,
+        illumination: np.ndarray,
+        touched: np.ndarray | None,
+        rng: np.random.Generator,
+    ) -> None:
+        """Bleach fluorophores for ``dt_s`` in the light; exchange wall-touching particles.
+
+        A particle that reaches the box's wall leaves the lit region for the reservoir, which is
+        far larger: the one that comes back in its place is unbleached.
+        """
+        if touched is not None:
+            self.lit_fluorophores[touched] = self.fluorophores[touched]
+        if rate_per_s > 0 and dt_s > 0:
+            lit = np.nonzero(self.lit_fluorophores)[0]
+            survive = np.exp(-rate_per_s * illumination[lit] * dt_s)
+            self.lit_fluorophores[lit] = rng.binomial(self.lit_fluorophores[lit], survive)
 
 
 def _render(
@@ -365,11 +494,17 @@ class Simulation:
 
     def __init__(self, params: SimulationParams) -> None:
         self.params = params
-        # independent streams: the particles' motion does not depend on how noise is drawn
-        motion_seed, noise_seed = np.random.SeedSequence(params.seed).spawn(2)
-        self._rng = np.random.default_rng(motion_seed)
-        self._noise_rng = np.random.default_rng(noise_seed)
-        self.particles = _Particles(params, self._rng)
+        # independent streams: the particles' motion does not depend on how noise is drawn; labels
+        # and bleaching have their own streams, so a scatter capture is the same with or without
+        # them; a fluorescence capture moves the same particles along other paths
+        motion, noise, label, other_motion, bleach = np.random.SeedSequence(params.seed).spawn(5)
+        self._rng = np.random.default_rng(motion)
+        self._noise_rng = np.random.default_rng(noise)
+        self._bleach_rng = np.random.default_rng(bleach)
+        fluorescence = params.mode == "fluorescence"
+        positions = np.random.default_rng(other_motion) if fluorescence else self._rng
+        self.particles = _Particles(params, self._rng, np.random.default_rng(label), positions)
+        self._rng = positions
         n = self.particles.n
         self.frames_visible = np.zeros(n, dtype=np.int64)
         self.first_frame = np.full(n, -1, dtype=np.int64)
@@ -393,23 +528,40 @@ class Simulation:
         half_fwhm2 = (p.sheet_fwhm_um / 2.0) ** 2
         noise_sd = p.noise_sd_counts
         drift = np.array(p.drift_um_s, dtype=float)
+        fluorescence = p.mode == "fluorescence"
+        bleach_rate = math.log(2.0) / p.bleach_half_life_s if p.bleach_half_life_s else 0.0
+
+        def advance(dt_s: float) -> None:
+            touched = part.step(dt_s, rng)
+            if fluorescence:
+                z = part.pos[:, 2]
+                light = np.exp(-math.log(2.0) * z**2 / half_fwhm2)
+                part.bleach(dt_s, bleach_rate, light, touched, self._bleach_rng)
+
         # first substep of frame 0 sits half a substep into the exposure
-        part.step(0.5 * sub_s, rng)
+        advance(0.5 * sub_s)
         for start in range(0, p.frames, _CHUNK_FRAMES):
             n_f = min(_CHUNK_FRAMES, p.frames - start)
             subs = np.empty((n_f, k_sub, part.n, 3))
+            lit = np.empty((n_f, k_sub, part.n)) if fluorescence else None
             for f in range(n_f):
                 for k in range(k_sub):
                     if f or k or start:
-                        part.step(gap_s if k == 0 else sub_s, rng)
+                        advance(gap_s if k == 0 else sub_s)
                     subs[f, k] = part.pos
+                    if lit is not None:
+                        lit[f, k] = part.lit_fluorophores
             times = (start + np.arange(n_f))[:, None] * frame_s + (np.arange(k_sub) + 0.5) * sub_s
             x_um = subs[..., 0] + drift[0] * times[:, :, None]
             y_um = subs[..., 1] + drift[1] * times[:, :, None]
             z_um = subs[..., 2]
             illumination = np.exp(-math.log(2.0) * z_um**2 / half_fwhm2)
             sigma_px = sigma0_px * np.sqrt(1.0 + (z_um / p.defocus_um) ** 2)
-            photons = part.photons[None, None, :] * illumination / k_sub
+            if lit is None:
+                photons = part.photons[None, None, :] * illumination / k_sub
+            else:  # behind the long-pass filter: fluorescence plus the scatter that leaks through
+                emitted = lit * p.photons_per_fluorophore + p.filter_leakage * part.photons
+                photons = emitted * illumination / k_sub
             fidx = np.broadcast_to(np.arange(n_f)[:, None, None], photons.shape)
             expected = _render(
                 (n_f, p.height_px, p.width_px),
@@ -506,9 +658,12 @@ class Simulation:
                 "last_frame": int(self.last_frame[i]),
                 "frames_visible": int(self.frames_visible[i]),
                 "max_snr": float(self.max_snr[i]),
+                "labelled": bool(part.labelled[i]),
+                "fluorophores": int(part.fluorophores[i]),
             }
             for i in visible
         ]
+        scattering = [pop.refractive_index != p.medium_index for pop in p.populations]
         all_d = part.diameter_nm
         return {
             "schema": "exocheck.simulation-truth/1",
@@ -523,9 +678,23 @@ class Simulation:
                     "name": pop.name,
                     "concentration_per_ml": float(part.realised_per_ml[k]),
                     "n_in_box": int(np.sum(part.population == k)),
+                    "labelled_fraction": (
+                        float(part.labelled[part.population == k].mean())
+                        if np.any(part.population == k)
+                        else None
+                    ),
+                    "scatters": scattering[k],
                 }
                 for k, pop in enumerate(p.populations)
             ],
+            "mode": p.mode,
+            # every particle in the box, visible or not: the sample the captures draw from
+            "box_particles": {
+                "diameter_nm": np.round(part.diameter_nm, 3).tolist(),
+                "population": part.population.astype(int).tolist(),
+                "labelled": part.labelled.astype(int).tolist(),
+                "fluorophores": part.fluorophores.astype(int).tolist(),
+            },
             "box_volume_ml": part.box_volume_ml,
             "box_um": {"lo": part.lo.tolist(), "hi": part.hi.tolist()},
             "all_particles_d50_nm": float(np.median(all_d)) if all_d.size else None,

@@ -19,6 +19,7 @@ from exocheck.errors import ParameterError
 def register(app: typer.Typer) -> None:
     app.command("analyze")(analyze_cmd)
     app.command("calibrate")(calibrate_cmd)
+    app.command("labelled-fraction")(labelled_fraction_cmd)
 
 
 FpsOpt = Annotated[float | None, typer.Option("--fps", help="Frame rate (overrides the file).")]
@@ -67,16 +68,35 @@ def _locate_settings(invert: bool, threshold_sigma: float | None):
     )
 
 
-def _settings(invert: bool, threshold_sigma: float | None, bootstrap: int, polarity: bool = True):
+ModeOpt = Annotated[
+    str,
+    typer.Option(
+        "--mode",
+        help="'scatter', or 'fluorescence' for a capture through the emission filter (tracks "
+        "that end by photobleaching are corrected for).",
+    ),
+]
+
+
+def _settings(
+    invert: bool,
+    threshold_sigma: float | None,
+    bootstrap: int,
+    polarity: bool = True,
+    mode: str = "scatter",
+):
     from exocheck.nta.analyze import AnalysisSettings
     from exocheck.nta.sizing import SizingSettings
 
     if bootstrap < 0:
         raise ParameterError("--bootstrap must be >= 0")
+    if mode not in ("scatter", "fluorescence"):
+        raise ParameterError(f"--mode must be 'scatter' or 'fluorescence', got {mode!r}")
     return AnalysisSettings(
         locate=_locate_settings(invert, threshold_sigma),
         sizing=SizingSettings(n_bootstrap=bootstrap),
         check_polarity=polarity,
+        mode=mode,
     )
 
 
@@ -196,8 +216,11 @@ def analyze_cmd(
         ),
     ] = None,
     skip_polarity_check: PolarityOpt = False,
+    mode: ModeOpt = "scatter",
 ) -> None:
     """Size distribution and concentration of a sample from its NTA videos."""
+    if mode not in ("scatter", "fluorescence"):
+        raise ParameterError(f"--mode must be 'scatter' or 'fluorescence', got {mode!r}")
     _start_warm_up(plots=True)
     _writable_folder(out)
     # Detection of the first video needs none of what follows: it starts now, on the second core,
@@ -223,7 +246,7 @@ def analyze_cmd(
         camera_gain=camera_gain,
         wavelength_nm=wavelength_nm,
     )
-    settings = _settings(invert, threshold_sigma, bootstrap, not skip_polarity_check)
+    settings = _settings(invert, threshold_sigma, bootstrap, not skip_polarity_check, mode)
     cal = Calibration.load(calibration) if calibration else None
     total = _total_frames(videos, conditions)
     _note_compilation()
@@ -385,3 +408,194 @@ def calibrate_cmd(
         f"effective detection depth {cal.depth_um:.2f} µm for beads at "
         f"{cal.bead_brightness_ratio:.1f}× threshold; wrote {out}"
     )
+
+
+def labelled_fraction_cmd(
+    scatter: Annotated[
+        list[Path], typer.Option("--scatter", help="Scatter-mode video(s) of the stained sample.")
+    ],
+    fluorescence: Annotated[
+        list[Path],
+        typer.Option("--fluorescence", help="Fluorescence-mode video(s) of the stained sample."),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")],
+    control_unstained: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--control-unstained",
+            help="Fluorescence-mode video(s) of the unstained sample (scatter leaking through "
+            "the filter).",
+        ),
+    ] = None,
+    control_label_only: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--control-label-only",
+            help="Fluorescence-mode video(s) of the label in buffer (free label, aggregates).",
+        ),
+    ] = None,
+    control_detergent: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--control-detergent",
+            help="Fluorescence-mode video(s) of the stained sample lysed with detergent "
+            "(what is not a membrane vesicle); subtracted instead of the label-only control.",
+        ),
+    ] = None,
+    marker: Annotated[
+        str | None, typer.Option("--marker", help="What the label marks, e.g. CD63.")
+    ] = None,
+    size_range_nm: Annotated[
+        tuple[float, float] | None,
+        typer.Option(
+            "--size-range-nm",
+            help="Size range of the overall fraction (default: where the scatter channel sees "
+            "particles).",
+        ),
+    ] = None,
+    calibration_scatter: Annotated[
+        Path | None,
+        typer.Option(
+            "--calibration-scatter", help="Bead calibration of the scatter channel ('calibrate')."
+        ),
+    ] = None,
+    calibration_fluorescence: Annotated[
+        Path | None,
+        typer.Option(
+            "--calibration-fluorescence",
+            help="Bead calibration of the fluorescence channel (fluorescent beads).",
+        ),
+    ] = None,
+    bleach_half_life_s: Annotated[
+        float | None,
+        typer.Option(
+            "--bleach-half-life-s",
+            help="Fluorophore half-life at the sheet's centre, s (default: measured on the tracks).",
+        ),
+    ] = None,
+    sheet_fwhm_um: Annotated[
+        float, typer.Option(help="Light-sheet thickness (FWHM), µm, for the depth model.")
+    ] = 8.0,
+    depth_of_field_um: Annotated[
+        float, typer.Option(help="Defocus length of the objective, µm, for the depth model.")
+    ] = 3.0,
+    fps: FpsOpt = None,
+    pixel_size_um: PixelOpt = None,
+    temperature_c: TempOpt = 25.0,
+    exposure_ms: ExposureOpt = None,
+    viscosity_mpa_s: ViscOpt = None,
+    refractive_index: Annotated[
+        float | None,
+        typer.Option(
+            help="Particle refractive index, for the scatter detection limit (EV ≈ 1.39)."
+        ),
+    ] = None,
+    threshold_sigma: ThresholdOpt = None,
+    sample: Annotated[str | None, typer.Option(help="Sample name for the record.")] = None,
+    dilution_factor: Annotated[
+        float | None, typer.Option(help="Dilution before measurement (reported per undiluted mL).")
+    ] = None,
+) -> None:
+    """Labelled concentration and labelled fraction, overall and per size class, after controls.
+
+    The stained sample is recorded in scatter and in fluorescence mode on one instrument; each
+    channel is counted in its own detection volume, and controls recorded like the fluorescence
+    capture are subtracted class by class.
+    """
+    _writable_folder(out)
+    from exocheck.nta.analyze import Conditions
+    from exocheck.nta.concentration import Calibration
+    from exocheck.nta.fluorescence import DepthModel
+    from exocheck.nta.labelled import labelled_fraction
+    from exocheck.nta.plots import labelled_fraction_png
+    from exocheck.records import atomic_write_files
+
+    conditions = Conditions(
+        fps=fps,
+        pixel_size_um=pixel_size_um,
+        temperature_c=temperature_c,
+        exposure_ms=exposure_ms,
+        viscosity_mpa_s=viscosity_mpa_s,
+        refractive_index=refractive_index,
+    )
+    recordings = {
+        "scatter": scatter,
+        "fluorescence": fluorescence,
+        "unstained": control_unstained or [],
+        "label_only": control_label_only or [],
+        "detergent": control_detergent or [],
+    }
+    everything = [p for paths in recordings.values() for p in paths]
+    for path in everything:
+        if not path.exists():
+            raise ParameterError(f"{path}: no such file")
+    seen: dict[Path, str] = {}
+    for role, paths in recordings.items():
+        for path in paths:
+            key = path.resolve()
+            if key in seen and seen[key] != role:
+                raise ParameterError(f"{path}: given both as {seen[key]} and as {role}")
+            seen[key] = role
+    calibrations = {}
+    if calibration_scatter is not None:
+        calibrations["scatter"] = Calibration.load(calibration_scatter)
+    if calibration_fluorescence is not None:
+        calibrations["fluorescence"] = Calibration.load(calibration_fluorescence)
+    settings = _settings(False, threshold_sigma, 40)
+    model = DepthModel(sheet_fwhm_um=sheet_fwhm_um, depth_of_field_um=depth_of_field_um)
+    total = _total_frames(everything, conditions)
+    with progress_bar("Analysing frames", total) as bar:
+        measurement, _ = labelled_fraction(
+            {k: v for k, v in recordings.items() if v},
+            conditions,
+            settings,
+            model,
+            calibrations,
+            marker=marker,
+            size_range_nm=size_range_nm,
+            dilution_factor=dilution_factor,
+            bleach_half_life_s=bleach_half_life_s,
+            sample=sample,
+            progress=lambda n: bar.advance(bar.task_ids[0], n),
+        )
+    atomic_write_files(
+        out,
+        {
+            "result.json": measurement.to_json().encode(),
+            "labelled_fraction.png": labelled_fraction_png(measurement),
+        },
+    )
+    _print_labelled(measurement, out)
+
+
+def _print_labelled(measurement, out: Path) -> None:
+    lab = measurement.labelled
+    title = f"{measurement.sample}" + (f" — {lab.marker}" if lab.marker else "")
+    table = Table(title=title, show_header=True)
+    table.add_column("size (nm)")
+    table.add_column("labelled %", justify="right")
+    table.add_column("95 % interval", justify="right")
+    table.add_column("labelled /mL", justify="right")
+    table.add_column("fluorescent tracks", justify="right")
+    for c in lab.classes:
+        table.add_row(
+            f"{c.low_nm:g}-{c.high_nm:g}",
+            "-" if c.fraction is None else f"{100 * c.fraction:.2f}",
+            "-" if c.ci is None else f"{100 * c.ci.low:.2f}-{100 * c.ci.high:.2f}",
+            f"{c.labelled_per_ml:.3g}",
+            f"{c.fluorescent_tracks:.0f}",
+        )
+    table.add_row(
+        f"all {lab.low_nm:g}-{lab.high_nm:g}",
+        f"{100 * lab.fraction:.2f}",
+        f"{100 * lab.ci.low:.2f}-{100 * lab.ci.high:.2f}",
+        f"{lab.labelled_per_ml:.3g}",
+        f"{sum(c.fluorescent_tracks for c in lab.classes):.0f}",
+        style="bold",
+    )
+    console.print(table)
+    for role, value in lab.subtracted_per_ml.items():
+        console.print(f"subtracted ({role.replace('_', '-')} control): {value:.3g} /mL")
+    for warning in measurement.warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
+    console.print(f"wrote {out / 'result.json'}, labelled_fraction.png")

@@ -42,6 +42,13 @@ def simulate_cmd(
         Path | None,
         typer.Option(help="YAML scenario (mixtures, any setting); flags given here override it."),
     ] = None,
+    mode: Annotated[
+        str,
+        typer.Option(
+            help="'scatter', or 'fluorescence': the same sample through the emission filter "
+            "(the scenario's labelled populations and fluorescence settings)."
+        ),
+    ] = "scatter",
 ) -> None:
     """Simulate an NTA video with known particle sizes and concentration."""
     from exocheck.simulate import make_params, make_population, params_from_scenario, simulate
@@ -71,6 +78,9 @@ def simulate_cmd(
             concentration_per_ml=concentration_per_ml,
         )
         params = make_params(populations=[population], **common)
+    if mode not in ("scatter", "fluorescence"):
+        raise ParameterError(f"--mode must be 'scatter' or 'fluorescence', got {mode!r}")
+    params = params.for_mode(mode)  # type: ignore[arg-type]
     with progress_bar("Simulating", params.frames) as bar:
         truth = simulate(params, out, progress=lambda n: bar.advance(bar.task_ids[0], n))
     console.print(

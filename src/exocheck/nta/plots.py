@@ -77,3 +77,62 @@ def size_distribution_png(measurement: Measurement, title: str | None = None) ->
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     return buffer.getvalue()
+
+
+def labelled_fraction_png(measurement: Measurement) -> bytes:
+    """PNG of the labelled fraction against size (95 % intervals), over the concentrations."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    lab = measurement.labelled
+    if lab is None:
+        raise ValueError("the measurement has no labelled-fraction result")
+    fig = Figure(figsize=(7, 5.5), dpi=120)
+    FigureCanvasAgg(fig)
+    top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 2]})
+    lo = np.array([c.low_nm for c in lab.classes])
+    hi = np.array([c.high_nm for c in lab.classes])
+    mid = np.sqrt(lo * hi)
+    frac = np.array([np.nan if c.fraction is None else 100 * c.fraction for c in lab.classes])
+    ci_lo = np.array([np.nan if c.ci is None else 100 * c.ci.low for c in lab.classes])
+    ci_hi = np.array([np.nan if c.ci is None else 100 * c.ci.high for c in lab.classes])
+    top.errorbar(
+        mid,
+        frac,
+        yerr=[np.nan_to_num(frac - ci_lo), np.nan_to_num(ci_hi - frac)],
+        xerr=[mid - lo, hi - mid],
+        fmt="o",
+        color="tab:green",
+        capsize=3,
+        label="labelled fraction per size class (95 % interval)",
+    )
+    top.axhspan(100 * lab.ci.low, 100 * lab.ci.high, color="tab:green", alpha=0.12, lw=0)
+    top.axhline(
+        100 * lab.fraction,
+        color="tab:green",
+        ls="--",
+        lw=1,
+        label=f"overall {100 * lab.fraction:.2f} % "
+        f"({100 * lab.ci.low:.2f}-{100 * lab.ci.high:.2f} %)",
+    )
+    top.set_ylabel("Labelled (%)")
+    top.set_ylim(bottom=0)
+    top.grid(alpha=0.3)
+    top.legend(fontsize=7, frameon=False, loc="upper left")
+    marker = f" — {lab.marker}" if lab.marker else ""
+    top.set_title(f"{measurement.sample or 'Sample'}{marker}: labelled fraction", fontsize=10)
+    total = np.array([c.total_per_ml for c in lab.classes])
+    labelled = np.array([c.labelled_per_ml for c in lab.classes])
+    edges = np.concatenate([lo, hi[-1:]])
+    bottom.stairs(total, edges, color="tab:blue", label="all particles (scatter)")
+    bottom.stairs(labelled, edges, color="tab:green", fill=True, alpha=0.4, label="labelled")
+    bottom.set_yscale("log")
+    bottom.set_ylabel("Particles/mL per class")
+    bottom.set_xlabel("Hydrodynamic diameter (nm)")
+    bottom.set_xscale("log")
+    bottom.grid(alpha=0.3, which="both")
+    bottom.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()

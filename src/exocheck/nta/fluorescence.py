@@ -1,0 +1,372 @@
+"""Fluorescence NTA: detection volumes, photobleaching and per-size concentrations of a channel.
+
+A particle is detected while its peak over the detection threshold stays above 1. Its in-focus
+brightness over threshold ``r`` and the optics' axial profile ``p(z)`` set how deep it is seen:
+the detection slab is ``{z : r · s(z) · p(z) ≥ 1}``, where ``s(z)`` is the share of its
+fluorophores still lit (1 in scatter). The profile is the light sheet's Gaussian (full width
+``sheet_fwhm_um``) times the peak loss of a defocused spot, ``1 / (1 + (z / z_R)²)`` with
+``z_R = depth_of_field_um``. Only the profile's shape matters when two channels of the same
+instrument are compared: its scale cancels in their ratio.
+
+**Bleaching.** Each fluorophore bleaches at rate ``k · I(z)`` in the sheet's light ``I(z)``.
+Particles diffuse in from an unlit reservoir, so in the steady state the mean lit share ``s(z)``
+of particles at ``z`` obeys the Feynman–Kac equation ``D s'' = k I(z) s`` with ``s → 1`` far from
+the sheet. Slow (large) particles linger and fade more; a fluorescent track that ends because its
+particle faded is not a particle leaving the slab, and counting it as one would under-count the
+large labelled particles. Here every track counts with the inverse of the slab in which a
+particle of its size and fresh brightness stays visible, bleaching included.
+
+The bleaching rate ``k`` is measured on the tracks themselves: Brownian motion is reversible, so
+without bleaching a track's brightness rises as often as it falls (a track starts and ends at the
+threshold); bleaching makes brightness fall along tracks on average, at ``k`` times the mean light
+the particle is in.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from scipy.linalg import solve_banded
+
+from exocheck.errors import ParameterError
+
+if TYPE_CHECKING:
+    from exocheck.nta.analyze import VideoAnalysis
+    from exocheck.nta.concentration import Calibration
+    from exocheck.nta.sizing import SizeResult
+
+SHEET_FWHM_UM = 8.0
+"""Default full width at half maximum of the light sheet, µm (NanoSight/ZetaView-class cells are
+illuminated by a sheet 5-20 µm thick)."""
+
+DEPTH_OF_FIELD_UM = 3.0
+"""Default defocus length z_R, µm: a 20× / NA 0.4 objective's spot doubles its area ~3 µm out of
+focus."""
+
+_GRID_POINTS = 801
+
+
+@dataclass(frozen=True)
+class DepthModel:
+    """The axial detection profile shared by the channels of one instrument."""
+
+    sheet_fwhm_um: float = SHEET_FWHM_UM
+    depth_of_field_um: float = DEPTH_OF_FIELD_UM
+
+    def __post_init__(self) -> None:
+        for name in ("sheet_fwhm_um", "depth_of_field_um"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ParameterError(f"{name} must be a finite number > 0, got {value}")
+
+    @property
+    def z_um(self) -> np.ndarray:
+        """Axial grid, µm: ±3 sheet widths, where the light has fallen below 10⁻¹⁰."""
+        return np.linspace(-3 * self.sheet_fwhm_um, 3 * self.sheet_fwhm_um, _GRID_POINTS)
+
+    def light(self, z_um: np.ndarray) -> np.ndarray:
+        """Relative illumination of the sheet at ``z_um``."""
+        return np.exp(-math.log(2.0) * (2.0 * np.asarray(z_um) / self.sheet_fwhm_um) ** 2)
+
+    def profile(self, z_um: np.ndarray) -> np.ndarray:
+        """Relative peak of a particle's spot at ``z_um`` (light × defocus)."""
+        z = np.asarray(z_um)
+        return self.light(z) / (1.0 + (z / self.depth_of_field_um) ** 2)
+
+    def depth_um(self, ratio: np.ndarray, lit: np.ndarray | None = None) -> np.ndarray:
+        """Thickness of the slab in which particles of in-focus peak/threshold ``ratio`` are seen.
+
+        ``lit`` is the lit share ``s(z)`` on :attr:`z_um` per particle (rows), or None (no
+        bleaching). Ratios are floored at 1.5, as in
+        :func:`exocheck.nta.concentration.relative_depth`: a particle barely above threshold in
+        focus would otherwise get an unbounded weight.
+        """
+        z = self.z_um
+        step = float(z[1] - z[0])
+        r = np.clip(np.asarray(ratio, float), 1.5, None)
+        shape = self.profile(z)[None, :] * (1.0 if lit is None else lit)
+        return np.maximum(np.sum(r[:, None] * shape >= 1.0, axis=1), 1) * step
+
+
+def lit_share(model: DepthModel, d_um2_s: np.ndarray, rate_per_s: float) -> np.ndarray:
+    """Steady-state mean share of lit fluorophores ``s(z)`` for each diffusion coefficient.
+
+    Solves ``D s'' = k I(z) s`` on :attr:`DepthModel.z_um` with ``s = 1`` at both ends (the
+    unlit reservoir). Returns an array [len(d_um2_s), grid].
+    """
+    z = model.z_um
+    step = float(z[1] - z[0])
+    d = np.asarray(d_um2_s, float)
+    if rate_per_s <= 0:
+        return np.ones((d.size, z.size))
+    light = model.light(z)[1:-1]
+    out = np.ones((d.size, z.size))
+    for i, diffusion in enumerate(np.maximum(d, 1e-6)):
+        a = diffusion / step**2
+        n = light.size
+        bands = np.zeros((3, n))
+        bands[0, 1:] = a
+        bands[1] = -2.0 * a - rate_per_s * light
+        bands[2, :-1] = a
+        rhs = np.zeros(n)
+        rhs[0] = rhs[-1] = -a
+        out[i, 1:-1] = solve_banded((1, 1), bands, rhs)
+    return np.clip(out, 0.0, 1.0)
+
+
+def estimate_bleach_rate(
+    videos: Sequence[VideoAnalysis], model: DepthModel, min_frames: int = 10
+) -> tuple[float, float]:
+    """Bleaching rate at the sheet's centre, 1/s, and its standard error, from the tracks.
+
+    The pooled within-track slope of ln(brightness) against time is ``-k`` times the mean light
+    along the tracks (zero without bleaching, by the reversibility of Brownian motion); the mean
+    light is that of the slab in which the tracks' median particle is seen.
+    """
+    slopes, weights, light_means = [], [], []
+    z = model.z_um
+    for v in videos:
+        t = v.tracks[["particle", "frame", "signal"]]
+        t = t[t["signal"] > 0]
+        n = t.groupby("particle")["frame"].transform("size")
+        t = t[n >= min_frames]
+        if t.empty:
+            continue
+        time_s = t["frame"].to_numpy(float) / v.fps
+        log_b = np.log(t["signal"].to_numpy(float))
+        group = t["particle"].to_numpy()
+        _, inverse = np.unique(group, return_inverse=True)
+        count = np.bincount(inverse)
+        t_mean = np.bincount(inverse, time_s) / count
+        b_mean = np.bincount(inverse, log_b) / count
+        dt = time_s - t_mean[inverse]
+        sxx = np.bincount(inverse, dt * dt)
+        sxy = np.bincount(inverse, dt * (log_b - b_mean[inverse]))
+        ok = sxx > 0
+        slopes.append(sxy[ok] / sxx[ok])
+        weights.append(sxx[ok])
+        ratio = t.groupby("particle")["signal"].max().to_numpy(float) / v.threshold
+        seen = float(np.median(ratio)) * model.profile(z) >= 1.0
+        light_means.append(float(model.light(z)[seen].mean()) if seen.any() else 1.0)
+    if not slopes:
+        return 0.0, math.inf
+    s, w = np.concatenate(slopes), np.concatenate(weights)
+    pooled = float(np.sum(w * s) / np.sum(w))
+    # spread of the per-track slopes about the pooled one, weighted as they enter it
+    se = float(np.sqrt(np.sum(w**2 * (s - pooled) ** 2)) / np.sum(w)) if s.size > 1 else math.inf
+    light = float(np.mean(light_means))
+    return -pooled / light, se / light
+
+
+@dataclass
+class ChannelCounts:
+    """A channel's particle concentration by size class, in the measurement cell.
+
+    ``per_ml`` holds each class's concentration (per mL of the measured suspension);
+    ``resampled`` the same for bootstrap resamples of the tracks (chains of one particle's tracks
+    drawn together); ``tracks`` the sized tracks per class.
+    """
+
+    edges_nm: np.ndarray
+    per_ml: np.ndarray
+    resampled: np.ndarray
+    tracks: np.ndarray
+    bleach_rate_per_s: float
+    saturated_fraction: float
+
+
+def channel_counts(
+    videos: Sequence[VideoAnalysis],
+    size: SizeResult,
+    edges_nm: np.ndarray,
+    model: DepthModel,
+    groups: np.ndarray,
+    calibration: Calibration | None = None,
+    bleach_rate_per_s: float = 0.0,
+    temperature_c: float = 25.0,
+    viscosity_mpa_s: float | None = None,
+    n_bootstrap: int = 200,
+    seed: int = 0,
+    min_frames: int = 10,
+) -> ChannelCounts:
+    """Concentration per size class of one channel (replicate videos averaged).
+
+    Every detection counts with the inverse of its particle's detection depth (from its brightest
+    frame over threshold and, when bleaching, its size); a calibration from a bead standard of
+    known concentration, when given, sets the depth in µm (otherwise only the ratio between
+    channels of the same optics is meaningful, and the model's scale is used). Tracks too short
+    to size (3 frames or more, under the sizing minimum) are counted through the sized tracks of
+    their brightness class. Sized tracks fall in a class by their estimated size.
+    """
+    from exocheck.nta.concentration import track_brightness_ratio
+    from exocheck.physics import diffusion_um2_s
+
+    edges = np.asarray(edges_nm, float)
+    n_class = edges.size - 1
+    rows, labels, sized_counts = [], [], []
+    offset = 0
+    saturated = []
+    for v in videos:
+        ids = v.track_stats["particle"].to_numpy()
+        diameter = size.track_diameter_nm[offset : offset + ids.size]
+        chain = groups[offset : offset + ids.size]
+        offset += ids.size
+        frames = v.tracks.groupby("particle")["frame"].size()
+        ratio = track_brightness_ratio(v.tracks, v.threshold)
+        r_sized = ratio.reindex(ids).to_numpy(float)
+        n_sized = frames.reindex(ids).to_numpy(float)
+        r_focus = in_focus_ratio(r_sized, diameter, n_sized, min_frames)
+        if bleach_rate_per_s > 0:
+            # the slab in which a particle of this size, fresh from the reservoir, stays visible
+            d_um2_s = np.asarray(
+                diffusion_um2_s(np.maximum(diameter, 1.0), temperature_c, viscosity_mpa_s)
+            )
+            bins = np.geomspace(max(d_um2_s.min(), 1e-3), max(d_um2_s.max(), 1e-3) * 1.001, 25)
+            which = np.clip(np.searchsorted(bins, d_um2_s), 0, bins.size - 1)
+            lit = lit_share(model, bins, bleach_rate_per_s)[which]
+            best = np.max(lit * model.profile(model.z_um)[None, :], axis=1)
+            fresh = r_focus / np.maximum(best, 1e-6)
+            depth = model.depth_um(fresh, lit)
+        else:
+            depth = model.depth_um(r_focus)
+        if calibration is not None:  # the model's shape, scaled to the beads' measured depth
+            depth = depth * (
+                calibration.depth_um
+                / float(model.depth_um(np.array([calibration.bead_brightness_ratio]))[0])
+            )
+        volume_ml = v.area_um2 * 1e-12 * v.n_frames  # area × frames; depth is in the weights
+        sized = n_sized / depth / volume_ml
+        # tracks too short to size: their detections go to the sized tracks of their brightness
+        # class, which stand for them
+        r_all = ratio.to_numpy(float)
+        n_all = frames.reindex(ratio.index).to_numpy(float)
+        n_bc = int(np.clip(ids.size // 50, 1, 8))
+        inner = np.quantile(np.log(r_sized), np.linspace(0, 1, n_bc + 1)[1:-1]) if ids.size else []
+        c_sized = np.searchsorted(inner, np.log(r_sized))
+        c_all = np.searchsorted(inner, np.log(r_all))
+        total = np.bincount(c_all, n_all, minlength=n_bc)
+        part = np.bincount(c_sized, n_sized, minlength=n_bc)
+        factor = np.where(part > 0, total / np.where(part > 0, part, 1.0), 1.0)
+        sized = sized * factor[c_sized] / len(videos)
+        cls = np.searchsorted(edges, diameter, side="right") - 1
+        inside = (cls >= 0) & (cls < n_class)
+        rows.append(np.where(inside, cls, n_class))  # n_class: outside the classes
+        labels.append(chain)
+        sized_counts.append(sized)
+        saturated.append(_saturated_share(v))
+    cls = np.concatenate(rows) if rows else np.zeros(0, int)
+    contribution = np.concatenate(sized_counts) if sized_counts else np.zeros(0)
+    chains = np.concatenate(labels) if labels else np.zeros(0, int)
+    per_ml = np.bincount(cls, contribution, minlength=n_class + 1)[:n_class]
+    tracks = np.bincount(cls, minlength=n_class + 1)[:n_class].astype(float)
+    # bootstrap: chains drawn with replacement, each bringing all its tracks' contributions
+    _, chain_index = np.unique(chains, return_inverse=True)
+    n_chains = int(chain_index.max()) + 1 if chain_index.size else 0
+    table = np.zeros((n_chains, n_class + 1))
+    np.add.at(table, (chain_index, cls), contribution)
+    rng = np.random.default_rng(seed)
+    resampled = np.zeros((n_bootstrap, n_class))
+    if n_chains:
+        draws = rng.integers(0, n_chains, size=(n_bootstrap, n_chains))
+        resampled = np.stack([table[d].sum(axis=0)[:n_class] for d in draws])
+    return ChannelCounts(
+        edges_nm=edges,
+        per_ml=per_ml,
+        resampled=resampled,
+        tracks=tracks,
+        bleach_rate_per_s=bleach_rate_per_s,
+        saturated_fraction=float(np.mean(saturated)) if saturated else 0.0,
+    )
+
+
+def in_focus_ratio(
+    ratio: np.ndarray, diameter_nm: np.ndarray, frames: np.ndarray, min_frames: int
+) -> np.ndarray:
+    """Each sized track's in-focus peak over threshold.
+
+    A track's brightest frame underestimates it: most visits to the slab never cross the focal
+    plane, and short visits least of all, so weighting each track by its own brightest frame
+    over-counts dim, short tracks. Here ln(brightest) is regressed on ln(size) over the tracks
+    of at least twice the sizing minimum (those that explored the slab), and each track keeps
+    the larger of its own brightest frame and the line's prediction.
+    """
+    import os
+
+    mode = os.environ.get("EXO_FOCUS", "line")
+    if mode == "own":
+        return ratio
+    ok = np.isfinite(ratio) & (ratio > 0) & (diameter_nm > 0)
+    long = ok & (frames >= 2 * min_frames)
+    fit = long if long.sum() >= 10 else ok
+    if fit.sum() < 5:
+        return ratio
+    x, y = np.log(diameter_nm[fit]), np.log(ratio[fit])
+    slope = float(np.cov(x, y)[0, 1] / np.var(x, ddof=1)) if np.ptp(x) > 0 else 0.0
+    predicted = np.exp(
+        float(np.mean(y)) + slope * (np.log(np.maximum(diameter_nm, 1e-9)) - float(np.mean(x)))
+    )
+    if mode == "pred":
+        return predicted
+    return np.maximum(ratio, predicted)
+
+
+def _saturated_share(v: VideoAnalysis) -> float:
+    """Share of tracks whose brightest frame reaches the camera's full scale."""
+    from exocheck.io.video import open_video
+
+    t = v.tracks
+    if t.empty:
+        return 0.0
+    best = t.loc[t.groupby("particle")["signal"].idxmax(), ["frame", "x", "y"]]
+    hits = 0
+    with open_video(v.path, fps=v.fps, pixel_size_um=v.pixel_size_um) as video:
+        for frame, rows in best.groupby("frame"):
+            image = video.read(int(frame), int(frame) + 1)[0]
+            full = np.iinfo(image.dtype).max if image.dtype.kind in "ui" else None
+            if full is None:
+                continue
+            for x, y in zip(rows["x"].to_numpy(), rows["y"].to_numpy(), strict=True):
+                ix, iy = round(x), round(y)
+                patch = image[max(iy - 1, 0) : iy + 2, max(ix - 1, 0) : ix + 2]
+                hits += bool(patch.size and patch.max() >= full)
+    return hits / len(best)
+
+
+def bleaching_factors(
+    videos: Sequence[VideoAnalysis],
+    diameter_nm: np.ndarray,
+    model: DepthModel,
+    rate_per_s: float,
+    temperature_c: float,
+    viscosity_mpa_s: float | None,
+    min_frames: int = 10,
+) -> np.ndarray:
+    """Per sized track: its particle's detection slab with bleaching over the slab without.
+
+    A track's count is divided by this to count its particle as if it had not faded: slow
+    (large) particles linger in the light and fade more, so without it the large labelled
+    particles are under-counted and the size distribution shifts down.
+    """
+    from exocheck.nta.concentration import track_brightness_ratio
+    from exocheck.physics import diffusion_um2_s
+
+    diameter = np.asarray(diameter_nm, float)
+    if rate_per_s <= 0 or diameter.size == 0:
+        return np.ones(diameter.size)
+    ratios, frames = [], []
+    for v in videos:
+        ids = v.track_stats["particle"].to_numpy()
+        ratios.append(track_brightness_ratio(v.tracks, v.threshold).reindex(ids).to_numpy(float))
+        frames.append(v.tracks.groupby("particle")["frame"].size().reindex(ids).to_numpy(float))
+    r_focus = in_focus_ratio(np.concatenate(ratios), diameter, np.concatenate(frames), min_frames)
+    d_um2_s = np.asarray(diffusion_um2_s(np.maximum(diameter, 1.0), temperature_c, viscosity_mpa_s))
+    bins = np.geomspace(max(d_um2_s.min(), 1e-3), max(d_um2_s.max(), 1e-3) * 1.001, 25)
+    which = np.clip(np.searchsorted(bins, d_um2_s), 0, bins.size - 1)
+    lit = lit_share(model, bins, rate_per_s)[which]
+    best = np.max(lit * model.profile(model.z_um)[None, :], axis=1)
+    fresh = r_focus / np.maximum(best, 1e-6)
+    return np.clip(model.depth_um(fresh, lit) / model.depth_um(fresh), 1e-3, 1.0)

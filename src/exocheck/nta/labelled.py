@@ -1,0 +1,486 @@
+"""Labelled fraction: which share of the particles carries a fluorescent label, by size.
+
+A labelled sample is recorded twice on one instrument: in scatter (every particle above the
+scatter detection limit) and through a long-pass filter in fluorescence (labelled particles, free
+label, and the scatter that leaks through the filter). The recordings are sequential, so no
+particle is matched between them: each channel gives a concentration per size class, with its own
+detection volume (:mod:`exocheck.nta.fluorescence`), and the labelled fraction of a class is the
+ratio of the two. Controls recorded in fluorescence like the sample are subtracted, class by
+class:
+
+* an **unstained** sample shows what leaks through the filter (large particles above all);
+* a **label-only** control (label in buffer) shows free label, dye micelles and antibody
+  aggregates;
+* a **detergent**-lysed stained sample shows whatever fluoresces without being a membrane
+  vesicle, free label included; when given, it is subtracted instead of the label-only control.
+
+Intervals come from bootstrap resamples of each recording's tracks (a particle's chained tracks
+drawn together), independent between recordings; the fraction's 95 % interval is the percentile
+interval of the resampled ratios.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from exocheck import __version__
+from exocheck.errors import AnalysisError, ParameterError
+from exocheck.nta.analyze import AnalysisSettings, Conditions, VideoAnalysis, analyze, track_chains
+from exocheck.nta.concentration import Calibration
+from exocheck.nta.fluorescence import (
+    ChannelCounts,
+    DepthModel,
+    channel_counts,
+    estimate_bleach_rate,
+)
+from exocheck.nta.sizing import SizeResult
+from exocheck.records import (
+    Channel,
+    Concentration,
+    Interval,
+    LabelledClass,
+    LabelledFraction,
+    Measurement,
+    Provenance,
+    Source,
+    TrackSummary,
+)
+
+CLASS_EDGES_NM = np.array(
+    [20, 30, 50, 70, 100, 150, 200, 300, 500, 700, 1000, 1500, 2000, 3000, 5000], dtype=float
+)
+"""Size classes of the per-size fraction, nm (about two per octave)."""
+
+MIN_FLUORESCENT_TRACKS = 100
+"""Fewer fluorescent tracks than this gives a warning: the fraction rests on few particles."""
+
+MAX_SATURATED_SHARE = 0.05
+"""A larger share of fluorescent tracks reaching the camera's full scale gives a warning."""
+
+STRONG_BLEACHING = 0.8
+"""Bleaching is called strong when the median fluorescent particle's detection slab shrinks below
+this share of its unbleached thickness."""
+
+N_BOOTSTRAP = 400
+
+ROLES = {
+    "scatter": "--scatter",
+    "fluorescence": "--fluorescence",
+    "unstained": "--control-unstained",
+    "label_only": "--control-label-only",
+    "detergent": "--control-detergent",
+}
+
+
+@dataclass
+class Recording:
+    """One role's recordings, analysed: the measurement, its videos and its counts by class."""
+
+    role: str
+    paths: list[Path]
+    measurement: Measurement | None
+    videos: list[VideoAnalysis] = field(default_factory=list)
+    size: SizeResult | None = None
+    counts: ChannelCounts | None = None
+    bleach_rate_per_s: float = 0.0
+
+
+def _settings_of(videos: Sequence[VideoAnalysis]) -> dict[str, float]:
+    v = videos[0]
+    return {"fps": v.fps, "pixel_size_um": v.pixel_size_um, "exposure_ms": v.exposure_ms}
+
+
+def _differences(a: dict[str, float], b: dict[str, float]) -> list[str]:
+    return [
+        f"{k} {a[k]:g} vs {b[k]:g}"
+        for k in a
+        if k in b and not math.isclose(a[k], b[k], rel_tol=1e-3, abs_tol=1e-9)
+    ]
+
+
+def _analyse(
+    role: str,
+    paths: Sequence[Path],
+    conditions: Conditions,
+    settings: AnalysisSettings,
+    progress: Callable[[int], None] | None,
+) -> Recording:
+    mode = "scatter" if role == "scatter" else "fluorescence"
+    cond = conditions if mode == "scatter" else replace(conditions, refractive_index=None)
+    try:
+        measurement, videos, size = analyze(
+            list(paths), cond, replace(settings, mode=mode), progress=progress
+        )
+    except AnalysisError as exc:
+        if role in ("unstained", "label_only", "detergent") and "no particles found" in str(exc):
+            return Recording(role, list(paths), None)  # a clean control: nothing to subtract
+        if role == "fluorescence" and "no particles found" in str(exc):
+            raise AnalysisError(
+                f"{ROLES[role]}: no fluorescent tracks in {', '.join(map(str, paths))}: nothing "
+                "carries the label, or the capture is not in fluorescence mode"
+            ) from None
+        raise
+    return Recording(role, list(paths), measurement, videos, size)
+
+
+def labelled_fraction(
+    recordings: dict[str, Sequence[Path]],
+    conditions: Conditions,
+    settings: AnalysisSettings | None = None,
+    model: DepthModel | None = None,
+    calibrations: dict[str, Calibration] | None = None,
+    marker: str | None = None,
+    size_range_nm: tuple[float, float] | None = None,
+    dilution_factor: float | None = None,
+    bleach_half_life_s: float | None = None,
+    sample: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[Measurement, dict[str, Recording]]:
+    """Labelled concentration and fraction, overall and per size class, with 95 % intervals.
+
+    ``recordings`` maps roles (``scatter``, ``fluorescence``, and optionally ``unstained``,
+    ``label_only``, ``detergent``) to video files. ``calibrations`` may give a bead calibration
+    for ``scatter`` and ``fluorescence`` (both or neither): with them, each channel's detection
+    depth is absolute and the channels may be recorded with different settings; without them the
+    channels must share frame rate, exposure and pixel size, and the shared axial profile
+    ``model`` gives their detection depths. ``bleach_half_life_s`` (at the sheet's centre) is
+    measured on the fluorescent tracks when not given.
+
+    Raises
+    ------
+    ParameterError
+        Missing roles, settings that differ between channels without calibrations, a control
+        recorded unlike the fluorescence capture, a bad size range.
+    AnalysisError
+        No fluorescent tracks.
+    """
+    settings = settings or AnalysisSettings()
+    model = model or DepthModel()
+    calibrations = dict(calibrations or {})
+    for role in ("scatter", "fluorescence"):
+        if not recordings.get(role):
+            raise ParameterError(f"{ROLES[role]}: at least one video is needed")
+    unknown = sorted(set(recordings) - set(ROLES))
+    if unknown:
+        raise ParameterError(f"unknown recording role(s): {', '.join(unknown)}")
+    if sorted(calibrations) not in ([], ["fluorescence", "scatter"]):
+        raise ParameterError(
+            "give a calibration for both channels (scatter and fluorescence) or for neither"
+        )
+    if size_range_nm is not None:
+        low, high = size_range_nm
+        if not (math.isfinite(low) and math.isfinite(high) and 0 < low < high):
+            raise ParameterError(f"--size-range-nm: need 0 < LOW < HIGH, got {low:g} {high:g}")
+    if bleach_half_life_s is not None and not (
+        math.isfinite(bleach_half_life_s) and bleach_half_life_s > 0
+    ):
+        raise ParameterError(f"--bleach-half-life-s must be > 0, got {bleach_half_life_s:g}")
+
+    done: dict[str, Recording] = {}
+    for role in ROLES:
+        paths = recordings.get(role)
+        if paths:
+            done[role] = _analyse(role, paths, conditions, settings, progress)
+            _check_settings(done, role, bool(calibrations))
+
+    scatter, fluorescence = done["scatter"], done["fluorescence"]
+    assert scatter.measurement is not None and fluorescence.measurement is not None
+    n_boot = N_BOOTSTRAP
+    for k, (role, rec) in enumerate(done.items()):
+        if rec.measurement is None or rec.size is None:
+            continue
+        if role != "scatter":
+            if bleach_half_life_s is not None:
+                rec.bleach_rate_per_s = math.log(2.0) / bleach_half_life_s
+            else:
+                rate, se = estimate_bleach_rate(rec.videos, model, settings.min_track_frames)
+                rec.bleach_rate_per_s = rate if rate > 2.0 * se and rate > 0 else 0.0
+        rec.counts = channel_counts(
+            rec.videos,
+            rec.size,
+            CLASS_EDGES_NM,
+            model,
+            track_chains(rec.videos, one_to_one=True),
+            calibrations.get("scatter" if role == "scatter" else "fluorescence"),
+            rec.bleach_rate_per_s,
+            conditions.temperature_c,
+            conditions.viscosity_mpa_s,
+            n_bootstrap=n_boot,
+            seed=k,
+            min_frames=settings.min_track_frames,
+        )
+
+    edges = _class_range(scatter, size_range_nm)
+    dilution = dilution_factor or 1.0
+    total, total_b = _on_edges(scatter.counts, edges)
+    fluor, fluor_b = _on_edges(fluorescence.counts, edges)
+    labelled, labelled_b = fluor.copy(), fluor_b.copy()
+    subtracted: dict[str, float] = {}
+    removal = ["unstained", "detergent" if "detergent" in done else "label_only"]
+    for role in removal:
+        rec = done.get(role)
+        if rec is None:
+            continue
+        if rec.counts is None:  # a control with no particle at all
+            subtracted[role] = 0.0
+            continue
+        c, c_b = _on_edges(rec.counts, edges)
+        labelled, labelled_b = labelled - c, labelled_b - c_b
+        subtracted[role] = float(c.sum() * dilution)
+
+    classes = []
+    for i in range(edges.size - 1):
+        frac, ci = _ratio(labelled[i], total[i], labelled_b[:, i], total_b[:, i])
+        classes.append(
+            LabelledClass(
+                low_nm=float(edges[i]),
+                high_nm=float(edges[i + 1]),
+                total_per_ml=float(total[i] * dilution),
+                labelled_per_ml=float(max(labelled[i], 0.0) * dilution),
+                fraction=frac,
+                ci=ci,
+                fluorescent_tracks=float(_tracks_on_edges(fluorescence.counts, edges)[i]),
+            )
+        )
+    frac, ci = _ratio(labelled.sum(), total.sum(), labelled_b.sum(axis=1), total_b.sum(axis=1))
+    if frac is None or ci is None:
+        raise AnalysisError(
+            f"no scatter-channel particles between {edges[0]:g} and {edges[-1]:g} nm"
+        )
+    lab_lo, lab_hi = np.percentile(np.maximum(labelled_b.sum(axis=1), 0.0), [2.5, 97.5])
+    warnings = _warnings(done, fluorescence, model, subtracted, conditions)
+    f_meas = fluorescence.measurement
+    result = LabelledFraction(
+        marker=marker,
+        low_nm=float(edges[0]),
+        high_nm=float(edges[-1]),
+        fraction=frac,
+        ci=ci,
+        labelled_per_ml=float(max(labelled.sum(), 0.0) * dilution),
+        labelled_ci=Interval(low=float(lab_lo * dilution), high=float(lab_hi * dilution)),
+        total_per_ml=float(total.sum() * dilution),
+        classes=classes,
+        subtracted_per_ml=subtracted,
+        inputs={role: [p.name for p in rec.paths] for role, rec in done.items()},
+    )
+    inputs: dict[str, str] = {}
+    for rec in done.values():
+        if rec.measurement is not None:
+            inputs.update(rec.measurement.provenance.inputs)
+    measurement = Measurement(
+        source=Source(
+            instrument="exocheck",
+            software_version=__version__,
+            file_sha256=f_meas.source.file_sha256,
+            files=[p.name for rec in done.values() for p in rec.paths],
+        ),
+        sample=sample or f_meas.sample,
+        temperature_c=conditions.temperature_c,
+        viscosity_mpa_s=conditions.viscosity_mpa_s,
+        dilution_factor=dilution_factor,
+        size=f_meas.size,
+        concentration=Concentration(
+            particles_per_ml=result.labelled_per_ml,
+            measured_per_ml=result.labelled_per_ml / dilution,
+            dilution_factor=dilution_factor,
+            calibrated=bool(calibrations),
+            ci=result.labelled_ci,
+        ),
+        tracks=TrackSummary(
+            count=f_meas.tracks.count, mean_length_frames=f_meas.tracks.mean_length_frames
+        ),
+        particles_per_frame=f_meas.particles_per_frame,
+        per_video=f_meas.per_video,
+        channel=Channel(
+            mode="fluorescence",
+            laser_wavelength_nm=conditions.wavelength_nm,
+            settings=_settings_of(fluorescence.videos)
+            | {"min_track_frames": settings.min_track_frames},
+        ),
+        labelled=result,
+        settings={
+            "conditions": f_meas.settings.get("conditions", {}),
+            "analysis": f_meas.settings.get("analysis", {}),
+            "depth_model": {
+                "sheet_fwhm_um": model.sheet_fwhm_um,
+                "depth_of_field_um": model.depth_of_field_um,
+            },
+            "calibrations": {k: c.source_sha256 for k, c in calibrations.items()},
+            "bleach_half_life_s": bleach_half_life_s,
+            "per_role": {
+                role: rec.measurement.settings.get("per_video", [])
+                for role, rec in done.items()
+                if rec.measurement is not None
+            },
+        },
+        diagnostics={
+            "bleach_half_life_s": {
+                role: (math.log(2.0) / rec.bleach_rate_per_s if rec.bleach_rate_per_s else None)
+                for role, rec in done.items()
+                if role != "scatter" and rec.measurement is not None
+            },
+            "saturated_track_fraction": {
+                role: rec.counts.saturated_fraction
+                for role, rec in done.items()
+                if rec.counts is not None and role != "scatter"
+            },
+            "tracks": {
+                role: (rec.measurement.tracks.count if rec.measurement else 0)
+                for role, rec in done.items()
+            },
+            "fluorescent_per_ml_before_controls": float(fluor.sum() * dilution),
+            "scatter_detection_limit_nm": scatter.measurement.diagnostics.get("detection_limit_nm"),
+        },
+        provenance=Provenance(inputs=inputs),
+        warnings=warnings,
+    )
+    return measurement, done
+
+
+def _check_settings(done: dict[str, Recording], role: str, calibrated: bool) -> None:
+    rec = done[role]
+    if not rec.videos:
+        return
+    mine = _settings_of(rec.videos)
+    for v in rec.videos[1:]:
+        diff = _differences(mine, _settings_of([v]))
+        if diff:
+            raise ParameterError(
+                f"{ROLES[role]}: the videos were recorded with different settings "
+                f"({'; '.join(diff)})"
+            )
+    if role == "fluorescence" and "scatter" in done and not calibrated:
+        diff = _differences(_settings_of(done["scatter"].videos), mine)
+        if diff:
+            raise ParameterError(
+                f"the scatter and fluorescence captures were recorded with different settings "
+                f"({'; '.join(diff)}) and no calibration was given: their detection volumes "
+                "differ; pass --calibration-scatter and --calibration-fluorescence"
+            )
+    if role in ("unstained", "label_only", "detergent") and done["fluorescence"].videos:
+        diff = _differences(_settings_of(done["fluorescence"].videos), mine)
+        if diff:
+            raise ParameterError(
+                f"{ROLES[role]}: recorded with other settings than the fluorescence capture "
+                f"({'; '.join(diff)}): a control is recorded as the sample is"
+            )
+
+
+def _class_range(scatter: Recording, size_range_nm: tuple[float, float] | None) -> np.ndarray:
+    """Class edges of the reported range: given, or where the scatter channel sees particles."""
+    counts = scatter.counts
+    assert counts is not None and scatter.measurement is not None
+    if size_range_nm is not None:
+        low, high = size_range_nm
+    else:
+        limit = scatter.measurement.diagnostics.get("detection_limit_nm")
+        assert scatter.size is not None
+        d = np.asarray(scatter.size.track_diameter_nm, float)
+        d = d[np.isfinite(d) & (d > 0)]
+        if d.size == 0:
+            raise AnalysisError("--scatter: no sized tracks")
+        low = max(float(limit) if limit else 0.0, float(np.percentile(d, 2)))
+        high = float(np.percentile(d, 99))
+        # snap outwards to the class edges
+        low = float(CLASS_EDGES_NM[max(np.searchsorted(CLASS_EDGES_NM, low, "right") - 1, 0)])
+        high = float(
+            CLASS_EDGES_NM[min(np.searchsorted(CLASS_EDGES_NM, high), CLASS_EDGES_NM.size - 1)]
+        )
+    inner = CLASS_EDGES_NM[(CLASS_EDGES_NM > low) & (CLASS_EDGES_NM < high)]
+    return np.concatenate([[low], inner, [high]])
+
+
+def _on_edges(counts: ChannelCounts | None, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A channel's class concentrations re-binned on ``edges`` (shares by log-width overlap)."""
+    if counts is None:
+        return np.zeros(edges.size - 1), np.zeros((N_BOOTSTRAP, edges.size - 1))
+    weights = _overlap(counts.edges_nm, edges)
+    return counts.per_ml @ weights, counts.resampled @ weights
+
+
+def _tracks_on_edges(counts: ChannelCounts | None, edges: np.ndarray) -> np.ndarray:
+    if counts is None:
+        return np.zeros(edges.size - 1)
+    return counts.tracks @ _overlap(counts.edges_nm, edges)
+
+
+def _overlap(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Share of each source class (rows) falling in each target class (columns), by log width."""
+    ls, lt = np.log(source), np.log(target)
+    lo = np.maximum(ls[:-1, None], lt[None, :-1])
+    hi = np.minimum(ls[1:, None], lt[None, 1:])
+    return np.clip(hi - lo, 0.0, None) / np.diff(ls)[:, None]
+
+
+def _ratio(
+    labelled: float, total: float, labelled_b: np.ndarray, total_b: np.ndarray
+) -> tuple[float | None, Interval | None]:
+    """Point estimate and 95 % percentile interval of labelled / total, clipped to [0, 1]."""
+    if not total > 0:
+        return None, None
+    ok = total_b > 0
+    point = float(np.clip(labelled / total, 0.0, 1.0))
+    if ok.sum() < 10:
+        return point, None
+    lo, hi = np.percentile(np.clip(labelled_b[ok] / total_b[ok], 0.0, 1.0), [2.5, 97.5])
+    return point, Interval(low=float(lo), high=float(hi))
+
+
+def _warnings(
+    done: dict[str, Recording],
+    fluorescence: Recording,
+    model: DepthModel,
+    subtracted: dict[str, float],
+    conditions: Conditions,
+) -> list[str]:
+    out: list[str] = []
+    n_fl = fluorescence.measurement.tracks.count if fluorescence.measurement else 0
+    if n_fl < MIN_FLUORESCENT_TRACKS:
+        out.append(
+            f"only {n_fl} fluorescent tracks (fewer than {MIN_FLUORESCENT_TRACKS}): the labelled "
+            "fraction rests on few particles"
+        )
+    for role, rec in done.items():
+        if role == "scatter" or rec.counts is None:
+            continue
+        share = rec.counts.saturated_fraction
+        if share > MAX_SATURATED_SHARE:
+            out.append(
+                f"{ROLES[role]}: {share:.0%} of the tracks saturate the camera: their "
+                "brightness, and so their detection depth, is underestimated; lower the camera "
+                "level"
+            )
+    rate = fluorescence.bleach_rate_per_s
+    if rate > 0 and fluorescence.measurement is not None:
+        from exocheck.nta.fluorescence import lit_share
+        from exocheck.physics import diffusion_um2_s
+
+        d50 = fluorescence.measurement.size.d50_nm or 100.0
+        d = float(diffusion_um2_s(d50, conditions.temperature_c, conditions.viscosity_mpa_s))
+        lit = lit_share(model, np.array([d]), rate)
+        ratio = np.array([10.0])
+        shrink = float(model.depth_um(ratio / lit.max(), lit)[0] / model.depth_um(ratio)[0])
+        if shrink < STRONG_BLEACHING:
+            out.append(
+                f"strong photobleaching (half-life {math.log(2) / rate:.2g} s at the sheet's "
+                f"centre): a {d50:.0f} nm particle is seen in {shrink:.0%} of its unbleached "
+                "slab; counts are corrected for it, but lower the laser power or shorten the "
+                "capture"
+            )
+    if "unstained" not in done:
+        out.append(
+            "no unstained control: scatter leaking through the filter (large particles above "
+            "all) is counted as label"
+        )
+    if "label_only" not in done and "detergent" not in done:
+        out.append(
+            "no label-only or detergent control: free label, dye micelles and antibody "
+            "aggregates are counted as labelled vesicles"
+        )
+    del subtracted
+    return out
