@@ -116,7 +116,7 @@ def test_overall_fraction_is_judged_with_its_interval(min_percent, result, decis
     )
     assert (c.result, d) == (result, decision)
     assert c.value == pytest.approx(0.064) and c.interval == pytest.approx((0.056, 0.073))
-    assert c.display_value == "6.4 % (95 % CI 5.6–7.3 %)"
+    assert c.display_value == "6.4 % (5.6–7.3 %)"
     assert c.limit == f"≥ {min_percent:g} % CD63-labelled"
     assert c.detail.startswith("CD63-labelled, 50–1000 nm; controls subtracted: ")
     assert "label-only 1.20e+08/mL" in c.detail and "unstained 3.00e+07/mL" in c.detail
@@ -189,7 +189,7 @@ def test_size_range_combines_the_classes_it_covers():
     assert (c.result, d) == ("pass", "conforms")
     assert c.value == pytest.approx(f, rel=1e-12)
     assert c.interval == pytest.approx((low, high), rel=1e-6)
-    assert c.display_value == "13.2 % (95 % CI 11.2–15.5 %)"
+    assert c.display_value == "13.2 % (11.2–15.5 %)"
     assert c.limit == "≥ 10 % CD63-labelled, 100–400 nm"
     assert "100–400 nm (2 size classes combined; approximate interval)" in c.detail
     c, _ = one(

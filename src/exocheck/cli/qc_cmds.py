@@ -70,8 +70,8 @@ def release(
     for c in result.criteria:
         table.add_row(c.name, c.display_value, c.limit, f"[{_STYLE[c.result]}]{c.result}[/]")
     console.print(table)
-    for c in result.criteria:  # why a criterion cannot decide
-        if c.result == "inconclusive" and c.detail:
+    for c in result.criteria:  # why a criterion cannot decide, or what it lacks
+        if c.result in ("inconclusive", "missing") and c.detail:
             console.print(f"[yellow]{c.name}:[/] {c.detail}", highlight=False)
     style = _STYLE.get(
         result.decision if result.decision != "inconclusive" else "inconclusive-decision"

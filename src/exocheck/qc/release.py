@@ -146,7 +146,7 @@ class CriterionResult(BaseModel):
         if self.unit == "fraction":  # shown as the percentage its limit is written in
             text = f"{percent(self.value)} %"
             if self.interval is not None:
-                text += f" (95 % CI {percent(self.interval[0])}–{percent(self.interval[1])} %)"
+                text += f" ({percent(self.interval[0])}–{percent(self.interval[1])} %)"
             return text
         text = fmt(self.value)
         if self.interval is not None:
