@@ -52,6 +52,9 @@ def test_labelled_and_fluorescence_records_are_not_the_lots_particle_measurement
         update={"channel": Channel(mode="fluorescence", filter_wavelength_nm=500.0)}
     )
     store.add_measurement("L-1", fluorescence, by="cai")
+    added = [e["after"] for e in store.history("L-1") if e["action"] == "measurement.add.nta"]
+    assert [a.get("channel") for a in added] == [None, "fluorescence", "fluorescence"]
+    assert [a.get("labelled") for a in added] == [None, {"marker": "CD63", "fraction": 0.064}, None]
     data = store.lot_data("L-1")
     assert len(data.nta_all) == 3 and len(data.labelled_records) == 1
     assert data.nta.concentration.particles_per_ml == 2.1e10 and data.nta.size.d50_nm == 115.0

@@ -303,6 +303,13 @@ class LotMixin(StoreBase):
             "d50_nm": measurement.size.d50_nm,
             "sample": measurement.sample,
         }
+        if measurement.channel is not None:
+            summary["channel"] = measurement.channel.mode
+        if measurement.labelled is not None:  # size and concentration are the labelled ones
+            summary["labelled"] = {
+                "marker": measurement.labelled.marker,
+                "fraction": measurement.labelled.fraction,
+            }
         return self._add(
             lot,
             "nta",
