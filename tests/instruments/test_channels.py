@@ -388,5 +388,8 @@ def test_import_table_shows_the_channel(tmp_path):
     sc = _write(tmp_path, zetaview_size(opts=SCATTER).txt, "b_size_488.txt")
     result = CliRunner().invoke(app, ["import", str(fl), str(sc)], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    text = " ".join(result.stdout.split())
-    assert "FL 488 nm / 500 nm" in text and "scatter 488 nm" in text
+    import re
+
+    cells = [c.strip() for c in re.split(r"[│┃]", result.stdout)]
+    assert cells.count("ZetaView") == 2
+    assert cells.count("FL 500") == 1 and cells.count("scatter") == 1

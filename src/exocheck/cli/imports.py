@@ -30,19 +30,15 @@ def _label(path: Path, root: Path | None) -> str:
 
 
 def _channel(m: Measurement) -> str:
-    """``scatter 488 nm``, ``FL 488 nm / 500 nm`` (laser / filter edge), or — when unknown."""
+    """A short channel label for the table (``scatter``, ``FL 500``: fluorescence through a
+    500 nm filter, ``FL``), or empty when the export does not say; the laser and the
+    settings are in the record."""
     ch = m.channel
     if ch is None:
-        return "—"
-    laser = f" {ch.laser_wavelength_nm:g} nm" if ch.laser_wavelength_nm is not None else ""
+        return ""
     if ch.mode == "scatter":
-        return f"scatter{laser}"
-    edge = (
-        f"{ch.filter_wavelength_nm:g} nm"
-        if ch.filter_wavelength_nm is not None
-        else (ch.filter_name or "filter ?")
-    )
-    return f"FL{laser} / {edge}"
+        return "scatter"
+    return "FL" if ch.filter_wavelength_nm is None else f"FL {ch.filter_wavelength_nm:g}"
 
 
 def _table(rows: list[tuple[Path, Measurement]], root: Path | None) -> Table:
@@ -50,7 +46,6 @@ def _table(rows: list[tuple[Path, Measurement]], root: Path | None) -> Table:
     for name in (
         "file",
         "instrument",
-        "channel",
         "sample",
         "particles/mL",
         "dilution",
@@ -65,8 +60,8 @@ def _table(rows: list[tuple[Path, Measurement]], root: Path | None) -> Table:
             f" (+{extra} file{'s' if extra > 1 else ''})" if extra else ""
         )
         table.add_row(
-            label, m.source.instrument, _channel(m), m.sample or "—",
-            _fmt(m.concentration.particles_per_ml),
+            label, "\n".join(filter(None, (m.source.instrument, _channel(m)))),
+            m.sample or "—", _fmt(m.concentration.particles_per_ml),
             _fmt(m.dilution_factor, "g"), _fmt(m.size.d50_nm, ".1f"), _fmt(m.size.mean_nm, ".1f"),
             str(len(m.warnings)),
         )  # fmt: skip
