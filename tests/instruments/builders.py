@@ -514,6 +514,8 @@ def zetaview_size(
         log_centres = np.geomspace(4.683, 6025.0, 200)  # starts again below the linear table
         for j in range(200):
             h.append("\t".join(_zv(v, c) for v in (log_centres[j], 1.0, 1.0, 1.0, 1.0)))
+    else:  # 8.06 writes the separator row alone under the title row of an empty run
+        h.append("\t".join([_zv(-1.0, c)] * 4 + [_zv(0.0, c)]))
     text = o.newline.join(h) + o.newline
     data = text.encode("latin-1", errors="replace")
     if o.nul_bytes:
