@@ -38,15 +38,23 @@ _BASE = Path(tempfile.mkdtemp(prefix="exocheck-fuzz-"))
 
 @functools.cache
 def _originals() -> dict[str, bytes]:
-    ns = nanosight_summary(opts=NanoSightOptions(n_videos=2, nbins=40, failed=(1,)))
+    ns = nanosight_summary(
+        opts=NanoSightOptions(n_videos=2, nbins=40, failed=(1,), filter_row=("Filter", "500 nm"))
+    )
     fcs_file(_BASE / "base.fcs", n_events=50)
-    zetaview_track_fcs(_BASE / "tracks.fcs", simulated_tracks(n=30))
+    zetaview_track_fcs(
+        _BASE / "tracks.fcs",
+        simulated_tracks(n=30),
+        keywords={"Filter Wavelength nm": "500", "Camera": "FpSec 15 #Cycles 3 FRate 15.0"},
+    )
     return {
         "particles": nanosight_particles(simulated_tracks(n=20), per_point=True, excluded=2),
         "track-fcs": (_BASE / "tracks.fcs").read_bytes(),
         "nanosight": ns.csv,
         "nano": nano_companion(ns),
-        "zetaview": zetaview_size(opts=ZetaViewOptions(decimal_comma=True)).txt,
+        "zetaview": zetaview_size(
+            opts=ZetaViewOptions(decimal_comma=True, filter_wavelength="500,000000")
+        ).txt,
         "positions": zetaview_positions()[0],
         "fcs": (_BASE / "base.fcs").read_bytes(),
     }
