@@ -393,3 +393,12 @@ def test_import_table_shows_the_channel(tmp_path):
     cells = [c.strip() for c in re.split(r"[│┃]", result.stdout)]
     assert cells.count("ZetaView") == 2
     assert cells.count("FL 500") == 1 and cells.count("scatter") == 1
+
+
+def test_per_track_fcs_laser_from_the_fcs_excitation_keyword(tmp_path, tracks):
+    from .builders import zetaview_track_fcs
+
+    path = tmp_path / "run_tracks.fcs"
+    zetaview_track_fcs(path, tracks, keywords={"$P1L": "520", "Filter Wavelength nm": "550"})
+    m = read_measurement(path)
+    assert m.channel.laser_wavelength_nm == 520.0 and m.channel.filter_wavelength_nm == 550.0

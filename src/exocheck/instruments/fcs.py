@@ -31,6 +31,7 @@ from exocheck.instruments._build import file_sha256
 from exocheck.instruments._text import first_number, parse_datetime, read_bytes
 from exocheck.instruments.channel import (
     channel_from_name,
+    laser_from_text,
     lookup_in,
     zetaview_channel,
     zetaview_settings,
@@ -259,8 +260,14 @@ def _track_channel(keys: dict[str, str], path: Path) -> tuple[Channel | None, li
     nm``, ``Laser Wavelength nm`` and the detection settings, spelled as in the size ``.txt``
     header), else from the file name; None when neither states it."""
     lookup = lookup_in(keys)
+    # FCS's own excitation keyword ($PnL) where no laser keyword names it
+    excitation = next((v for k, v in sorted(keys.items()) if re.fullmatch(r"p\d+l", k)), None)
     channel, warnings = zetaview_channel(lookup, absent_is_scatter=False)
     if channel is not None:
+        if channel.laser_wavelength_nm is None and excitation:
+            channel = channel.model_copy(
+                update={"laser_wavelength_nm": laser_from_text(excitation)}
+            )
         return channel, warnings
     named = channel_from_name(path.name)
     if named is None:
@@ -268,7 +275,9 @@ def _track_channel(keys: dict[str, str], path: Path) -> tuple[Channel | None, li
     settings = zetaview_settings(lookup)
     laser = named.laser_wavelength_nm
     if laser is None:
-        laser = first_number(lookup("laser wavelength nm") or lookup("laser wavelength"))
+        laser = laser_from_text(
+            lookup("laser wavelength nm") or lookup("laser wavelength") or excitation
+        )
     warnings.append(
         f"channel from the file name ({named.filter_name}): the file's keywords state no filter"
     )
