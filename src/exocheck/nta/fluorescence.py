@@ -56,8 +56,19 @@ class DepthModel:
 
     sheet_fwhm_um: float = SHEET_FWHM_UM
     depth_of_field_um: float = DEPTH_OF_FIELD_UM
+    reservoir_um: float | None = None
+
+    @property
+    def reservoir(self) -> float:
+        """Distance from the sheet's centre beyond which particles are fresh, µm (default 1.5
+        sheet widths)."""
+        return self.reservoir_um if self.reservoir_um is not None else 1.5 * self.sheet_fwhm_um
 
     def __post_init__(self) -> None:
+        if self.reservoir_um is not None and not (
+            math.isfinite(self.reservoir_um) and self.reservoir_um > 0
+        ):
+            raise ParameterError(f"reservoir_um must be a finite number > 0, got {self.reservoir_um}")
         for name in ("sheet_fwhm_um", "depth_of_field_um"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
@@ -95,15 +106,20 @@ class DepthModel:
 def lit_share(model: DepthModel, d_um2_s: np.ndarray, rate_per_s: float) -> np.ndarray:
     """Steady-state mean share of lit fluorophores ``s(z)`` for each diffusion coefficient.
 
-    Solves ``D s'' = k I(z) s`` on :attr:`DepthModel.z_um` with ``s = 1`` at both ends (the
-    unlit reservoir). Returns an array [len(d_um2_s), grid].
+    Solves ``D s'' = k I(z) s`` on :attr:`DepthModel.z_um` with ``s = 1`` from
+    :attr:`DepthModel.reservoir` outwards. Along z the sheet is a slab, and one-dimensional
+    diffusion returns to where it started: with no exchange the lit share would fall without
+    limit over a long capture. Where fresh particles come from (convection, the sample's flow,
+    the cell's depth) is therefore part of the model; by default, particles beyond 1.5 sheet
+    widths from the centre are fresh. Returns an array [len(d_um2_s), grid].
     """
     z = model.z_um
     step = float(z[1] - z[0])
     d = np.asarray(d_um2_s, float)
     if rate_per_s <= 0:
         return np.ones((d.size, z.size))
-    light = model.light(z)[1:-1]
+    inner = np.abs(z) < model.reservoir
+    light = model.light(z)[inner]
     out = np.ones((d.size, z.size))
     for i, diffusion in enumerate(np.maximum(d, 1e-6)):
         a = diffusion / step**2
@@ -114,7 +130,7 @@ def lit_share(model: DepthModel, d_um2_s: np.ndarray, rate_per_s: float) -> np.n
         bands[2, :-1] = a
         rhs = np.zeros(n)
         rhs[0] = rhs[-1] = -a
-        out[i, 1:-1] = solve_banded((1, 1), bands, rhs)
+        out[i, inner] = solve_banded((1, 1), bands, rhs)
     return np.clip(out, 0.0, 1.0)
 
 
@@ -177,6 +193,7 @@ class ChannelCounts:
     tracks: np.ndarray
     bleach_rate_per_s: float
     saturated_fraction: float
+    complete_from_nm: float | None = None
 
 
 def channel_counts(
@@ -210,6 +227,7 @@ def channel_counts(
     rows, labels, sized_counts = [], [], []
     offset = 0
     saturated = []
+    pooled: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for v in videos:
         ids = v.track_stats["particle"].to_numpy()
         diameter = size.track_diameter_nm[offset : offset + ids.size]
@@ -220,6 +238,7 @@ def channel_counts(
         r_sized = ratio.reindex(ids).to_numpy(float)
         n_sized = frames.reindex(ids).to_numpy(float)
         r_focus = in_focus_ratio(r_sized, diameter, n_sized, min_frames)
+        pooled.append((r_sized, diameter, n_sized))
         if bleach_rate_per_s > 0:
             # the slab in which a particle of this size, fresh from the reservoir, stays visible
             d_um2_s = np.asarray(
@@ -273,7 +292,15 @@ def channel_counts(
     if n_chains:
         draws = rng.integers(0, n_chains, size=(n_bootstrap, n_chains))
         resampled = np.stack([table[d].sum(axis=0)[:n_class] for d in draws])
+    complete = None
+    if pooled:
+        line = brightness_line(
+            *(np.concatenate(part) for part in zip(*pooled, strict=True)), min_frames
+        )
+        if line is not None and line[1] > 0:
+            complete = float(np.exp((math.log(COMPLETE_RATIO) - line[0]) / line[1]))
     return ChannelCounts(
+        complete_from_nm=complete,
         edges_nm=edges,
         per_ml=per_ml,
         resampled=resampled,
@@ -283,6 +310,24 @@ def channel_counts(
     )
 
 
+def brightness_line(
+    ratio: np.ndarray, diameter_nm: np.ndarray, frames: np.ndarray, min_frames: int
+) -> tuple[float, float] | None:
+    """``(a, b)`` of ln(brightest / threshold) = a + b·ln(diameter) over the sized tracks.
+
+    Fitted on the tracks of at least twice the sizing minimum (those that explored the slab)
+    when there are ten of them, else on all; None with fewer than five.
+    """
+    ok = np.isfinite(ratio) & (ratio > 0) & (diameter_nm > 0)
+    long = ok & (frames >= 2 * min_frames)
+    fit = long if long.sum() >= 10 else ok
+    if fit.sum() < 5:
+        return None
+    x, y = np.log(diameter_nm[fit]), np.log(ratio[fit])
+    slope = float(np.cov(x, y)[0, 1] / np.var(x, ddof=1)) if np.ptp(x) > 0 else 0.0
+    return float(np.mean(y)) - slope * float(np.mean(x)), slope
+
+
 def in_focus_ratio(
     ratio: np.ndarray, diameter_nm: np.ndarray, frames: np.ndarray, min_frames: int
 ) -> np.ndarray:
@@ -290,28 +335,20 @@ def in_focus_ratio(
 
     A track's brightest frame underestimates it: most visits to the slab never cross the focal
     plane, and short visits least of all, so weighting each track by its own brightest frame
-    over-counts dim, short tracks. Here ln(brightest) is regressed on ln(size) over the tracks
-    of at least twice the sizing minimum (those that explored the slab), and each track keeps
-    the larger of its own brightest frame and the line's prediction.
+    over-counts dim, short tracks. Each track keeps the larger of its own brightest frame and
+    the :func:`brightness_line`'s prediction for its size.
     """
-    import os
+    line = brightness_line(ratio, diameter_nm, frames, min_frames)
+    if line is None:
+        return ratio
+    predicted = np.exp(line[0] + line[1] * np.log(np.maximum(diameter_nm, 1e-9)))
+    return np.maximum(np.nan_to_num(ratio, nan=0.0), predicted)
 
-    mode = os.environ.get("EXO_FOCUS", "line")
-    if mode == "own":
-        return ratio
-    ok = np.isfinite(ratio) & (ratio > 0) & (diameter_nm > 0)
-    long = ok & (frames >= 2 * min_frames)
-    fit = long if long.sum() >= 10 else ok
-    if fit.sum() < 5:
-        return ratio
-    x, y = np.log(diameter_nm[fit]), np.log(ratio[fit])
-    slope = float(np.cov(x, y)[0, 1] / np.var(x, ddof=1)) if np.ptp(x) > 0 else 0.0
-    predicted = np.exp(
-        float(np.mean(y)) + slope * (np.log(np.maximum(diameter_nm, 1e-9)) - float(np.mean(x)))
-    )
-    if mode == "pred":
-        return predicted
-    return np.maximum(ratio, predicted)
+
+COMPLETE_RATIO = 3.0
+"""In-focus peak over threshold from which a channel counts a size completely: closer to the
+threshold, noise decides whether a particle is seen at all and the detection depth is uncertain.
+"""
 
 
 def _saturated_share(v: VideoAnalysis) -> float:

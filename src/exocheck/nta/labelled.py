@@ -254,6 +254,12 @@ def labelled_fraction(
         )
     lab_lo, lab_hi = np.percentile(np.maximum(labelled_b.sum(axis=1), 0.0), [2.5, 97.5])
     warnings = _warnings(done, fluorescence, model, subtracted, conditions)
+    complete = scatter.counts.complete_from_nm if scatter.counts else None
+    if complete is not None and edges[0] < complete:
+        warnings.append(
+            f"below about {complete:.0f} nm the scatter channel does not see every particle: "
+            f"the labelled fraction from {edges[0]:g} nm up to there is overestimated"
+        )
     f_meas = fluorescence.measurement
     result = LabelledFraction(
         marker=marker,
@@ -268,10 +274,10 @@ def labelled_fraction(
         subtracted_per_ml=subtracted,
         inputs={role: [p.name for p in rec.paths] for role, rec in done.items()},
     )
-    inputs: dict[str, str] = {}
-    for rec in done.values():
-        if rec.measurement is not None:
-            inputs.update(rec.measurement.provenance.inputs)
+    inputs: dict[str, str] = {}  # by role and file, so that equal file names stay apart
+    for role, rec in done.items():
+        for path, v in zip(rec.paths, rec.videos, strict=False):
+            inputs[f"{role}/{path}"] = v.sha256
     measurement = Measurement(
         source=Source(
             instrument="exocheck",
@@ -384,10 +390,14 @@ def _class_range(scatter: Recording, size_range_nm: tuple[float, float] | None) 
         d = d[np.isfinite(d) & (d > 0)]
         if d.size == 0:
             raise AnalysisError("--scatter: no sized tracks")
-        low = max(float(limit) if limit else 0.0, float(np.percentile(d, 2)))
+        complete = counts.complete_from_nm or 0.0
+        low = max(float(limit) if limit else 0.0, float(np.percentile(d, 2)), complete)
         high = float(np.percentile(d, 99))
-        # snap outwards to the class edges
-        low = float(CLASS_EDGES_NM[max(np.searchsorted(CLASS_EDGES_NM, low, "right") - 1, 0)])
+        # inwards to a class edge at the low end (below it scatter counts are incomplete),
+        # outwards at the high end
+        low = float(
+            CLASS_EDGES_NM[min(np.searchsorted(CLASS_EDGES_NM, low), CLASS_EDGES_NM.size - 2)]
+        )
         high = float(
             CLASS_EDGES_NM[min(np.searchsorted(CLASS_EDGES_NM, high), CLASS_EDGES_NM.size - 1)]
         )

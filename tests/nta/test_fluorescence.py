@@ -1,0 +1,196 @@
+"""Fluorescence NTA: the simulator's labelled samples, bleaching physics, and labelled fractions.
+
+The labelled-fraction accuracy over several seeds and fractions (2, 10, 40 %), size-dependent
+labelling and bleaching is measured by ``benchmarks/labelled.py`` (figures in
+``docs/fluorescence.md``); here one sample with free label is analysed end to end, with and
+without its label-only control, and the pieces are checked against their physics.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from exocheck.nta.analyze import Conditions
+from exocheck.nta.fluorescence import DepthModel, lit_share
+from exocheck.nta.labelled import labelled_fraction
+from exocheck.simulate import Population, Simulation, make_params, simulate
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from labelled import FREE_LABEL, truth_by_class  # noqa: E402
+
+
+def _ev(fraction: float, per_ml: float = 1e9, **kw) -> Population:
+    settings = {"name": "EV", "distribution": "lognormal", "diameter_nm": 110, "gsd": 1.35,
+                "refractive_index": 1.39} | kw  # fmt: skip
+    return Population(concentration_per_ml=per_ml, labelled_fraction=fraction, **settings)
+
+
+def _small(populations, **kw):
+    return make_params(
+        populations=populations, frames=40, width_px=96, height_px=96, photons_per_nm2=200.0,
+        fluorescence={"background_photons": 3.0}, **kw,
+    )  # fmt: skip
+
+
+def test_both_modes_record_the_same_particles_on_other_paths() -> None:
+    """Sizes and labels are drawn from the seed alone; positions differ between the captures."""
+    p = _small([_ev(0.3, 5e9)], seed=3)
+    scatter = Simulation(p.for_mode("scatter"))
+    fluorescence = Simulation(p.for_mode("fluorescence"))
+    a, b = scatter.particles, fluorescence.particles
+    assert a.n == b.n > 50
+    np.testing.assert_array_equal(a.diameter_nm, b.diameter_nm)
+    np.testing.assert_array_equal(a.labelled, b.labelled)
+    assert 0.15 < a.labelled.mean() < 0.45
+    assert not np.allclose(a.pos, b.pos)
+    # a scatter capture is the same with or without labels
+    plain = Simulation(_small([_ev(0.0, 5e9)], seed=3).for_mode("scatter")).particles
+    np.testing.assert_array_equal(plain.pos, a.pos)
+
+
+def test_fluorescence_capture_shows_only_labelled_particles() -> None:
+    """Without leakage, every particle visible in fluorescence carries the label."""
+    p = _small([_ev(0.3, 5e9)], seed=4).for_mode("fluorescence")
+    sim = Simulation(p)
+    frames = np.concatenate(list(sim.chunks()))
+    truth = sim.truth()
+    visible = truth["particles"]
+    assert len(visible) > 5
+    assert all(q["labelled"] for q in visible)
+    assert frames.mean() < 20  # the filter blocks the scattered background
+
+
+def test_dye_scales_with_membrane_area_and_antibodies_are_few() -> None:
+    rng = np.random.default_rng(0)
+    dye = Population(label="dye", fluorophores_per_um2=2000.0)
+    d = np.full(4000, 100.0)
+    expected = 2000.0 * math.pi * 0.1**2
+    assert dye.sample_fluorophores(rng, d).mean() == pytest.approx(expected, rel=0.03)
+    assert dye.sample_fluorophores(rng, 2 * d).mean() == pytest.approx(4 * expected, rel=0.03)
+    antibody = Population(label="antibody", antibodies_mean=2.0, fluorophores_per_antibody=4.0)
+    n = antibody.sample_fluorophores(rng, d)
+    # zero-truncated Poisson mean λ/(1−e^−λ) copies, 4 fluorophores each
+    assert n.mean() == pytest.approx(4.0 * 2.0 / (1 - math.exp(-2.0)), rel=0.05)
+    assert n.min() >= 1
+
+
+def test_labelling_can_depend_on_size() -> None:
+    pop = Population(diameter_nm=100.0, labelled_fraction=0.1, labelled_fraction_exponent=2.0)
+    chance = pop.labelled_probability(np.array([50.0, 100.0, 200.0, 2000.0]))
+    np.testing.assert_allclose(chance, [0.025, 0.1, 0.4, 1.0])
+
+
+def test_bleaching_fades_particles_that_linger() -> None:
+    """Lit fluorophores after 4 s fall as the half-life shortens; a wall exchange restores them."""
+    lit = []
+    for half_life in (None, 2.0, 0.5):
+        p = _small([_ev(1.0, 5e9, diameter_nm=300)], seed=5, bleach_half_life_s=half_life)
+        sim = Simulation(p.for_mode("fluorescence").model_copy(update={"frames": 120}))
+        for _ in sim.chunks():
+            pass
+        part = sim.particles
+        lit.append(part.lit_fluorophores.sum() / part.fluorophores.sum())
+    assert lit[0] == 1.0
+    assert 0.2 < lit[2] < lit[1] < 0.98
+
+
+def test_lit_share_obeys_its_limits() -> None:
+    """s = 1 without bleaching; fading deepens with the rate and with slower diffusion."""
+    model = DepthModel()
+    z = model.z_um
+    centre = z.size // 2
+    none = lit_share(model, np.array([4.0]), 0.0)
+    assert np.all(none == 1.0)
+    s = lit_share(model, np.array([0.5, 4.0, 40.0]), math.log(2) / 2.0)
+    assert np.all(np.diff(s[:, centre]) > 0)  # faster particles fade less
+    assert s[0, centre] < 0.5 < s[2, centre]
+    fresh = np.abs(z) >= model.reservoir
+    assert np.all(s[:, fresh] == 1.0)
+    faster = lit_share(model, np.array([4.0]), math.log(2) / 0.5)
+    assert faster[0, centre] < s[1, centre]
+    # the steady state solves D s'' = k I(z) s inside the reservoir's bounds
+    d, k = 4.0, math.log(2) / 2.0
+    step = z[1] - z[0]
+    inside = np.nonzero(~fresh)[0][1:-1]
+    second = (s[1, inside + 1] - 2 * s[1, inside] + s[1, inside - 1]) / step**2
+    np.testing.assert_allclose(d * second, k * model.light(z[inside]) * s[1, inside], atol=1e-6)
+
+
+def test_depth_grows_with_brightness_and_shrinks_when_fading() -> None:
+    model = DepthModel()
+    depth = model.depth_um(np.array([2.0, 10.0, 100.0]))
+    assert np.all(np.diff(depth) > 0)
+    # Gaussian sheet alone: depth = FWHM·sqrt(log2 r); with defocus it is thinner
+    assert depth[1] < model.sheet_fwhm_um * math.sqrt(math.log2(10.0))
+    lit = lit_share(model, np.array([1.0]), 1.0)
+    assert model.depth_um(np.array([10.0]), lit)[0] < depth[1]
+
+
+@pytest.fixture(scope="module")
+def stained(tmp_path_factory) -> dict:
+    """A 10 %-labelled EV sample with free label (≥ 50 % extra fluorescent particles) at two
+    positions of the cell: scatter and fluorescence captures, and a label-only control recorded
+    like the fluorescence capture."""
+    root = tmp_path_factory.mktemp("stained")
+    recordings: dict[str, list[Path]] = {"scatter": [], "fluorescence": [], "label_only": []}
+    truths, visible = [], []
+    for position in range(2):
+        p = make_params(
+            populations=[_ev(0.10), FREE_LABEL], frames=600, seed=21 + position,
+            photons_per_nm2=200.0, filter_leakage=5e-4, fluorescence={"background_photons": 3.0},
+        )  # fmt: skip
+        folder = root / str(position)
+        truths.append(simulate(p.for_mode("scatter"), folder / "scatter"))
+        visible += simulate(p.for_mode("fluorescence"), folder / "fluorescence")["particles"]
+        control = p.model_copy(update={"populations": [FREE_LABEL], "seed": 1021 + position})
+        simulate(control.for_mode("fluorescence"), folder / "label-only")
+        for role, name in [("scatter", "scatter"), ("fluorescence", "fluorescence"),
+                           ("label_only", "label-only")]:  # fmt: skip
+            recordings[role].append(folder / name / "video.tif")
+    return {"recordings": recordings, "truths": truths, "visible": visible}
+
+
+def _fraction(stained: dict, with_control: bool):
+    recordings = dict(stained["recordings"])
+    if not with_control:
+        del recordings["label_only"]
+    measurement, _ = labelled_fraction(recordings, Conditions(refractive_index=1.39))
+    lab = measurement.labelled
+    edges = np.array([c.low_nm for c in lab.classes] + [lab.classes[-1].high_nm])
+    _, truth = truth_by_class(stained["truths"], edges)
+    return measurement, truth
+
+
+def test_free_label_is_a_real_excess(stained) -> None:
+    """The scenario is what the acceptance asks for: free label adds ≥ 50 % fluorescent particles
+    (visible at some time in the fluorescence capture), and without its control it inflates the
+    labelled fraction far beyond the bounds."""
+    visible = stained["visible"]
+    free = sum(q["population"] == "free label" for q in visible)
+    ev = sum(q["population"] == "EV" for q in visible)
+    assert free >= 0.5 * ev
+    measurement, truth = _fraction(stained, with_control=False)
+    assert measurement.labelled.fraction > 1.5 * truth
+    assert any("no label-only or detergent control" in w for w in measurement.warnings)
+
+
+def test_label_only_control_recovers_the_fraction(stained) -> None:
+    """After subtracting the label-only control: within ±20 % relative or ±1 point of the truth
+    (the labelled share of the sample's particles in the reported range), the 95 % interval
+    covering it, and the control's subtraction recorded."""
+    measurement, truth = _fraction(stained, with_control=True)
+    lab = measurement.labelled
+    assert abs(lab.fraction - truth) <= max(0.2 * truth, 0.01), (lab.fraction, truth)
+    assert lab.ci.low <= truth <= lab.ci.high, (lab.ci, truth)
+    assert lab.subtracted_per_ml["label_only"] > 0
+    assert lab.inputs["label_only"] == ["video.tif", "video.tif"]
+    assert len(measurement.provenance.inputs) == 6  # every input's SHA-256, by role and path
+    assert measurement.channel.mode == "fluorescence"
+    # the classes add up to the overall figures
+    total = sum(c.total_per_ml for c in lab.classes)
+    assert total == pytest.approx(lab.total_per_ml, rel=1e-9)
