@@ -21,7 +21,7 @@ from exocheck.nta.labelled import labelled_fraction
 from exocheck.simulate import Population, Simulation, make_params, simulate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from labelled import FREE_LABEL, truth_by_class  # noqa: E402
+from labelled import FREE_LABEL, truth_by_class
 
 
 def _ev(fraction: float, per_ml: float = 1e9, **kw) -> Population:
