@@ -108,6 +108,8 @@ def split_at_jumps(tracks: pd.DataFrame, factor: float = 5.0, min_steps: int = 4
     it would make the track look like a much smaller particle. The two parts get separate ids.
     """
     t = tracks.sort_values(["particle", "frame"], kind="stable").reset_index(drop=True)
+    if t.empty:  # nothing detected (a clean control): nothing to split
+        return t
     pid = t["particle"].to_numpy()
     same = np.concatenate([[False], pid[1:] == pid[:-1]])
     step = np.zeros(len(t))

@@ -1,0 +1,168 @@
+"""``exocheck labelled-fraction`` and ``analyze --mode fluorescence`` from the command line.
+
+Bad input (channels recorded with different settings and no calibration, a control recorded
+unlike the sample, no fluorescent tracks, one file in two roles, an unknown mode) ends with exit
+status 2, one ``error:`` line and nothing written; a good run writes the record and the plot.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from exocheck.records import Measurement
+from exocheck.simulate import Population, make_params, simulate
+
+
+def assert_user_error(outcome, message: str) -> None:
+    """Exit 2 and one ``error:`` line naming ``message`` (progress lines set aside)."""
+    from exocheck.cli._common import PlainProgress
+
+    assert "Traceback" not in outcome.stderr + outcome.stdout, outcome.stderr
+    assert outcome.code == 2, (outcome.code, outcome.stderr)
+    lines = [x for x in outcome.stderr.splitlines() if not PlainProgress.LINE.match(x)]
+    assert len(lines) == 1, outcome.stderr
+    assert lines[0].startswith("error: ") and message.lower() in lines[0].lower(), lines[0]
+
+
+SMALL = {"frames": 150, "width_px": 320, "height_px": 240, "photons_per_nm2": 200.0}
+
+
+def _sample(fraction: float = 0.4, **kw) -> list[Population]:
+    return [
+        Population(
+            name="EV", distribution="lognormal", diameter_nm=150, gsd=1.3,
+            refractive_index=1.39, concentration_per_ml=1.5e9, labelled_fraction=fraction, **kw,
+        )
+    ]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def channels(tmp_path_factory) -> dict[str, Path]:
+    """Scatter and fluorescence captures of one stained sample; a fluorescence capture at
+    another frame rate; an unstained sample's fluorescence capture (nothing fluoresces)."""
+    root = tmp_path_factory.mktemp("channels")
+    p = make_params(
+        populations=_sample(), seed=5, fluorescence={"background_photons": 3.0}, **SMALL
+    )
+    files = {}
+    for name, params in [
+        ("scatter", p.for_mode("scatter")),
+        ("fluorescence", p.for_mode("fluorescence")),
+        ("fluorescence_15fps", p.model_copy(update={"fps": 15.0}).for_mode("fluorescence")),
+        ("unstained", p.model_copy(update={"populations": _sample(0.0)}).for_mode("fluorescence")),
+    ]:
+        simulate(params, root / name)
+        files[name] = root / name / "video.tif"
+    return files
+
+
+def _run(exo, channels, out: Path, *extra):
+    return exo(
+        "labelled-fraction", "--scatter", channels["scatter"], "--fluorescence",
+        channels["fluorescence"], "--refractive-index", 1.39, "--out", out, *extra,
+    )  # fmt: skip
+
+
+def test_labelled_fraction_writes_record_and_plot(exo, channels, tmp_path):
+    out = tmp_path / "lf"
+    outcome = _run(exo, channels, out, "--marker", "CD63", "--control-unstained",
+                   channels["unstained"])  # fmt: skip
+    assert outcome.code == 0, outcome.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["labelled_fraction.png", "result.json"]
+    assert (out / "labelled_fraction.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    record = Measurement.load(out / "result.json")
+    lab = record.labelled
+    assert lab is not None and lab.marker == "CD63"
+    assert 0.0 < lab.ci.low <= lab.fraction <= lab.ci.high < 1.0
+    assert lab.classes and all(c.low_nm < c.high_nm for c in lab.classes)
+    # the unstained sample shows nothing in fluorescence: subtracted, and it takes nothing away
+    assert lab.subtracted_per_ml == {"unstained": 0.0}
+    assert record.channel is not None and record.channel.mode == "fluorescence"
+    assert "CD63" in outcome.stdout and "all " in outcome.stdout
+    assert json.loads((out / "result.json").read_text())["schema"] == "exocheck.nta/1"
+
+
+def test_few_fluorescent_tracks_and_missing_controls_are_warned(exo, channels, tmp_path):
+    outcome = _run(exo, channels, tmp_path / "lf")
+    assert outcome.code == 0, outcome.stderr
+    record = Measurement.load(tmp_path / "lf" / "result.json")
+    text = " ".join(record.warnings)
+    assert "fluorescent tracks (fewer than 100)" in text
+    assert "no unstained control" in text and "no label-only or detergent control" in text
+
+
+LABELLED_FAILURES = {
+    "settings-differ": (
+        lambda c: ["--scatter", c["scatter"], "--fluorescence", c["fluorescence_15fps"]],
+        "different settings",
+    ),
+    "control-recorded-otherwise": (
+        lambda c: [
+            "--scatter",
+            c["scatter"],
+            "--fluorescence",
+            c["fluorescence"],
+            "--control-label-only",
+            c["fluorescence_15fps"],
+        ],  # fmt: skip
+        "--control-label-only",
+    ),
+    "no-fluorescent-tracks": (
+        lambda c: ["--scatter", c["scatter"], "--fluorescence", c["unstained"]],
+        "no fluorescent tracks",
+    ),
+    "one-file-two-roles": (
+        lambda c: ["--scatter", c["scatter"], "--fluorescence", c["scatter"]],
+        "given both as",
+    ),
+    "one-calibration-only": (
+        lambda c: [
+            "--scatter",
+            c["scatter"],
+            "--fluorescence",
+            c["fluorescence"],
+            "--calibration-scatter",
+            c["scatter"],
+        ],  # fmt: skip
+        "calibration",
+    ),
+    "bad-size-range": (
+        lambda c: [
+            "--scatter",
+            c["scatter"],
+            "--fluorescence",
+            c["fluorescence"],
+            "--size-range-nm",
+            200,
+            100,
+        ],  # fmt: skip
+        "--size-range-nm",
+    ),
+    "missing-video": (
+        lambda c: ["--scatter", c["scatter"], "--fluorescence", c["scatter"].with_name("no.tif")],
+        "no such file",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", LABELLED_FAILURES)
+def test_labelled_fraction_refuses_bad_input(case, exo, channels, tmp_path):
+    build, message = LABELLED_FAILURES[case]
+    out = tmp_path / "out"
+    assert_user_error(exo("labelled-fraction", *build(channels), "--out", out), message)
+    assert not out.exists()
+
+
+def test_analyze_fluorescence_mode_records_its_channel(exo, channels, tmp_path):
+    out = tmp_path / "fl"
+    outcome = exo("analyze", channels["fluorescence"], "--mode", "fluorescence", "--out", out)
+    assert outcome.code == 0, outcome.stderr
+    record = Measurement.load(out / "result.json")
+    assert record.channel.mode == "fluorescence"
+    assert "saturated_track_fraction" in record.diagnostics
+    assert "bleach_half_life_s" in record.diagnostics
+    bad = exo("analyze", channels["fluorescence"], "--mode", "fluo", "--out", tmp_path / "x")
+    assert_user_error(bad, "--mode")
