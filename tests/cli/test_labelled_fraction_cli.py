@@ -107,7 +107,7 @@ LABELLED_FAILURES = {
             c["fluorescence"],
             "--control-label-only",
             c["fluorescence_15fps"],
-        ],  # fmt: skip
+        ],
         "--control-label-only",
     ),
     "no-fluorescent-tracks": (
@@ -126,7 +126,7 @@ LABELLED_FAILURES = {
             c["fluorescence"],
             "--calibration-scatter",
             c["scatter"],
-        ],  # fmt: skip
+        ],
         "calibration",
     ),
     "bad-size-range": (
@@ -138,7 +138,7 @@ LABELLED_FAILURES = {
             "--size-range-nm",
             200,
             100,
-        ],  # fmt: skip
+        ],
         "--size-range-nm",
     ),
     "missing-video": (
