@@ -536,6 +536,15 @@ def labelled_fraction_cmd(
             if key in seen and seen[key] != role:
                 raise ParameterError(f"{path}: given both as {seen[key]} and as {role}")
             seen[key] = role
+    kinds = {path: _input_kind(path) for path in everything}
+    if len(set(kinds.values())) > 1:
+        raise ParameterError(
+            "give either videos or measurement records (instrument exports, exocheck results) "
+            "for every role, not both"
+        )
+    if "record" in kinds.values():
+        _labelled_from_records(recordings, out, marker, size_range_nm, sample)
+        return
     calibrations = {}
     if calibration_scatter is not None:
         calibrations["scatter"] = Calibration.load(calibration_scatter)
@@ -599,3 +608,42 @@ def _print_labelled(measurement, out: Path) -> None:
     for warning in measurement.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
     console.print(f"wrote {out / 'result.json'}, labelled_fraction.png")
+
+
+def _input_kind(path: Path) -> str:
+    """'record' for an instrument export or an exocheck result, else 'video'."""
+    from exocheck.errors import FormatError
+    from exocheck.instruments.detect import detect_format
+
+    if path.suffix.lower() == ".json":
+        return "record"
+    if path.suffix.lower() in (".tif", ".tiff", ".avi", ".mp4", ".mov", ".mkv", ".m4v"):
+        return "video"
+    try:
+        detect_format(path)
+    except FormatError:
+        return "video"
+    return "record"
+
+
+def _labelled_from_records(recordings, out: Path, marker, size_range_nm, sample) -> None:
+    """labelled-fraction on measurement records: the vendor's numbers, compared channel by
+    channel only where both were recorded alike."""
+    from exocheck.instruments.detect import read_measurement
+    from exocheck.nta.labelled import labelled_fraction_from_records
+    from exocheck.nta.plots import labelled_fraction_png
+    from exocheck.records import Measurement, atomic_write_files
+
+    def load(path: Path) -> Measurement:
+        return Measurement.load(path) if path.suffix.lower() == ".json" else read_measurement(path)
+
+    records = {role: [load(p) for p in paths] for role, paths in recordings.items() if paths}
+    measurement = labelled_fraction_from_records(records, marker, size_range_nm, sample)
+    atomic_write_files(
+        out,
+        {
+            "result.json": measurement.to_json().encode(),
+            "labelled_fraction.png": labelled_fraction_png(measurement),
+        },
+    )
+    _print_labelled(measurement, out)

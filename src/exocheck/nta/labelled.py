@@ -494,3 +494,244 @@ def _warnings(
         )
     del subtracted
     return out
+
+
+COMPARED_SETTINGS = (
+    "sensitivity",
+    "shutter",
+    "gain",
+    "fps",
+    "cycles",
+    "min_trace_length",
+    "min_track_frames",
+    "min_brightness",
+    "max_brightness",
+    "min_area",
+    "max_area",
+    "camera_level",
+    "detection_threshold",
+    "exposure_ms",
+    "pixel_size_um",
+)
+"""Channel settings that change how many particles a channel counts (or how deep it sees)."""
+
+
+def labelled_fraction_from_records(
+    records: dict[str, Sequence[Measurement]],
+    marker: str | None = None,
+    size_range_nm: tuple[float, float] | None = None,
+    sample: str | None = None,
+    n_bootstrap: int = N_BOOTSTRAP,
+) -> Measurement:
+    """Labelled fraction from measurement records (instrument exports or exocheck results).
+
+    Each role's concentration per size class is its records' concentration (per mL of the
+    original sample) spread over their size distributions, averaged over the role's records.
+    The vendor's ratio of fluorescent to scatter concentration assumes the same detection volume
+    in both channels; it holds only when the channels were recorded with the same settings, so
+    records whose stated settings differ are refused. Intervals are parametric bootstrap
+    intervals: the tracks of each class Poisson-distributed.
+
+    Raises
+    ------
+    ParameterError
+        A role recorded in the other mode, settings that differ between channels, records without
+        a size distribution or concentration, a bad size range.
+    AnalysisError
+        No fluorescent tracks.
+    """
+    for role in ("scatter", "fluorescence"):
+        if not records.get(role):
+            raise ParameterError(f"{ROLES[role]}: at least one record is needed")
+    warnings: list[str] = []
+    for role, group in records.items():
+        expected = "scatter" if role == "scatter" else "fluorescence"
+        for m in group:
+            name = m.source.files[0] if m.source.files else (m.sample or "record")
+            if m.labelled is not None:
+                raise ParameterError(f"{ROLES[role]} {name}: is itself a labelled-fraction result")
+            if m.channel is None:
+                warnings.append(f"{ROLES[role]} {name}: the export does not state its channel")
+            elif m.channel.mode != expected:
+                raise ParameterError(
+                    f"{ROLES[role]} {name}: recorded in {m.channel.mode} mode, not {expected}"
+                )
+            if not m.size.density or not m.concentration.particles_per_ml:
+                if role == "fluorescence" and not (m.tracks.count or 0):
+                    raise AnalysisError(f"{ROLES[role]} {name}: no fluorescent tracks")
+                if role in ("scatter", "fluorescence"):
+                    raise ParameterError(
+                        f"{ROLES[role]} {name}: no size distribution or concentration to divide"
+                    )
+    reference = _record_settings(records["fluorescence"][0])
+    for role, group in records.items():
+        for m in group:
+            diff = _differences(_record_settings(m), reference)
+            if diff:
+                name = m.source.files[0] if m.source.files else (m.sample or "record")
+                raise ParameterError(
+                    f"{ROLES[role]} {name}: recorded with other settings than the fluorescence "
+                    f"capture ({'; '.join(diff)}) and no calibration can relate them: the "
+                    "channels' detection volumes differ; record both channels with the same "
+                    "settings, or analyse the videos with exocheck"
+                )
+    if size_range_nm is not None:
+        low, high = size_range_nm
+        if not (math.isfinite(low) and math.isfinite(high) and 0 < low < high):
+            raise ParameterError(f"--size-range-nm: need 0 < LOW < HIGH, got {low:g} {high:g}")
+    else:
+        low, high = _records_range(records["scatter"])
+    inner = CLASS_EDGES_NM[(CLASS_EDGES_NM > low) & (CLASS_EDGES_NM < high)]
+    edges = np.concatenate([[low], inner, [high]])
+    rng = np.random.default_rng(0)
+    per_role: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    for role, group in records.items():
+        per_role[role] = _record_classes(group, edges, rng, n_bootstrap)
+    total, total_b, _ = per_role["scatter"]
+    labelled, labelled_b, fl_tracks = per_role["fluorescence"]
+    subtracted: dict[str, float] = {}
+    for role in ["unstained", "detergent" if "detergent" in records else "label_only"]:
+        if role in per_role:
+            c, c_b, _ = per_role[role]
+            labelled, labelled_b = labelled - c, labelled_b - c_b
+            subtracted[role] = float(c.sum())
+    classes = []
+    for i in range(edges.size - 1):
+        frac, ci = _ratio(labelled[i], total[i], labelled_b[:, i], total_b[:, i])
+        classes.append(
+            LabelledClass(
+                low_nm=float(edges[i]),
+                high_nm=float(edges[i + 1]),
+                total_per_ml=float(total[i]),
+                labelled_per_ml=float(max(labelled[i], 0.0)),
+                fraction=frac,
+                ci=ci,
+                fluorescent_tracks=float(fl_tracks[i]),
+            )
+        )
+    frac, ci = _ratio(labelled.sum(), total.sum(), labelled_b.sum(axis=1), total_b.sum(axis=1))
+    if frac is None or ci is None:
+        raise AnalysisError(f"no scatter-channel particles between {low:g} and {high:g} nm")
+    n_fl = int(sum(m.tracks.count or 0 for m in records["fluorescence"]))
+    if n_fl < MIN_FLUORESCENT_TRACKS:
+        warnings.append(
+            f"only {n_fl} fluorescent tracks (fewer than {MIN_FLUORESCENT_TRACKS}): the labelled "
+            "fraction rests on few particles"
+        )
+    if "unstained" not in records:
+        warnings.append(
+            "no unstained control: scatter leaking through the filter (large particles above "
+            "all) is counted as label"
+        )
+    if "label_only" not in records and "detergent" not in records:
+        warnings.append(
+            "no label-only or detergent control: free label, dye micelles and antibody "
+            "aggregates are counted as labelled vesicles"
+        )
+    lab_lo, lab_hi = np.percentile(np.maximum(labelled_b.sum(axis=1), 0.0), [2.5, 97.5])
+    first = records["fluorescence"][0]
+    result = LabelledFraction(
+        marker=marker,
+        low_nm=float(edges[0]),
+        high_nm=float(edges[-1]),
+        fraction=frac,
+        ci=ci,
+        labelled_per_ml=float(max(labelled.sum(), 0.0)),
+        labelled_ci=Interval(low=float(lab_lo), high=float(lab_hi)),
+        total_per_ml=float(total.sum()),
+        classes=classes,
+        subtracted_per_ml=subtracted,
+        inputs={
+            role: [f for m in group for f in m.source.files] for role, group in records.items()
+        },
+    )
+    inputs = {
+        f"{role}/{name}": sha
+        for role, group in records.items()
+        for m in group
+        for name, sha in m.provenance.inputs.items()
+    }
+    return Measurement(
+        source=Source(
+            instrument=first.source.instrument,
+            software_version=first.source.software_version,
+            file_sha256=first.source.file_sha256,
+            files=[f for group in records.values() for m in group for f in m.source.files],
+        ),
+        sample=sample or first.sample,
+        date=first.date,
+        temperature_c=first.temperature_c,
+        dilution_factor=first.dilution_factor,
+        size=first.size,
+        concentration=Concentration(particles_per_ml=result.labelled_per_ml, ci=result.labelled_ci),
+        tracks=TrackSummary(count=n_fl),
+        channel=first.channel,
+        labelled=result,
+        settings={"fluorescence": reference, "source": "instrument records"},
+        diagnostics={
+            "fluorescent_per_ml_before_controls": float(per_role["fluorescence"][0].sum())
+        },
+        provenance=Provenance(inputs=inputs),
+        warnings=warnings,
+    )
+
+
+def _record_settings(m: Measurement) -> dict[str, float]:
+    stated = m.channel.settings if m.channel is not None else {}
+    out = {}
+    for key in COMPARED_SETTINGS:
+        value = stated.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            out[key] = float(value)
+    return out
+
+
+def _records_range(group: Sequence[Measurement]) -> tuple[float, float]:
+    """Where the scatter records hold particles: their D5 to D99, snapped to class edges."""
+    lows, highs = [], []
+    for m in group:
+        edges = np.asarray(m.size.bin_edges_nm, float)
+        cum = np.cumsum(m.size.density)
+        if edges.size < 2 or cum[-1] <= 0:
+            continue
+        lows.append(float(edges[1:][np.searchsorted(cum / cum[-1], 0.05)]))
+        highs.append(float(edges[1:][min(np.searchsorted(cum / cum[-1], 0.99), cum.size - 1)]))
+    if not lows:
+        raise ParameterError("--scatter: no size distribution in the records")
+    low = float(
+        CLASS_EDGES_NM[min(np.searchsorted(CLASS_EDGES_NM, max(lows)), CLASS_EDGES_NM.size - 2)]
+    )
+    high = float(
+        CLASS_EDGES_NM[min(np.searchsorted(CLASS_EDGES_NM, min(highs)), CLASS_EDGES_NM.size - 1)]
+    )
+    return low, max(high, float(CLASS_EDGES_NM[np.searchsorted(CLASS_EDGES_NM, low) + 1]))
+
+
+def _record_classes(
+    group: Sequence[Measurement], edges: np.ndarray, rng: np.random.Generator, n_bootstrap: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean concentration per class over records, its Poisson resamples, and tracks per class."""
+    per_ml = np.zeros(edges.size - 1)
+    resampled = np.zeros((n_bootstrap, edges.size - 1))
+    tracks = np.zeros(edges.size - 1)
+    for m in group:
+        if not m.size.density or not m.concentration.particles_per_ml:
+            continue  # a clean control: nothing to subtract
+        share = np.asarray(m.size.density) @ _overlap_linear(
+            np.asarray(m.size.bin_edges_nm, float), edges
+        )
+        n = max(float(m.tracks.count or 0), 1.0) * share
+        conc = m.concentration.particles_per_ml * share
+        draws = rng.poisson(np.broadcast_to(n, (n_bootstrap, n.size)))
+        per_ml += conc
+        resampled += np.where(n > 0, conc * draws / np.where(n > 0, n, 1.0), 0.0)
+        tracks += n
+    return per_ml / len(group), resampled / len(group), tracks
+
+
+def _overlap_linear(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Share of each source bin (rows) in each target class (columns), by linear width."""
+    lo = np.maximum(source[:-1, None], target[None, :-1])
+    hi = np.minimum(source[1:, None], target[None, 1:])
+    width = np.maximum(np.diff(source), 1e-12)[:, None]
+    return np.clip(hi - lo, 0.0, None) / width
