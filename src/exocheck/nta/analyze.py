@@ -427,16 +427,15 @@ CHAIN_GAP_FRAMES = 30
 """Longest gap (frames) across which two tracks may be one particle's, for :func:`track_chains`."""
 
 
-def track_chains(videos: Sequence[VideoAnalysis], one_to_one: bool = False) -> np.ndarray:
+def track_chains(videos: Sequence[VideoAnalysis]) -> np.ndarray:
     """A label per sized track: tracks that are probably one particle's share it.
 
     A particle's presence is often cut into several tracks (it dims at the slab's edge, or a
     neighbour takes its place for a frame). A track that starts within :data:`CHAIN_GAP_FRAMES`
     after another one ends, closer to that one's end than the linking radius grown by √gap, is
-    put in its chain (union–find). With ``one_to_one``, each track continues into at most one
-    other, the closest first: the chains are then particles' histories; without it, a dense
-    capture's chains percolate into one component (kept for the size distribution's
-    cross-validation, whose choice of smoothing was validated with them). The size distribution's cross-validation holds chains out
+    put in its chain (union–find). In a dense capture the chains percolate into one component
+    holding nearly all tracks (915 of 924 at 94 particles per frame), so the cross-validation's
+    folds are then far from particle-wise; it was validated so, and kept. The size distribution's cross-validation holds chains out
     whole. Tracks of different videos never share a chain.
     """
     from scipy.sparse import coo_matrix
@@ -468,35 +467,11 @@ def track_chains(videos: Sequence[VideoAnalysis], one_to_one: bool = False) -> n
         )
         near = score <= 1.0
         rows, cols = rows[near], cols[near]
-        if one_to_one:
-            rows, cols = _one_to_one(rows, cols, score[near], ids.size)
         links = coo_matrix((np.ones(rows.size), (rows, cols)), shape=(ids.size, ids.size))
         _, chain = connected_components(links, directed=False)
         labels.append(chain + offset)
         offset += ids.size
     return np.concatenate(labels) if labels else np.zeros(0, dtype=int)
-
-
-def _one_to_one(
-    rows: np.ndarray, cols: np.ndarray, score: np.ndarray, n: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """The candidate links kept when each track continues into, and follows, at most one other.
-
-    Links are taken best score first. Without this, in a dense capture every track has some
-    candidate within reach, and the chains percolate into one component holding nearly all
-    tracks (915 of 924 in a capture of 94 particles per frame).
-    """
-    order = np.argsort(score, kind="stable")
-    has_next = np.zeros(n, dtype=bool)
-    has_previous = np.zeros(n, dtype=bool)
-    keep = []
-    for k in order.tolist():
-        r, c = rows[k], cols[k]
-        if not has_next[r] and not has_previous[c]:
-            has_next[r] = has_previous[c] = True
-            keep.append(k)
-    kept = np.asarray(keep, dtype=np.int64)
-    return rows[kept], cols[kept]
 
 
 def short_track_weights(videos: Sequence[VideoAnalysis]) -> np.ndarray:

@@ -68,7 +68,9 @@ class DepthModel:
         if self.reservoir_um is not None and not (
             math.isfinite(self.reservoir_um) and self.reservoir_um > 0
         ):
-            raise ParameterError(f"reservoir_um must be a finite number > 0, got {self.reservoir_um}")
+            raise ParameterError(
+                f"reservoir_um must be a finite number > 0, got {self.reservoir_um}"
+            )
         for name in ("sheet_fwhm_um", "depth_of_field_um"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
@@ -201,7 +203,6 @@ def channel_counts(
     size: SizeResult,
     edges_nm: np.ndarray,
     model: DepthModel,
-    groups: np.ndarray,
     calibration: Calibration | None = None,
     bleach_rate_per_s: float = 0.0,
     temperature_c: float = 25.0,
@@ -231,7 +232,7 @@ def channel_counts(
     for v in videos:
         ids = v.track_stats["particle"].to_numpy()
         diameter = size.track_diameter_nm[offset : offset + ids.size]
-        chain = groups[offset : offset + ids.size]
+        chain = _tiles(v, ids, diameter, temperature_c, viscosity_mpa_s) + 10_000 * len(labels)
         offset += ids.size
         frames = v.tracks.groupby("particle")["frame"].size()
         ratio = track_brightness_ratio(v.tracks, v.threshold)
@@ -282,7 +283,7 @@ def channel_counts(
     chains = np.concatenate(labels) if labels else np.zeros(0, int)
     per_ml = np.bincount(cls, contribution, minlength=n_class + 1)[:n_class]
     tracks = np.bincount(cls, minlength=n_class + 1)[:n_class].astype(float)
-    # bootstrap: chains drawn with replacement, each bringing all its tracks' contributions
+    # bootstrap: tiles drawn with replacement, each bringing all its tracks' contributions
     _, chain_index = np.unique(chains, return_inverse=True)
     n_chains = int(chain_index.max()) + 1 if chain_index.size else 0
     table = np.zeros((n_chains, n_class + 1))
@@ -349,6 +350,48 @@ COMPLETE_RATIO = 3.0
 """In-focus peak over threshold from which a channel counts a size completely: closer to the
 threshold, noise decides whether a particle is seen at all and the detection depth is uncertain.
 """
+
+
+TILE_MIN_UM = 15.0
+"""Smallest side of a bootstrap tile, µm."""
+
+
+def _tiles(
+    v: VideoAnalysis,
+    ids: np.ndarray,
+    diameter_nm: np.ndarray,
+    temperature_c: float,
+    viscosity_mpa_s: float | None,
+) -> np.ndarray:
+    """A tile of the field for each sized track: the bootstrap's resampling unit.
+
+    A particle comes back to the slab again and again during a capture, as new tracks too far
+    apart in time to be chained; its tracks are not independent, and the share of the capture
+    it spends in the slab is what makes counts of few particles uncertain. It stays, though,
+    near where it was: tiles as wide as the median particle's root-mean-square displacement over
+    the whole capture hold most of each particle's tracks together (a spatial block bootstrap;
+    wider tiles would hold them better but leave too few tiles to resample).
+    """
+    from exocheck.physics import diffusion_um2_s
+
+    if ids.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    centre = v.tracks.groupby("particle")[["x", "y"]].mean().reindex(ids).to_numpy(float)
+    d = float(np.median(diameter_nm[diameter_nm > 0])) if np.any(diameter_nm > 0) else 100.0
+    d_um2_s = float(diffusion_um2_s(d, temperature_c, viscosity_mpa_s))
+    reach_um = math.sqrt(4.0 * d_um2_s * v.n_frames / v.fps)
+    width_um = v.width_px * v.pixel_size_um
+    height_um = v.height_px * v.pixel_size_um
+    side = float(np.clip(reach_um, TILE_MIN_UM, max(min(width_um, height_um) / 2, TILE_MIN_UM)))
+    nx = max(int(width_um // side), 1)
+    ny = max(int(height_um // side), 1)
+    ix = np.clip(
+        (np.nan_to_num(centre[:, 0]) * v.pixel_size_um / width_um * nx).astype(int), 0, nx - 1
+    )
+    iy = np.clip(
+        (np.nan_to_num(centre[:, 1]) * v.pixel_size_um / height_um * ny).astype(int), 0, ny - 1
+    )
+    return (iy * nx + ix).astype(np.int64)
 
 
 def _saturated_share(v: VideoAnalysis) -> float:

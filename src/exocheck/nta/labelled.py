@@ -14,8 +14,9 @@ class:
 * a **detergent**-lysed stained sample shows whatever fluoresces without being a membrane
   vesicle, free label included; when given, it is subtracted instead of the label-only control.
 
-Intervals come from bootstrap resamples of each recording's tracks (a particle's chained tracks
-drawn together), independent between recordings; the fraction's 95 % interval is the percentile
+Intervals come from bootstrap resamples of each recording's tracks, drawn by tiles of the field
+(a particle's returns to the slab stay together; see :func:`exocheck.nta.fluorescence._tiles`),
+independent between recordings; the fraction's 95 % interval is the percentile
 interval of the resampled ratios.
 """
 
@@ -30,7 +31,7 @@ import numpy as np
 
 from exocheck import __version__
 from exocheck.errors import AnalysisError, ParameterError
-from exocheck.nta.analyze import AnalysisSettings, Conditions, VideoAnalysis, analyze, track_chains
+from exocheck.nta.analyze import AnalysisSettings, Conditions, VideoAnalysis, analyze
 from exocheck.nta.concentration import Calibration
 from exocheck.nta.fluorescence import (
     ChannelCounts,
@@ -205,7 +206,6 @@ def labelled_fraction(
             rec.size,
             CLASS_EDGES_NM,
             model,
-            track_chains(rec.videos, one_to_one=True),
             calibrations.get("scatter" if role == "scatter" else "fluorescence"),
             rec.bleach_rate_per_s,
             conditions.temperature_c,
