@@ -1,7 +1,8 @@
 """Labelled-fraction accuracy on simulated captures: ``python benchmarks/labelled.py CASE --seed N``.
 
 Each case renders one sample twice (scatter, then fluorescence: the same particles on other
-paths), plus the controls it needs, and runs :func:`exocheck.nta.labelled.labelled_fraction`.
+paths) at several positions, with an unstained control in fluorescence (the filter lets 0.05 % of
+the scattered light through) and the controls the case needs, and runs :func:`exocheck.nta.labelled.labelled_fraction`.
 The truth is the labelled share of the particles in the simulation box whose size lies in the
 reported range, per class and overall. Cases:
 
@@ -132,6 +133,15 @@ def run(
         _render(pk.for_mode("fluorescence"), base / "fluorescence")
         recordings["scatter"].append(base / "scatter" / "video.tif")
         recordings["fluorescence"].append(base / "fluorescence" / "video.tif")
+        # the unstained sample in fluorescence: what leaks through the filter
+        unstained = pk.model_copy(
+            update={
+                "populations": [pk.populations[0].model_copy(update={"labelled_fraction": 0.0})],
+                "seed": 2000 + pk.seed,
+            }
+        )
+        _render(unstained.for_mode("fluorescence"), base / "unstained")
+        recordings.setdefault("unstained", []).append(base / "unstained" / "video.tif")
         if case == "free":  # label in buffer, recorded like the sample
             control = pk.model_copy(update={"populations": [FREE_LABEL], "seed": 1000 + pk.seed})
             _render(control.for_mode("fluorescence"), base / "label-only")
