@@ -116,9 +116,9 @@ def labelled_fraction_png(measurement: Measurement) -> bytes:
         f"({100 * lab.ci.low:.2f}-{100 * lab.ci.high:.2f} %)",
     )
     top.set_ylabel("Labelled (%)")
-    top.set_ylim(bottom=0)
+    top.set_ylim(0, 1.3 * float(np.nanmax(np.append(ci_hi, 100 * lab.ci.high))))
     top.grid(alpha=0.3)
-    top.legend(fontsize=7, frameon=False, loc="upper left")
+    top.legend(fontsize=7, frameon=False, loc="upper center", ncols=2)
     marker = f" — {lab.marker}" if lab.marker else ""
     top.set_title(f"{measurement.sample or 'Sample'}{marker}: labelled fraction", fontsize=10)
     total = np.array([c.total_per_ml for c in lab.classes])
@@ -130,6 +130,8 @@ def labelled_fraction_png(measurement: Measurement) -> bytes:
     bottom.set_ylabel("Particles/mL per class")
     bottom.set_xlabel("Hydrodynamic diameter (nm)")
     bottom.set_xscale("log")
+    bottom.set_xticks(edges, [f"{e:g}" for e in edges])
+    bottom.set_xticks([], minor=True)
     bottom.grid(alpha=0.3, which="both")
     bottom.legend(fontsize=7, frameon=False)
     fig.tight_layout()
