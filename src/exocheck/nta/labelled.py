@@ -118,8 +118,11 @@ def _analyse(
             list(paths), cond, replace(settings, mode=mode), progress=progress
         )
     except AnalysisError as exc:
-        if role in ("unstained", "label_only", "detergent") and "no particles found" in str(exc):
-            return Recording(role, list(paths), None)  # a clean control: nothing to subtract
+        if role in ("unstained", "label_only", "detergent") and (
+            "no particles found" in str(exc) or "no track is" in str(exc)
+        ):
+            # a clean control: nothing, or only a few fleeting spots too short to size
+            return Recording(role, list(paths), None)
         if role == "fluorescence" and "no particles found" in str(exc):
             raise AnalysisError(
                 f"{ROLES[role]}: no fluorescent tracks in {', '.join(map(str, paths))}: nothing "
