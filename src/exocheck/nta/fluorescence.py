@@ -229,10 +229,14 @@ def channel_counts(
     offset = 0
     saturated = []
     pooled: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    # tiles no wider than leaves MIN_TILES of them over all the recordings
+    field_um2 = sum(v.width_px * v.height_px * v.pixel_size_um**2 for v in videos)
+    side_cap_um = math.sqrt(field_um2 / MIN_TILES)
     for v in videos:
         ids = v.track_stats["particle"].to_numpy()
         diameter = size.track_diameter_nm[offset : offset + ids.size]
-        chain = _tiles(v, ids, diameter, temperature_c, viscosity_mpa_s) + 10_000 * len(labels)
+        chain = _tiles(v, ids, diameter, temperature_c, viscosity_mpa_s, side_cap_um)
+        chain = chain + 10_000 * len(labels)
         offset += ids.size
         frames = v.tracks.groupby("particle")["frame"].size()
         ratio = track_brightness_ratio(v.tracks, v.threshold)
@@ -355,6 +359,13 @@ threshold, noise decides whether a particle is seen at all and the detection dep
 TILE_MIN_UM = 15.0
 """Smallest side of a bootstrap tile, µm."""
 
+MIN_TILES = 12
+"""Fewest bootstrap tiles over a recording's videos: with fewer, the bootstrap's spread is itself
+too uncertain."""
+
+TILE_REACH = 1.5
+"""Tile side in units of the median particle's root-mean-square displacement over the capture."""
+
 
 def _tiles(
     v: VideoAnalysis,
@@ -362,15 +373,17 @@ def _tiles(
     diameter_nm: np.ndarray,
     temperature_c: float,
     viscosity_mpa_s: float | None,
+    side_cap_um: float = math.inf,
 ) -> np.ndarray:
     """A tile of the field for each sized track: the bootstrap's resampling unit.
 
     A particle comes back to the slab again and again during a capture, as new tracks too far
     apart in time to be chained; its tracks are not independent, and the share of the capture
     it spends in the slab is what makes counts of few particles uncertain. It stays, though,
-    near where it was: tiles as wide as the median particle's root-mean-square displacement over
-    the whole capture hold most of each particle's tracks together (a spatial block bootstrap;
-    wider tiles would hold them better but leave too few tiles to resample).
+    near where it was: tiles 1.5 times as wide as the median particle's root-mean-square
+    displacement over the whole capture hold most of each particle's tracks together (a spatial
+    block bootstrap). Tiles are made smaller where that would leave fewer than
+    :data:`MIN_TILES` over all the recordings, and never under :data:`TILE_MIN_UM`.
     """
     from exocheck.physics import diffusion_um2_s
 
@@ -379,10 +392,10 @@ def _tiles(
     centre = v.tracks.groupby("particle")[["x", "y"]].mean().reindex(ids).to_numpy(float)
     d = float(np.median(diameter_nm[diameter_nm > 0])) if np.any(diameter_nm > 0) else 100.0
     d_um2_s = float(diffusion_um2_s(d, temperature_c, viscosity_mpa_s))
-    reach_um = math.sqrt(4.0 * d_um2_s * v.n_frames / v.fps)
+    reach_um = TILE_REACH * math.sqrt(4.0 * d_um2_s * v.n_frames / v.fps)
     width_um = v.width_px * v.pixel_size_um
     height_um = v.height_px * v.pixel_size_um
-    side = float(np.clip(reach_um, TILE_MIN_UM, max(min(width_um, height_um) / 2, TILE_MIN_UM)))
+    side = float(np.clip(min(reach_um, side_cap_um), TILE_MIN_UM, max(width_um, height_um)))
     nx = max(int(width_um // side), 1)
     ny = max(int(height_um // side), 1)
     ix = np.clip(
