@@ -353,11 +353,12 @@ def size_videos(
             DepthModel,
             bleaching_factors,
             estimate_bleach_rate,
+            significant_bleach_rate,
         )
 
         model = DepthModel()
         rate, se = estimate_bleach_rate(videos, model, settings.min_track_frames)
-        rate = rate if rate > 2.0 * se and rate > 0 else 0.0
+        rate = significant_bleach_rate(rate, se)
         faded = bleaching_factors(
             videos,
             first.track_diameter_nm,

@@ -38,6 +38,7 @@ from exocheck.nta.fluorescence import (
     DepthModel,
     channel_counts,
     estimate_bleach_rate,
+    significant_bleach_rate,
 )
 from exocheck.nta.sizing import SizeResult
 from exocheck.records import (
@@ -203,7 +204,7 @@ def labelled_fraction(
                 rec.bleach_rate_per_s = math.log(2.0) / bleach_half_life_s
             else:
                 rate, se = estimate_bleach_rate(rec.videos, model, settings.min_track_frames)
-                rec.bleach_rate_per_s = rate if rate > 2.0 * se and rate > 0 else 0.0
+                rec.bleach_rate_per_s = significant_bleach_rate(rate, se)
         rec.counts = channel_counts(
             rec.videos,
             rec.size,
