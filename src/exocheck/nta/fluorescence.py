@@ -148,14 +148,14 @@ def estimate_bleach_rate(
     slopes, weights, light_means = [], [], []
     z = model.z_um
     for v in videos:
-        t = v.tracks[["particle", "frame", "signal"]]
-        t = t[t["signal"] > 0]
+        t = v.tracks[["particle", "frame", "signal", "mass"]]
+        t = t[(t["mass"] > 0) & (t["signal"] > 0)]
         n = t.groupby("particle")["frame"].transform("size")
         t = t[n >= min_frames]
         if t.empty:
             continue
         time_s = t["frame"].to_numpy(float) / v.fps
-        log_b = np.log(t["signal"].to_numpy(float))
+        log_b = np.log(t["mass"].to_numpy(float))  # a spot's photons: no loss out of focus
         group = t["particle"].to_numpy()
         _, inverse = np.unique(group, return_inverse=True)
         count = np.bincount(inverse)
