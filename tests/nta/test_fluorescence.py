@@ -221,3 +221,26 @@ def test_bleaching_is_measured_on_the_tracks(tmp_path, half_life_s) -> None:
     else:
         true_rate = math.log(2) / half_life_s
         assert 0.45 * true_rate < measured < 1.05 * true_rate, (rate, se)
+
+
+def test_example_scenario_renders_both_modes() -> None:
+    """The scenario the README uses is valid in both modes; the fluorescence capture takes its
+    own camera settings and keeps the sample."""
+    from exocheck.simulate import params_from_scenario
+
+    root = Path(__file__).resolve().parents[2]
+    p = params_from_scenario(root / "examples" / "scenarios" / "ev-labelled.yaml")
+    fl = p.for_mode("fluorescence")
+    assert p.mode == "scatter" and fl.mode == "fluorescence"
+    assert fl.background_photons == 3 and p.background_photons != 3
+    assert fl.populations == p.populations and fl.populations[0].labelled_fraction == 0.10
+
+
+def test_fluorescence_settings_cannot_change_the_sample() -> None:
+    from exocheck.errors import ParameterError
+
+    p = make_params(fluorescence={"seed": 3})
+    with pytest.raises(ParameterError, match="fluorescence"):
+        p.for_mode("fluorescence")
+    with pytest.raises(ParameterError, match="fluorescence"):
+        make_params(fluorescence={"no_such_setting": 1}).for_mode("fluorescence")
