@@ -297,7 +297,14 @@ def size_videos(
     # particles, absorption contrast) has no such model, and its tracks count once each.
     scattering = not settings.locate.invert
     n_tracks = len(stats)
-    weights = short_track_weights(videos) if scattering else np.ones(n_tracks)
+    # Visits too short to size are counted through their brightness class in scatter, where
+    # brightness falls steeply with size (about d⁶). In fluorescence it falls only with the
+    # membrane area (or not at all, for antibodies), and the same weights over-counted the small
+    # labelled vesicles: on simulated dye-labelled EVs, D50 −7.4 % with them, −1.9 % without.
+    fluorescence = settings.mode == "fluorescence"
+    weights = (
+        short_track_weights(videos) if scattering and not fluorescence else np.ones(n_tracks)
+    )
     groups = track_chains(videos)
     if lag == 1:
         msd_lag = stats["msd1_um2"].to_numpy()

@@ -287,22 +287,29 @@ def channel_counts(
         part = np.bincount(c_sized, n_sized, minlength=n_bc)
         factor = np.where(part > 0, total / np.where(part > 0, part, 1.0), 1.0)
         sized = sized * factor[c_sized] / len(videos)
-        cls = np.searchsorted(edges, diameter, side="right") - 1
-        inside = (cls >= 0) & (cls < n_class)
-        rows.append(np.where(inside, cls, n_class))  # n_class: outside the classes
+        # each track is spread over the classes by its posterior probability of lying in each
+        # (the fitted distribution as prior): a posterior-mean size would shrink the tracks
+        # towards the channel's own mode and move whole tracks across a class edge
+        post = size.class_posterior[size.track_class[offset - ids.size : offset]]
+        grid_cls = np.searchsorted(edges, size.posterior_grid_nm, side="right") - 1
+        grid_cls = np.where((grid_cls >= 0) & (grid_cls < n_class), grid_cls, n_class)
+        share = np.zeros((ids.size, n_class + 1))
+        for k in range(n_class + 1):
+            share[:, k] = post[:, grid_cls == k].sum(axis=1)
+        rows.append(share)
         labels.append(chain)
         sized_counts.append(sized)
         saturated.append(_saturated_share(v))
-    cls = np.concatenate(rows) if rows else np.zeros(0, int)
+    share = np.concatenate(rows) if rows else np.zeros((0, n_class + 1))
     contribution = np.concatenate(sized_counts) if sized_counts else np.zeros(0)
     chains = np.concatenate(labels) if labels else np.zeros(0, int)
-    per_ml = np.bincount(cls, contribution, minlength=n_class + 1)[:n_class]
-    tracks = np.bincount(cls, minlength=n_class + 1)[:n_class].astype(float)
+    per_ml = (contribution @ share)[:n_class]
+    tracks = share.sum(axis=0)[:n_class]
     # bootstrap: tiles drawn with replacement, each bringing all its tracks' contributions
     _, chain_index = np.unique(chains, return_inverse=True)
     n_chains = int(chain_index.max()) + 1 if chain_index.size else 0
     table = np.zeros((n_chains, n_class + 1))
-    np.add.at(table, (chain_index, cls), contribution)
+    np.add.at(table, chain_index, contribution[:, None] * share)
     rng = np.random.default_rng(seed)
     resampled = np.zeros((n_bootstrap, n_class))
     if n_chains:

@@ -109,6 +109,11 @@ class SizeResult:
     effective_df: float = float("nan")  # effective degrees of freedom of the fit
     n_classes: int = 0
     below_range_fraction: float = 0.0  # share of the tracks' weight found below the grid's start
+    # each track's posterior over ``posterior_grid_nm`` is ``class_posterior[track_class[i]]``
+    # (tracks of one class share it): for counting tracks into size classes by probability
+    posterior_grid_nm: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    class_posterior: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    track_class: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 def log_likelihood_matrix(
@@ -816,6 +821,9 @@ def size_distribution(
         df,
         int(c_c.size),
         below_fraction,
+        full_grid,
+        posterior,
+        np.asarray(index),
     )
 
 
