@@ -263,9 +263,9 @@ def channel_counts(
             bins = np.geomspace(max(d_um2_s.min(), 1e-3), max(d_um2_s.max(), 1e-3) * 1.001, 25)
             which = np.clip(np.searchsorted(bins, d_um2_s), 0, bins.size - 1)
             lit = lit_share(model, bins, bleach_rate_per_s)[which]
-            best = np.max(lit * model.profile(model.z_um)[None, :], axis=1)
-            fresh = r_focus / np.maximum(best, 1e-6)
-            depth = model.depth_um(fresh, lit)
+            # a particle is at its brightest just after it arrives from the unlit reservoir:
+            # its brightest frame stands for its fresh brightness
+            depth = model.depth_um(r_focus, lit)
         else:
             depth = model.depth_um(r_focus)
         if calibration is not None:  # the model's shape, scaled to the beads' measured depth
@@ -478,6 +478,5 @@ def bleaching_factors(
     bins = np.geomspace(max(d_um2_s.min(), 1e-3), max(d_um2_s.max(), 1e-3) * 1.001, 25)
     which = np.clip(np.searchsorted(bins, d_um2_s), 0, bins.size - 1)
     lit = lit_share(model, bins, rate_per_s)[which]
-    best = np.max(lit * model.profile(model.z_um)[None, :], axis=1)
-    fresh = r_focus / np.maximum(best, 1e-6)
-    return np.clip(model.depth_um(fresh, lit) / model.depth_um(fresh), 1e-3, 1.0)
+    # the brightest frame stands for the fresh brightness (see channel_counts)
+    return np.clip(model.depth_um(r_focus, lit) / model.depth_um(r_focus), 1e-3, 1.0)

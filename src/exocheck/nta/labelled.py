@@ -483,9 +483,8 @@ def _warnings(
             out.append(
                 f"strong photobleaching (half-life {math.log(2) / rate:.2g} s at the sheet's "
                 f"centre): a {d50:.0f} nm particle is seen in {shrink:.0%} of its unbleached "
-                "slab; the correction for it is partial (on simulated captures with a 2 s "
-                "half-life the labelled fraction stayed 20-40 % low): lower the laser power, use "
-                "flow, or shorten the capture"
+                "slab; counts are corrected with a model of it (docs/fluorescence.md), but "
+                "lower the laser power, use flow, or shorten the capture"
             )
     if "unstained" not in done:
         out.append(
