@@ -379,10 +379,15 @@ def test_channel_survives_the_nanosight_csv_export(tmp_path):
     assert back.channel.filter_wavelength_nm == 500.0 and back.channel.laser_wavelength_nm == 488.0
 
 
-def test_import_table_shows_the_channel(tmp_path):
+def test_import_table_shows_the_channel(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
+    from exocheck.cli._common import console
     from exocheck.cli.main import app
+
+    # the console measured its width when it was made (80 columns without a terminal): widen it,
+    # or the table's cells are cut whatever COLUMNS says now
+    monkeypatch.setattr(console, "width", 200)
 
     fl = _write(tmp_path, zetaview_size(opts=FLUORESCENCE).txt, "a_size_488_F500.txt")
     sc = _write(tmp_path, zetaview_size(opts=SCATTER).txt, "b_size_488.txt")
