@@ -373,7 +373,6 @@ def size_videos(
             rate,
             conditions.temperature_c,
             conditions.viscosity_mpa_s,
-            settings.min_track_frames,
         )
         weights = weights / faded
         for v in videos:

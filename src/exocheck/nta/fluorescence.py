@@ -253,7 +253,11 @@ def channel_counts(
         ratio = track_brightness_ratio(v.tracks, v.threshold)
         r_sized = ratio.reindex(ids).to_numpy(float)
         n_sized = frames.reindex(ids).to_numpy(float)
-        r_focus = in_focus_ratio(r_sized, diameter, n_sized, min_frames)
+        # each particle's brightness is its own track's brightest frame: a population-free
+        # choice, so that a control and the sample count the same kind of particle alike
+        # (predicting it from a brightness-size line fitted over a mixture of vesicles and free
+        # label gave the free label another depth in the sample than in its control)
+        r_focus = np.nan_to_num(r_sized)
         pooled.append((r_sized, diameter, n_sized))
         if bleach_rate_per_s > 0:
             # the slab in which a particle of this size, fresh from the reservoir, stays visible
@@ -351,23 +355,6 @@ def brightness_line(
     return float(np.mean(y)) - slope * float(np.mean(x)), slope
 
 
-def in_focus_ratio(
-    ratio: np.ndarray, diameter_nm: np.ndarray, frames: np.ndarray, min_frames: int
-) -> np.ndarray:
-    """Each sized track's in-focus peak over threshold.
-
-    A track's brightest frame underestimates it: most visits to the slab never cross the focal
-    plane, and short visits least of all, so weighting each track by its own brightest frame
-    over-counts dim, short tracks. Each track keeps the larger of its own brightest frame and
-    the :func:`brightness_line`'s prediction for its size.
-    """
-    line = brightness_line(ratio, diameter_nm, frames, min_frames)
-    if line is None:
-        return ratio
-    predicted = np.exp(line[0] + line[1] * np.log(np.maximum(diameter_nm, 1e-9)))
-    return np.maximum(np.nan_to_num(ratio, nan=0.0), predicted)
-
-
 COMPLETE_RATIO = 3.0
 """In-focus peak over threshold from which a channel counts a size completely: closer to the
 threshold, noise decides whether a particle is seen at all and the detection depth is uncertain.
@@ -454,7 +441,6 @@ def bleaching_factors(
     rate_per_s: float,
     temperature_c: float,
     viscosity_mpa_s: float | None,
-    min_frames: int = 10,
 ) -> np.ndarray:
     """Per sized track: its particle's detection slab with bleaching over the slab without.
 
@@ -468,12 +454,11 @@ def bleaching_factors(
     diameter = np.asarray(diameter_nm, float)
     if rate_per_s <= 0 or diameter.size == 0:
         return np.ones(diameter.size)
-    ratios, frames = [], []
+    ratios = []
     for v in videos:
         ids = v.track_stats["particle"].to_numpy()
         ratios.append(track_brightness_ratio(v.tracks, v.threshold).reindex(ids).to_numpy(float))
-        frames.append(v.tracks.groupby("particle")["frame"].size().reindex(ids).to_numpy(float))
-    r_focus = in_focus_ratio(np.concatenate(ratios), diameter, np.concatenate(frames), min_frames)
+    r_focus = np.nan_to_num(np.concatenate(ratios))
     d_um2_s = np.asarray(diffusion_um2_s(np.maximum(diameter, 1.0), temperature_c, viscosity_mpa_s))
     bins = np.geomspace(max(d_um2_s.min(), 1e-3), max(d_um2_s.max(), 1e-3) * 1.001, 25)
     which = np.clip(np.searchsorted(bins, d_um2_s), 0, bins.size - 1)
