@@ -302,9 +302,7 @@ def size_videos(
     # membrane area (or not at all, for antibodies), and the same weights over-counted the small
     # labelled vesicles: on simulated dye-labelled EVs, D50 −7.4 % with them, −1.9 % without.
     fluorescence = settings.mode == "fluorescence"
-    weights = (
-        short_track_weights(videos) if scattering and not fluorescence else np.ones(n_tracks)
-    )
+    weights = short_track_weights(videos) if scattering and not fluorescence else np.ones(n_tracks)
     groups = track_chains(videos)
     if lag == 1:
         msd_lag = stats["msd1_um2"].to_numpy()
@@ -373,6 +371,7 @@ def size_videos(
             rate,
             conditions.temperature_c,
             conditions.viscosity_mpa_s,
+            settings.min_track_frames,
         )
         weights = weights / faded
         for v in videos:

@@ -232,7 +232,6 @@ def channel_counts(
     their brightness class. Sized tracks fall in a class by their estimated size.
     """
     from exocheck.nta.concentration import track_brightness_ratio
-    from exocheck.physics import diffusion_um2_s
 
     edges = np.asarray(edges_nm, float)
     n_class = edges.size - 1
@@ -259,19 +258,15 @@ def channel_counts(
         # label gave the free label another depth in the sample than in its control)
         r_focus = np.nan_to_num(r_sized)
         pooled.append((r_sized, diameter, n_sized))
+        depth = model.depth_um(r_focus)
         if bleach_rate_per_s > 0:
-            # the slab in which a particle of this size, fresh from the reservoir, stays visible
-            d_um2_s = np.asarray(
-                diffusion_um2_s(np.maximum(diameter, 1.0), temperature_c, viscosity_mpa_s)
+            # the share of its slab in which the particle stays visible as it fades, from the
+            # larger of its own and its size's typical brightness (a dim track alone would seem
+            # to vanish everywhere and count without bound)
+            typical = line_ratio(r_sized, diameter, n_sized, min_frames)
+            depth = depth * fading_factor(
+                model, typical, diameter, bleach_rate_per_s, temperature_c, viscosity_mpa_s
             )
-            bins = np.geomspace(max(d_um2_s.min(), 1e-3), max(d_um2_s.max(), 1e-3) * 1.001, 25)
-            which = np.clip(np.searchsorted(bins, d_um2_s), 0, bins.size - 1)
-            lit = lit_share(model, bins, bleach_rate_per_s)[which]
-            # a particle is at its brightest just after it arrives from the unlit reservoir:
-            # its brightest frame stands for its fresh brightness
-            depth = model.depth_um(r_focus, lit)
-        else:
-            depth = model.depth_um(r_focus)
         if calibration is not None:  # the model's shape, scaled to the beads' measured depth
             depth = depth * (
                 calibration.depth_um
@@ -441,6 +436,7 @@ def bleaching_factors(
     rate_per_s: float,
     temperature_c: float,
     viscosity_mpa_s: float | None,
+    min_frames: int = 10,
 ) -> np.ndarray:
     """Per sized track: its particle's detection slab with bleaching over the slab without.
 
@@ -449,19 +445,51 @@ def bleaching_factors(
     particles are under-counted and the size distribution shifts down.
     """
     from exocheck.nta.concentration import track_brightness_ratio
-    from exocheck.physics import diffusion_um2_s
 
     diameter = np.asarray(diameter_nm, float)
     if rate_per_s <= 0 or diameter.size == 0:
         return np.ones(diameter.size)
-    ratios = []
+    ratios, frames = [], []
     for v in videos:
         ids = v.track_stats["particle"].to_numpy()
         ratios.append(track_brightness_ratio(v.tracks, v.threshold).reindex(ids).to_numpy(float))
-    r_focus = np.nan_to_num(np.concatenate(ratios))
-    d_um2_s = np.asarray(diffusion_um2_s(np.maximum(diameter, 1.0), temperature_c, viscosity_mpa_s))
+        frames.append(v.tracks.groupby("particle")["frame"].size().reindex(ids).to_numpy(float))
+    typical = line_ratio(np.concatenate(ratios), diameter, np.concatenate(frames), min_frames)
+    return fading_factor(model, typical, diameter, rate_per_s, temperature_c, viscosity_mpa_s)
+
+
+def line_ratio(
+    ratio: np.ndarray, diameter_nm: np.ndarray, frames: np.ndarray, min_frames: int
+) -> np.ndarray:
+    """A track's peak over threshold, or the :func:`brightness_line`'s prediction for its size
+    where that is larger (a track that never crossed focus under-states its particle)."""
+    own = np.nan_to_num(ratio)
+    line = brightness_line(ratio, diameter_nm, frames, min_frames)
+    if line is None:
+        return own
+    return np.maximum(own, np.exp(line[0] + line[1] * np.log(np.maximum(diameter_nm, 1e-9))))
+
+
+def fading_factor(
+    model: DepthModel,
+    ratio: np.ndarray,
+    diameter_nm: np.ndarray,
+    rate_per_s: float,
+    temperature_c: float,
+    viscosity_mpa_s: float | None,
+) -> np.ndarray:
+    """Slab in which a particle stays visible as it fades, over its slab without bleaching.
+
+    ``ratio`` is its brightness over threshold when fresh; the lit share comes from its size's
+    diffusion coefficient (:func:`lit_share`). A particle is at its brightest just after it
+    arrives from the unlit reservoir, so a brightest frame stands for the fresh brightness.
+    """
+    from exocheck.physics import diffusion_um2_s
+
+    d_um2_s = np.asarray(
+        diffusion_um2_s(np.maximum(diameter_nm, 1.0), temperature_c, viscosity_mpa_s)
+    )
     bins = np.geomspace(max(d_um2_s.min(), 1e-3), max(d_um2_s.max(), 1e-3) * 1.001, 25)
     which = np.clip(np.searchsorted(bins, d_um2_s), 0, bins.size - 1)
     lit = lit_share(model, bins, rate_per_s)[which]
-    # the brightest frame stands for the fresh brightness (see channel_counts)
-    return np.clip(model.depth_um(r_focus, lit) / model.depth_um(r_focus), 1e-3, 1.0)
+    return np.clip(model.depth_um(ratio, lit) / model.depth_um(ratio), 0.05, 1.0)
