@@ -112,10 +112,10 @@ def truth_by_class(
     return per_class, float(labelled.sum() / max(total.sum(), 1))
 
 
-POSITIONS = {"f2": 6}
-"""Captures per channel (positions of the cell, as a ZetaView records 11): one simulation box
-holds about 300 vesicles, so a 2 % fraction needs several boxes to hold more than a handful of
-labelled ones."""
+POSITIONS = {"f2": 6, "free": 11}
+"""Captures per channel (positions of the cell; a ZetaView records 11 by default): one simulation
+box holds about 300 vesicles, so a 2 % fraction needs several boxes to hold more than a handful
+of labelled ones, and a subtracted control adds its own counting noise to the sample's."""
 
 
 def run(

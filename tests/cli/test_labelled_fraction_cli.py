@@ -166,3 +166,42 @@ def test_analyze_fluorescence_mode_records_its_channel(exo, channels, tmp_path):
     assert "bleach_half_life_s" in record.diagnostics
     bad = exo("analyze", channels["fluorescence"], "--mode", "fluo", "--out", tmp_path / "x")
     assert_user_error(bad, "--mode")
+
+
+def _calibration(path: Path, video: Path, depth_um: float) -> Path:
+    from exocheck.io.video import open_video
+    from exocheck.nta.concentration import Calibration
+
+    with open_video(video) as v:
+        meta = v.meta
+    Calibration(
+        depth_um=depth_um, bead_brightness_ratio=20.0, bead_diameter_nm=100.0,
+        known_concentration_per_ml=1e9, pixel_size_um=meta.pixel_size_um, fps=meta.fps,
+        temperature_c=25.0, exposure_ms=meta.exposure_ms,
+    ).save(path)  # fmt: skip
+    return path
+
+
+def test_calibrations_let_channels_differ_in_settings(exo, channels, tmp_path):
+    """With a bead calibration for each channel, captures at different frame rates are compared
+    in absolute detection depths; a calibration of other optics is refused."""
+    cal_s = _calibration(tmp_path / "s.json", channels["scatter"], 10.0)
+    cal_f = _calibration(tmp_path / "f.json", channels["fluorescence_15fps"], 10.0)
+    args = ["--scatter", channels["scatter"], "--fluorescence", channels["fluorescence_15fps"]]
+    out = tmp_path / "lf"
+    ok = exo("labelled-fraction", *args, "--calibration-scatter", cal_s,
+             "--calibration-fluorescence", cal_f, "--out", out)  # fmt: skip
+    assert ok.code == 0, ok.stderr
+    lab = Measurement.load(out / "result.json").labelled
+    assert 0 < lab.fraction < 1
+    # twice the fluorescence channel's depth: half its concentration, half the fraction
+    cal_f2 = _calibration(tmp_path / "f2.json", channels["fluorescence_15fps"], 20.0)
+    ok2 = exo("labelled-fraction", *args, "--calibration-scatter", cal_s,
+              "--calibration-fluorescence", cal_f2, "--out", tmp_path / "lf2")  # fmt: skip
+    assert ok2.code == 0, ok2.stderr
+    half = Measurement.load(tmp_path / "lf2" / "result.json").labelled
+    assert half.fraction == pytest.approx(lab.fraction / 2, rel=1e-6)
+    wrong = exo("labelled-fraction", *args, "--calibration-scatter", cal_f,
+                "--calibration-fluorescence", cal_f, "--out", tmp_path / "x")  # fmt: skip
+    assert_user_error(wrong, "--calibration-scatter")
+    assert not (tmp_path / "x").exists()

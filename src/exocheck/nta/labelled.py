@@ -31,6 +31,7 @@ import numpy as np
 
 from exocheck import __version__
 from exocheck.errors import AnalysisError, ParameterError
+from exocheck.nta import checks
 from exocheck.nta.analyze import AnalysisSettings, Conditions, VideoAnalysis, analyze
 from exocheck.nta.concentration import Calibration
 from exocheck.nta.fluorescence import (
@@ -193,6 +194,19 @@ def labelled_fraction(
             done[role] = _analyse(role, paths, conditions, settings, progress)
             _check_settings(done, role, bool(calibrations))
 
+    for channel, calibration in calibrations.items():  # a calibration holds for its optics only
+        for v in done[channel].videos:
+            optics = {
+                "pixel_size_um": v.pixel_size_um,
+                "fps": v.fps,
+                "exposure_ms": None if v.exposure_assumed else v.exposure_ms,
+                "camera_gain": conditions.camera_gain,
+                "wavelength_nm": conditions.wavelength_nm,
+            }
+            try:
+                checks.calibration_optics(calibration, optics, None)
+            except ParameterError as exc:
+                raise ParameterError(f"--calibration-{channel}: {exc}") from None
     scatter, fluorescence = done["scatter"], done["fluorescence"]
     assert scatter.measurement is not None and fluorescence.measurement is not None
     n_boot = N_BOOTSTRAP
