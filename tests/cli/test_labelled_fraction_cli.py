@@ -53,6 +53,10 @@ def channels(tmp_path_factory) -> dict[str, Path]:
         ("fluorescence", p.for_mode("fluorescence")),
         ("fluorescence_15fps", p.model_copy(update={"fps": 15.0}).for_mode("fluorescence")),
         ("unstained", p.model_copy(update={"populations": _sample(0.0)}).for_mode("fluorescence")),
+        (
+            "unstained_replicate",
+            p.model_copy(update={"populations": _sample(0.0), "seed": 6}).for_mode("fluorescence"),
+        ),
     ]:
         simulate(params, root / name)
         files[name] = root / name / "video.tif"
@@ -205,3 +209,27 @@ def test_calibrations_let_channels_differ_in_settings(exo, channels, tmp_path):
                 "--calibration-fluorescence", cal_f, "--out", tmp_path / "x")  # fmt: skip
     assert_user_error(wrong, "--calibration-scatter")
     assert not (tmp_path / "x").exists()
+
+
+def test_several_files_after_one_flag():
+    """``--scatter a b --fluorescence c d`` is read as the issue and the docs write it."""
+    from exocheck.cli.nta_cmds import spread_multi_values
+
+    argv = ["labelled-fraction", "--scatter", "a", "b", "--fluorescence", "c", "d",
+            "--marker", "CD63", "--size-range-nm", "100", "200", "--out", "o"]  # fmt: skip
+    assert spread_multi_values(argv) == [
+        "labelled-fraction", "--scatter", "a", "--scatter", "b", "--fluorescence", "c",
+        "--fluorescence", "d", "--marker", "CD63", "--size-range-nm", "100", "200", "--out", "o",
+    ]  # fmt: skip
+    other = ["analyze", "a", "b", "--out", "o"]
+    assert spread_multi_values(other) == other
+
+
+def test_several_videos_per_role_from_the_command_line(exo, channels, tmp_path):
+    out = tmp_path / "lf"
+    outcome = exo("labelled-fraction", "--scatter", channels["scatter"], "--fluorescence",
+                  channels["fluorescence"], "--control-unstained", channels["unstained"],
+                  channels["unstained_replicate"], "--out", out)  # fmt: skip
+    assert outcome.code == 0, outcome.stderr
+    lab = Measurement.load(out / "result.json").labelled
+    assert lab.inputs["unstained"] == ["video.tif", "video.tif"]

@@ -76,6 +76,7 @@ for _module in _COMMAND_MODULES:
 
 def run() -> None:
     """Console-script entry point: one-line errors, exit status 2 for user mistakes."""
+    sys.argv[1:] = nta_cmds.spread_multi_values(sys.argv[1:])
     try:
         code = app(standalone_mode=False)
     except ExocheckError as exc:

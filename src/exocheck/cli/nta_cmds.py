@@ -15,6 +15,39 @@ from rich.table import Table
 from exocheck.cli._common import console, progress_bar
 from exocheck.errors import ParameterError
 
+MULTI_VALUE_OPTIONS = {
+    "labelled-fraction": (
+        "--scatter",
+        "--fluorescence",
+        "--control-unstained",
+        "--control-label-only",
+        "--control-detergent",
+    )
+}
+"""Options that take several files after one flag (``--scatter a.tif b.tif``)."""
+
+
+def spread_multi_values(argv: list[str]) -> list[str]:
+    """``--scatter a b --fluorescence c`` as ``--scatter a --scatter b --fluorescence c``.
+
+    Click gives an option one value per flag; ``labelled-fraction`` is documented, like the
+    instruments' own tools, with several files after one flag. Only the named command's options
+    are spread, and a value starting with ``-`` ends the list.
+    """
+    if not argv or argv[0] not in MULTI_VALUE_OPTIONS:
+        return argv
+    multi = MULTI_VALUE_OPTIONS[argv[0]]
+    out, current = [argv[0]], None
+    for token in argv[1:]:
+        if token.startswith("-"):
+            current = token if token in multi else None
+            out.append(token)
+        elif current is not None and out[-1] != current:
+            out += [current, token]
+        else:
+            out.append(token)
+    return out
+
 
 def register(app: typer.Typer) -> None:
     app.command("analyze")(analyze_cmd)
