@@ -271,7 +271,7 @@ def labelled_fraction(
             f"no scatter-channel particles between {edges[0]:g} and {edges[-1]:g} nm"
         )
     lab_lo, lab_hi = np.percentile(np.maximum(labelled_b.sum(axis=1), 0.0), [2.5, 97.5])
-    warnings = _warnings(done, fluorescence, model, subtracted, conditions)
+    warnings = _warnings(done, fluorescence, model, conditions)
     complete = scatter.counts.complete_from_nm if scatter.counts else None
     if complete is not None and edges[0] < complete:
         warnings.append(
@@ -463,7 +463,6 @@ def _warnings(
     done: dict[str, Recording],
     fluorescence: Recording,
     model: DepthModel,
-    subtracted: dict[str, float],
     conditions: Conditions,
 ) -> list[str]:
     out: list[str] = []
@@ -510,7 +509,6 @@ def _warnings(
             "no label-only or detergent control: free label, dye micelles and antibody "
             "aggregates are counted as labelled vesicles"
         )
-    del subtracted
     return out
 
 
