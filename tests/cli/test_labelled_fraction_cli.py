@@ -85,6 +85,11 @@ def test_labelled_fraction_writes_record_and_plot(exo, channels, tmp_path):
     # the unstained sample shows nothing in fluorescence: subtracted, and it takes nothing away
     assert lab.subtracted_per_ml == {"unstained": 0.0}
     assert record.channel is not None and record.channel.mode == "fluorescence"
+    # every input by role and name, the clean control too, with its SHA-256
+    assert sorted(record.provenance.inputs) == [
+        "fluorescence/video.tif", "scatter/video.tif", "unstained/video.tif",
+    ]  # fmt: skip
+    assert all(len(sha) == 64 for sha in record.provenance.inputs.values())
     assert "CD63" in outcome.stdout and "all " in outcome.stdout
     assert json.loads((out / "result.json").read_text())["schema"] == "exocheck.nta/1"
 

@@ -108,3 +108,30 @@ def test_signed_certificate_of_a_labelled_lot_verifies(store, tmp_path):
     assert printed["CD63+ vesicles"] == "6.4 % (5.6–7.3 %)"
     roles = {f["role"] for f in data["raw_files"]}
     assert "labelled fraction (CD63): fluorescence" in roles
+
+
+def test_inputs_keyed_by_role_keep_their_roles_when_names_repeat():
+    """``labelled-fraction`` keys its inputs ``role/file``: two captures both named video.tif are
+    listed with their own roles, under their file names."""
+    from types import SimpleNamespace
+
+    from exocheck.records import Provenance
+    from exocheck.report.coa import _labelled_inputs
+
+    record = labelled_measurement()
+    labelled = record.labelled.model_copy(
+        update={"inputs": {"scatter": ["video.tif"], "fluorescence": ["video.tif"]}}
+    )
+    record = record.model_copy(
+        update={
+            "labelled": labelled,
+            "provenance": Provenance(
+                inputs={"scatter/video.tif": "a" * 64, "fluorescence/video.tif": "b" * 64}
+            ),
+        }
+    )
+    rows = _labelled_inputs(SimpleNamespace(labelled_records=[record]))
+    assert [(r["filename"], r["sha256"][0], r["role"]) for r in rows] == [
+        ("video.tif", "a", "labelled fraction (CD63): scatter"),
+        ("video.tif", "b", "labelled fraction (CD63): fluorescence"),
+    ]

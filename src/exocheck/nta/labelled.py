@@ -292,10 +292,15 @@ def labelled_fraction(
         subtracted_per_ml=subtracted,
         inputs={role: [p.name for p in rec.paths] for role, rec in done.items()},
     )
-    inputs: dict[str, str] = {}  # by role and file, so that equal file names stay apart
+    # "role/file name" (the path where a role's files share a name): a certificate lists each
+    # input with its role, and equal names in two roles stay apart
+    inputs: dict[str, str] = {}
     for role, rec in done.items():
-        for path, v in zip(rec.paths, rec.videos, strict=False):
-            inputs[f"{role}/{path}"] = v.sha256
+        names = [p.name for p in rec.paths]
+        # a clean control has no analysis, but it is an input like the others
+        shas = [v.sha256 for v in rec.videos] or [checks.sha256_input(p) for p in rec.paths]
+        for path, sha in zip(rec.paths, shas, strict=True):
+            inputs[f"{role}/{path.name if names.count(path.name) == 1 else path}"] = sha
     measurement = Measurement(
         source=Source(
             instrument="exocheck",

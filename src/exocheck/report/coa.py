@@ -160,7 +160,11 @@ def _labelled_inputs(data, listed: list[dict[str, Any]] | None = None) -> list[d
             if sha in seen:
                 continue
             seen.add(sha)
-            role = roles.get(name) or roles.get(Path(name).name)
+            prefix, _, rest = name.partition("/")
+            if rest and prefix in labelled.inputs:  # "role/file", as labelled-fraction keys them
+                role, name = prefix, rest
+            else:
+                role = roles.get(name) or roles.get(Path(name).name)
             what = f"labelled fraction{f' ({labelled.marker})' if labelled.marker else ''}"
             if role:
                 control = " control" if is_control_role(role) else ""
