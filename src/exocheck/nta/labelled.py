@@ -235,42 +235,16 @@ def labelled_fraction(
 
     edges = _class_range(scatter, size_range_nm)
     dilution = dilution_factor or 1.0
-    total, total_b = _on_edges(scatter.counts, edges)
-    fluor, fluor_b = _on_edges(fluorescence.counts, edges)
-    labelled, labelled_b = fluor.copy(), fluor_b.copy()
-    subtracted: dict[str, float] = {}
-    removal = ["unstained", "detergent" if "detergent" in done else "label_only"]
-    for role in removal:
-        rec = done.get(role)
-        if rec is None:
-            continue
-        if rec.counts is None:  # a control with no particle at all
-            subtracted[role] = 0.0
-            continue
-        c, c_b = _on_edges(rec.counts, edges)
-        labelled, labelled_b = labelled - c, labelled_b - c_b
-        subtracted[role] = float(c.sum() * dilution)
-
-    classes = []
-    for i in range(edges.size - 1):
-        frac, ci = _ratio(labelled[i], total[i], labelled_b[:, i], total_b[:, i])
-        classes.append(
-            LabelledClass(
-                low_nm=float(edges[i]),
-                high_nm=float(edges[i + 1]),
-                total_per_ml=float(total[i] * dilution),
-                labelled_per_ml=float(max(labelled[i], 0.0) * dilution),
-                fraction=frac,
-                ci=ci,
-                fluorescent_tracks=float(_tracks_on_edges(fluorescence.counts, edges)[i]),
-            )
-        )
-    frac, ci = _ratio(labelled.sum(), total.sum(), labelled_b.sum(axis=1), total_b.sum(axis=1))
-    if frac is None or ci is None:
-        raise AnalysisError(
-            f"no scatter-channel particles between {edges[0]:g} and {edges[-1]:g} nm"
-        )
-    lab_lo, lab_hi = np.percentile(np.maximum(labelled_b.sum(axis=1), 0.0), [2.5, 97.5])
+    per_role = {role: _on_edges(rec.counts, edges) for role, rec in done.items()}
+    fluor = per_role["fluorescence"][0]
+    result = _subtract_and_divide(
+        edges,
+        per_role,
+        _tracks_on_edges(fluorescence.counts, edges),
+        dilution,
+        marker,
+        {role: [p.name for p in rec.paths] for role, rec in done.items()},
+    )
     warnings = _warnings(done, fluorescence, model, conditions)
     complete = scatter.counts.complete_from_nm if scatter.counts else None
     if complete is not None and edges[0] < complete:
@@ -279,19 +253,6 @@ def labelled_fraction(
             f"the labelled fraction from {edges[0]:g} nm up to there is overestimated"
         )
     f_meas = fluorescence.measurement
-    result = LabelledFraction(
-        marker=marker,
-        low_nm=float(edges[0]),
-        high_nm=float(edges[-1]),
-        fraction=frac,
-        ci=ci,
-        labelled_per_ml=float(max(labelled.sum(), 0.0) * dilution),
-        labelled_ci=Interval(low=float(lab_lo * dilution), high=float(lab_hi * dilution)),
-        total_per_ml=float(total.sum() * dilution),
-        classes=classes,
-        subtracted_per_ml=subtracted,
-        inputs={role: [p.name for p in rec.paths] for role, rec in done.items()},
-    )
     # "role/file name" (the path where a role's files share a name): a certificate lists each
     # input with its role, and equal names in two roles stay apart
     inputs: dict[str, str] = {}
@@ -471,12 +432,6 @@ def _warnings(
     conditions: Conditions,
 ) -> list[str]:
     out: list[str] = []
-    n_fl = fluorescence.measurement.tracks.count if fluorescence.measurement else 0
-    if n_fl < MIN_FLUORESCENT_TRACKS:
-        out.append(
-            f"only {n_fl} fluorescent tracks (fewer than {MIN_FLUORESCENT_TRACKS}): the labelled "
-            "fraction rests on few particles"
-        )
     for role, rec in done.items():
         if role == "scatter" or rec.counts is None:
             continue
@@ -504,17 +459,89 @@ def _warnings(
                 "slab; counts are corrected with a model of it (docs/fluorescence.md), but "
                 "lower the laser power, use flow, or shorten the capture"
             )
-    if "unstained" not in done:
+    n_fl = fluorescence.measurement.tracks.count if fluorescence.measurement else 0
+    return _missing_warnings(n_fl, set(done), first=out)
+
+
+def _missing_warnings(
+    n_fluorescent: int, roles: set[str], first: list[str] | None = None
+) -> list[str]:
+    """Warnings for few fluorescent tracks and for the controls not given (after ``first``)."""
+    out: list[str] = []
+    if n_fluorescent < MIN_FLUORESCENT_TRACKS:
+        out.append(
+            f"only {n_fluorescent} fluorescent tracks (fewer than {MIN_FLUORESCENT_TRACKS}): the "
+            "labelled fraction rests on few particles"
+        )
+    out += first or []
+    if "unstained" not in roles:
         out.append(
             "no unstained control: scatter leaking through the filter (large particles above "
             "all) is counted as label"
         )
-    if "label_only" not in done and "detergent" not in done:
+    if "label_only" not in roles and "detergent" not in roles:
         out.append(
             "no label-only or detergent control: free label, dye micelles and antibody "
             "aggregates are counted as labelled vesicles"
         )
     return out
+
+
+def _subtract_and_divide(
+    edges: np.ndarray,
+    per_role: dict[str, tuple[np.ndarray, np.ndarray]],
+    fluorescent_tracks: np.ndarray,
+    scale: float,
+    marker: str | None,
+    inputs: dict[str, list[str]],
+) -> LabelledFraction:
+    """Controls subtracted class by class, then the labelled fractions and their intervals.
+
+    ``per_role`` holds each role's concentration per class and its bootstrap resamples (in the
+    measurement cell; ``scale`` turns them into the original sample's). The unstained control is
+    subtracted, and the detergent control or, without one, the label-only control.
+    """
+    total, total_b = per_role["scatter"]
+    labelled, labelled_b = per_role["fluorescence"]
+    subtracted: dict[str, float] = {}
+    for role in ("unstained", "detergent" if "detergent" in per_role else "label_only"):
+        if role in per_role:
+            c, c_b = per_role[role]
+            labelled, labelled_b = labelled - c, labelled_b - c_b
+            subtracted[role] = float(c.sum() * scale)
+    classes = []
+    for i in range(edges.size - 1):
+        frac, ci = _ratio(labelled[i], total[i], labelled_b[:, i], total_b[:, i])
+        classes.append(
+            LabelledClass(
+                low_nm=float(edges[i]),
+                high_nm=float(edges[i + 1]),
+                total_per_ml=float(total[i] * scale),
+                labelled_per_ml=float(max(labelled[i], 0.0) * scale),
+                fraction=frac,
+                ci=ci,
+                fluorescent_tracks=float(fluorescent_tracks[i]),
+            )
+        )
+    frac, ci = _ratio(labelled.sum(), total.sum(), labelled_b.sum(axis=1), total_b.sum(axis=1))
+    if frac is None or ci is None:
+        raise AnalysisError(
+            f"no scatter-channel particles between {edges[0]:g} and {edges[-1]:g} nm"
+        )
+    lab_lo, lab_hi = np.percentile(np.maximum(labelled_b.sum(axis=1), 0.0), [2.5, 97.5])
+    return LabelledFraction(
+        marker=marker,
+        low_nm=float(edges[0]),
+        high_nm=float(edges[-1]),
+        fraction=frac,
+        ci=ci,
+        labelled_per_ml=float(max(labelled.sum(), 0.0) * scale),
+        labelled_ci=Interval(low=float(lab_lo * scale), high=float(lab_hi * scale)),
+        total_per_ml=float(total.sum() * scale),
+        classes=classes,
+        subtracted_per_ml=subtracted,
+        inputs=inputs,
+    )
 
 
 COMPARED_SETTINGS = (
@@ -608,64 +635,17 @@ def labelled_fraction_from_records(
     per_role: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     for role, group in records.items():
         per_role[role] = _record_classes(group, edges, rng, n_bootstrap)
-    total, total_b, _ = per_role["scatter"]
-    labelled, labelled_b, fl_tracks = per_role["fluorescence"]
-    subtracted: dict[str, float] = {}
-    for role in ["unstained", "detergent" if "detergent" in records else "label_only"]:
-        if role in per_role:
-            c, c_b, _ = per_role[role]
-            labelled, labelled_b = labelled - c, labelled_b - c_b
-            subtracted[role] = float(c.sum())
-    classes = []
-    for i in range(edges.size - 1):
-        frac, ci = _ratio(labelled[i], total[i], labelled_b[:, i], total_b[:, i])
-        classes.append(
-            LabelledClass(
-                low_nm=float(edges[i]),
-                high_nm=float(edges[i + 1]),
-                total_per_ml=float(total[i]),
-                labelled_per_ml=float(max(labelled[i], 0.0)),
-                fraction=frac,
-                ci=ci,
-                fluorescent_tracks=float(fl_tracks[i]),
-            )
-        )
-    frac, ci = _ratio(labelled.sum(), total.sum(), labelled_b.sum(axis=1), total_b.sum(axis=1))
-    if frac is None or ci is None:
-        raise AnalysisError(f"no scatter-channel particles between {low:g} and {high:g} nm")
-    n_fl = int(sum(m.tracks.count or 0 for m in records["fluorescence"]))
-    if n_fl < MIN_FLUORESCENT_TRACKS:
-        warnings.append(
-            f"only {n_fl} fluorescent tracks (fewer than {MIN_FLUORESCENT_TRACKS}): the labelled "
-            "fraction rests on few particles"
-        )
-    if "unstained" not in records:
-        warnings.append(
-            "no unstained control: scatter leaking through the filter (large particles above "
-            "all) is counted as label"
-        )
-    if "label_only" not in records and "detergent" not in records:
-        warnings.append(
-            "no label-only or detergent control: free label, dye micelles and antibody "
-            "aggregates are counted as labelled vesicles"
-        )
-    lab_lo, lab_hi = np.percentile(np.maximum(labelled_b.sum(axis=1), 0.0), [2.5, 97.5])
-    first = records["fluorescence"][0]
-    result = LabelledFraction(
-        marker=marker,
-        low_nm=float(edges[0]),
-        high_nm=float(edges[-1]),
-        fraction=frac,
-        ci=ci,
-        labelled_per_ml=float(max(labelled.sum(), 0.0)),
-        labelled_ci=Interval(low=float(lab_lo), high=float(lab_hi)),
-        total_per_ml=float(total.sum()),
-        classes=classes,
-        subtracted_per_ml=subtracted,
-        inputs={
-            role: [f for m in group for f in m.source.files] for role, group in records.items()
-        },
+    result = _subtract_and_divide(
+        edges,
+        {role: (c, c_b) for role, (c, c_b, _) in per_role.items()},
+        per_role["fluorescence"][2],
+        1.0,
+        marker,
+        {role: [f for m in group for f in m.source.files] for role, group in records.items()},
     )
+    n_fl = int(sum(m.tracks.count or 0 for m in records["fluorescence"]))
+    warnings += _missing_warnings(n_fl, set(records))
+    first = records["fluorescence"][0]
     inputs = {
         f"{role}/{name}": sha
         for role, group in records.items()
