@@ -142,6 +142,7 @@ class VideoAnalysis:
     area_um2: float = 0.0
     step_lag_frames: int = 1
     bleach_rate_per_s: float = 0.0  # fluorescence: fluorophores' bleaching at the sheet's centre
+    saturated_fraction: float | None = None  # fluorescence: share of tracks at full scale
 
     @property
     def sha256(self) -> str:
@@ -623,10 +624,12 @@ def analyze(
     n_tracks = int(sum(len(v.track_stats) for v in videos))
     fluorescence: dict[str, Any] = {}
     if settings.mode == "fluorescence":
-        from exocheck.nta.fluorescence import _saturated_share
+        from exocheck.nta.fluorescence import saturated_share
 
+        for v in videos:
+            v.saturated_fraction = saturated_share(v)
         fluorescence["saturated_track_fraction"] = float(
-            np.mean([_saturated_share(v) for v in videos])
+            np.mean([v.saturated_fraction for v in videos])
         )
         if fluorescence["saturated_track_fraction"] > 0.05:
             warnings.append(

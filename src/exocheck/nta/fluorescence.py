@@ -298,7 +298,8 @@ def channel_counts(
         rows.append(share)
         labels.append(chain)
         sized_counts.append(sized)
-        saturated.append(_saturated_share(v))
+        if v.saturated_fraction is not None:  # measured by a fluorescence-mode analysis
+            saturated.append(v.saturated_fraction)
     share = np.concatenate(rows) if rows else np.zeros((0, n_class + 1))
     contribution = np.concatenate(sized_counts) if sized_counts else np.zeros(0)
     chains = np.concatenate(labels) if labels else np.zeros(0, int)
@@ -407,7 +408,7 @@ def _tiles(
     return (iy * nx + ix).astype(np.int64)
 
 
-def _saturated_share(v: VideoAnalysis) -> float:
+def saturated_share(v: VideoAnalysis) -> float:
     """Share of tracks whose brightest frame reaches the camera's full scale."""
     from exocheck.io.video import open_video
 
