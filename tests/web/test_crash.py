@@ -10,7 +10,7 @@ from qc_factories import fill_lot
 from web_helpers import password
 from web_server import Server
 
-from exocheck.auth import Signing
+from exocheck.lots.signatures import Signing
 from exocheck.store import Store
 
 

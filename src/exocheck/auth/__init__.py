@@ -1,7 +1,8 @@
-"""Users, sessions, roles and electronic signatures, shared by the command line and the web
-service::
+"""Who someone is: users, password hashing, sessions and roles, shared by the command line and
+the web service::
 
-    from exocheck.auth import Accounts, Signing
+    from exocheck.auth import Accounts
+    from exocheck.lots.signatures import Signing
     from exocheck.store import Store
 
     store = Store.open("qc.db")
@@ -9,13 +10,16 @@ service::
     accounts.add_user("rita", role="reviewer", password=..., by="admin")
     Signing(store, accounts).sign("L001", user="rita", password=..., meaning="reviewed",
                                   reason="data checked against the raw files")
+
+What a lot allows (signatures, four eyes, status) is :mod:`exocheck.lots`.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from exocheck.auth.accounts import Accounts, SessionView, UserView
-from exocheck.auth.models import MEANINGS, ROLES
-from exocheck.auth.signatures import SIGNERS, STATUSES, Signing, canonical_sha256
+from exocheck.store.models import MEANINGS, ROLES
 
 __all__ = [
     "MEANINGS",
@@ -28,3 +32,17 @@ __all__ = [
     "UserView",
     "canonical_sha256",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """The lot-signing names this package used to hold, from :mod:`exocheck.lots` (imported on
+    first use: the lot lifecycle builds on accounts, not the other way round)."""
+    if name in ("SIGNERS", "Signing", "canonical_sha256"):
+        from exocheck.lots import signatures
+
+        return getattr(signatures, name)
+    if name == "STATUSES":
+        from exocheck.lots.status import STATUSES
+
+        return STATUSES
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

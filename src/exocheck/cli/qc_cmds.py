@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich import box
+from rich.markup import escape
 from rich.table import Table
 
 from exocheck.cli._common import console, err_console
@@ -20,7 +21,7 @@ from exocheck.cli.store_cmds import (
     print_json,
     writing_store,
 )
-from exocheck.errors import ExocheckError, ParameterError
+from exocheck.errors import ParameterError
 
 _STYLE = {
     "pass": "green",
@@ -72,7 +73,16 @@ def release(
     console.print(table)
     for c in result.criteria:  # why a criterion cannot decide, or what it lacks
         if c.result in ("inconclusive", "missing") and c.detail:
-            console.print(f"[yellow]{c.name}:[/] {c.detail}", highlight=False)
+            console.print(f"[yellow]{escape(c.name)}:[/] {escape(c.detail)}", highlight=False)
+    for k in result.caveats:  # the evidence's warnings, by the code a deviation names
+        if k.accepted:
+            line = f"deviation accepted ({k.code}): {k.detail} — {k.accepted}"
+        else:
+            line = (
+                f"evidence warning {k.code}: {k.detail} (accept it with 'exocheck sign {lot} "
+                f'--meaning "deviation accepted" --deviation {k.code}\')'
+            )
+        console.print(escape(line), highlight=False, soft_wrap=True)
     style = _STYLE.get(
         result.decision if result.decision != "inconclusive" else "inconclusive-decision"
     )
@@ -110,9 +120,7 @@ def compare(
             signed = {
                 r["lot"]
                 for r in store.list_lots(test.product)
-                if r["lot"] != lot
-                and r["decision"] == "conforms"
-                and store.lot_info(r["lot"])["approved_by"]
+                if r["lot"] != lot and r["status"] == "released"
             }
             refs = [d for d in store.product_lot_data(test.product) if d.lot in signed]
     report = compare_lots(test, refs, margin_sigma=margin_sigma, k=k)
@@ -187,49 +195,52 @@ def coa(
 ) -> None:
     """Write the certificate of analysis (PDF or HTML by the file suffix).
 
-    The PDF of a released or rejected lot is issued as a signed certificate when signing keys
-    exist ('exocheck keys init'): coa.json with an Ed25519 signature attached, a QR code of the
-    verification URL, and a PAdES signature. Each issue supersedes the lot's earlier one."""
-    from exocheck.records import atomic_write_bytes
-    from exocheck.report import write_coa
-    from exocheck.signing import Keyring, issue_certificate
+    A released or rejected lot gets its signed certificate when signing keys exist ('exocheck
+    keys init'): coa.json with an Ed25519 signature attached, a QR code of the verification
+    URL, and a PAdES signature; asked again while the lot is unchanged, the same certificate.
+    Any other lot, or a lot without keys, gets a watermarked draft. A recalled lot gets none.
+    The web service's certificate is the same document."""
+    from exocheck.lots.certificate import certificate, status_line, write_certificate
+    from exocheck.signing import Keyring
 
-    if study and no_study:
-        raise ParameterError("--study and --no-study exclude each other")
+    if out.suffix.lower() not in (".pdf", ".html", ".htm"):
+        raise ParameterError(f"{out}: the certificate file must end in .pdf or .html")
     with open_store(db) as store:
-        if study is None and not no_study:
-            study = store.default_study(store.lot_info(lot)["product"])
-        expiry = None
-        if study is not None:
-            try:
-                expiry = store.particles_at_expiry(lot, study=study).for_certificate()
-            except ExocheckError as exc:
-                raise type(exc)(f"{exc} (study {study}; leave it out with --no-study)") from None
         ring = Keyring(keys)
-        issued = None
-        if out.suffix.lower() == ".pdf" and not unsigned and store.lot_info(lot)["decision"]:
-            if ring.exists():
-                issued = issue_certificate(
-                    store, lot, ring, by=actor(by), public_url=public_url, expiry=expiry
-                )
-            else:
-                err_console.print(
-                    f"note: no signing keys in {ring.folder}: the PDF is not a "
-                    "signed certificate ('exocheck keys init' creates keys)",
-                    highlight=False,
-                    soft_wrap=True,
-                )
-        if issued is not None:
-            atomic_write_bytes(out, issued.pdf)
-            path = out
-        else:
-            path = write_coa(store, lot, out, expiry=expiry)
-    with_study = f" (particles at expiry from study {study})" if study else ""
-    console.print(f"certificate of analysis of lot {lot}: {path}{with_study}", highlight=False)
-    if issued is not None:
+        document, used_study = certificate(
+            store,
+            lot,
+            by=actor(by),
+            suffix=out.suffix,
+            keyring=ring,
+            public_url=public_url,
+            study=study,
+            no_study=no_study,
+            unsigned=unsigned,
+        )
+        if (
+            not document.signed
+            and out.suffix.lower() == ".pdf"
+            and not unsigned
+            and not ring.exists()
+            and store.lot_info(lot)["decision"]
+        ):
+            err_console.print(
+                f"note: no signing keys in {ring.folder}: the PDF is not a "
+                "signed certificate ('exocheck keys init' creates keys)",
+                highlight=False,
+                soft_wrap=True,
+            )
+    path = write_certificate(out, document)
+    with_study = f" (particles at expiry from study {used_study})" if used_study else ""
+    console.print(
+        f"certificate of analysis of lot {lot}: {path}{with_study} — {status_line(document)}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if document.signed:
         console.print(
-            f"signed certificate {issued.certificate_id}; verify with: exocheck verify "
-            f"{path} --public-key KEYS.json",
+            f"verify with: exocheck verify {path} --public-key KEYS.json",
             highlight=False,
             soft_wrap=True,
         )

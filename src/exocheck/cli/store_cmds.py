@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from exocheck.cli._common import console, err_console
@@ -165,7 +166,10 @@ def spec_add(
     """Store a specification version (immutable once a lot uses it)."""
     with writing_store(db, create=create) as store:
         info = store.add_specification(file, product=product, by=actor(by))
-    state = "stored" if info["changed"] else "already stored, unchanged"
+    if info.get("serves"):
+        state = f"already stored; now serves {', '.join(info['serves'])}"
+    else:
+        state = "stored" if info["changed"] else "already stored, unchanged"
     console.print(f"specification {info['specification']} v{info['version']} {state}")
 
 
@@ -226,15 +230,20 @@ def lot_list(
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List lots with their decision (signed, or evaluated now)."""
+    """List lots with their status and decision (signed, or evaluated now)."""
+    from exocheck.lots.status import overview
+
     with open_store(db) as store:
-        rows = store.list_lots(product)
+        rows = overview(store, product)
     if as_json:
         print_json(rows)
         return
-    table = Table("lot", "product", "decision")
+    table = Table("lot", "product", "status", "decision")
     for r in rows:
-        table.add_row(r["lot"], r["product"], r["decision"] or "—")
+        decision = r["decision"] or "—"
+        if r["status"] == "awaiting data":
+            decision = f"missing: {', '.join(r['missing']) or 'a specification'}"
+        table.add_row(r["lot"], r["product"], r["status"], decision)
     console.print(table)
 
 
@@ -244,9 +253,17 @@ def lot_show(
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Show a lot: product, specification, who entered and signed, raw files."""
+    """Show a lot: status, product, specification, who entered and signed, raw files."""
+    from exocheck.lots.status import lot_state
+
     with open_store(db) as store:
-        info = store.lot_info(number)
+        state = lot_state(store, number)
+        info = {"status": state["status"]} | store.lot_info(number)
+        if state["missing"]:
+            info["missing"] = state["missing"]
+        if state["recall"]:
+            recall = state["recall"]
+            info["recall"] = f"{recall['by']}, {recall['at'][:10]}: {recall['reason']}"
     if as_json:
         print_json(info)
         return
@@ -261,11 +278,16 @@ def lot_show(
             f"[bold]{key}[/]: {'—' if value is None else value}", highlight=False, soft_wrap=True
         )
     for x in info["measurements"]:
-        console.print(
+        withdrawn = x.get("withdrawn")
+        line = (
             f"measurement {x['id']}: {x['kind']}, entered by {x['created_by']} at "
-            f"{x['created_at']:%Y-%m-%d %H:%M %Z}",
-            highlight=False,
+            f"{x['created_at']:%Y-%m-%d %H:%M %Z}"
         )
+        line = escape(line)
+        if withdrawn:
+            why = escape(f"withdrawn by {withdrawn['by']}: {withdrawn['reason']}")
+            line = f"[strike]{line}[/strike] — {why}"
+        console.print(line, highlight=False, soft_wrap=True)
     for a in info["attachments"]:
         console.print(
             f"file {a['filename']} ({a['size_bytes']} bytes)\n  SHA-256 {a['sha256']}",

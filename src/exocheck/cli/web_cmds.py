@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from exocheck.cli._common import console
+from exocheck.cli._common import console, err_console
 from exocheck.cli.store_cmds import DbOption, JsonOption, actor, open_store, print_json
 from exocheck.errors import ParameterError
 
@@ -121,20 +121,40 @@ def user_list(db: DbOption = None, as_json: JsonOption = False) -> None:
 
 def sign(
     lot: Annotated[str, typer.Argument(help="Lot number.")],
-    meaning: Annotated[str, typer.Option(help="reviewed, approved or rejected.")],
+    meaning: Annotated[
+        str, typer.Option(help="reviewed, approved, rejected or 'deviation accepted'.")
+    ],
     reason: Annotated[str, typer.Option(help="Why you sign (kept with the signature).")],
     user: Annotated[str, typer.Option("--user", help="Your user name.")],
+    deviation: Annotated[
+        str | None,
+        typer.Option(
+            "--deviation",
+            help="With --meaning 'deviation accepted': the warning to accept (its code, as "
+            "'exocheck release' lists it).",
+        ),
+    ] = None,
     password_stdin: PasswordStdin = False,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Sign a lot electronically (the web service's rules: password, role, four eyes)."""
-    from exocheck.auth import Signing
+    """Sign a lot electronically (the web service's rules: password, role, four eyes).
 
-    password = read_password(password_stdin)
+    What is being signed (the lot's status and decision) is shown before the password is
+    asked."""
+    from exocheck.lots.signatures import Signing
+
     with open_store(db) as store:
-        record = Signing(store).sign(
-            lot, user=user, password=password, meaning=meaning, reason=reason
+        signing = Signing(store)
+        err_console.print(signing.preview(lot, meaning), highlight=False, soft_wrap=True)
+        password = read_password(password_stdin)
+        record = signing.sign(
+            lot,
+            user=user,
+            password=password,
+            meaning=meaning,
+            reason=reason,
+            deviation=deviation,
         )
     if as_json:
         print_json(record)

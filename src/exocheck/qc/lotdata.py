@@ -131,6 +131,11 @@ class LotData(_Record):
     protein: ProteinAssay | None = None
     markers: dict[str, Reading] = Field(default_factory=dict)
     safety: dict[str, float | Reading] = Field(default_factory=dict)
+    accepted_deviations: dict[str, str] = Field(
+        default_factory=dict,
+        description="evidence caveats (exocheck.qc.evidence codes) a reviewer accepted as "
+        "deviations with an electronic signature: code -> who and why, in one line",
+    )
 
     @model_validator(mode="after")
     def _particle_measurement(self) -> LotData:

@@ -34,7 +34,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from exocheck.errors import AnalysisError
-from exocheck.optics import optics_differences
+from exocheck.qc.evidence import CODES, lot_caveats, record_caveats
 from exocheck.qc.lotdata import LotData
 from exocheck.qc.specification import (
     LabelClaimCriterion,
@@ -154,6 +154,20 @@ class CriterionResult(BaseModel):
         return f"{text} {self.unit}".strip() if self.unit else text
 
 
+class CaveatResult(BaseModel):
+    """A warning of the evidence (:mod:`exocheck.qc.evidence`) and whether it was accepted."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: str
+    detail: str
+    undermines: list[str]
+    criteria: list[str] = Field(description="the criteria whose numbers it undermines")
+    accepted: str | None = Field(
+        default=None, description="who accepted it as a deviation, and why (None: open)"
+    )
+
+
 class ReleaseResult(BaseModel):
     """A lot held against a specification."""
 
@@ -163,11 +177,15 @@ class ReleaseResult(BaseModel):
     specification: str
     decision: Decision
     criteria: list[CriterionResult]
+    caveats: list[CaveatResult] = Field(
+        default_factory=list,
+        description="warnings of the evidence that undermine numbers the criteria use",
+    )
     evaluated_at: datetime = Field(default_factory=lambda: datetime.now().astimezone())
 
     def summary(self) -> dict:
         """The ``exocheck release --json`` object."""
-        return {
+        out = {
             "lot": self.lot,
             "decision": self.decision,
             "criteria": [
@@ -175,6 +193,21 @@ class ReleaseResult(BaseModel):
                 for c in self.criteria
             ],
         }
+        if self.caveats:
+            out["caveats"] = [
+                {"code": c.code, "detail": c.detail, "accepted": c.accepted} for c in self.caveats
+            ]
+        return out
+
+    @property
+    def missing(self) -> list[str]:
+        """The criteria that still lack data."""
+        return [c.name for c in self.criteria if c.result == "missing"]
+
+    @property
+    def open_caveats(self) -> list[CaveatResult]:
+        """Caveats not accepted as deviations."""
+        return [c for c in self.caveats if c.accepted is None]
 
 
 def fmt(value: float) -> str:
@@ -201,31 +234,13 @@ CONCENTRATION_QUANTITIES = frozenset(
 
 
 def concentration_caveat(data: LotData) -> str | None:
-    """Why the lot's particle concentration cannot decide a criterion, or ``None`` when it can.
-
-    The engine's nominal detection volume (no bead calibration) is an estimate, not a
-    measurement; a calibration holds only for the optics it was made on (pixel size, frame rate,
-    exposure, gain, wavelength). Instrument imports (``calibrated`` unknown) carry the vendor's
-    calibration and are taken as they are.
-    """
-    nta = data.nta
-    if nta is None or nta.concentration.particles_per_ml is None:
+    """Why the lot's particle concentration cannot decide a criterion on calibration grounds, or
+    ``None`` when it can (see :func:`exocheck.qc.evidence.record_caveats`)."""
+    if data.nta is None:
         return None
-    conc = nta.concentration
-    if conc.calibrated is False:
-        return "the concentration is not bead-calibrated (nominal detection volume)"
-    if conc.calibration_mismatch:
-        return f"the calibration was made on other optics ({conc.calibration_mismatch})"
-    calibration = (nta.settings or {}).get("calibration")
-    if isinstance(calibration, dict):
-        for video in (nta.settings or {}).get("per_video") or []:
-            if not isinstance(video, dict):
-                continue
-            if video.get("exposure_assumed"):  # not a setting of the video: not compared
-                video = {k: v for k, v in video.items() if k != "exposure_ms"}
-            differences = optics_differences(calibration, video)
-            if differences:
-                return f"the calibration was made on other optics ({'; '.join(differences)})"
+    for caveat in record_caveats(data.nta):
+        if caveat.code in ("uncalibrated", "calibration-other-optics"):
+            return caveat.detail
     return None
 
 
@@ -233,6 +248,19 @@ def _uses_concentration(criterion) -> bool:
     if isinstance(criterion, LabelClaimCriterion | PurityCriterion):
         return True
     return getattr(criterion, "quantity", None) in CONCENTRATION_QUANTITIES
+
+
+def quantities_used(criterion) -> frozenset[str]:
+    """Which of the particle measurement's numbers (``concentration``, ``size``) a criterion
+    is computed from."""
+    used = set()
+    if _uses_concentration(criterion):
+        used.add("concentration")
+    if isinstance(criterion, SizeFractionCriterion) or str(
+        getattr(criterion, "quantity", "")
+    ).startswith("size."):
+        used.add("size")
+    return frozenset(used)
 
 
 def decide(results: list[CriterionResult]) -> Decision:
@@ -710,8 +738,25 @@ def evaluate_criterion(criterion, data: LotData) -> CriterionResult:
         return _evaluate_labelled(criterion, data, base)
 
     if isinstance(criterion, MisevCriterion):
-        score, unmet = misev_completeness(data)
         limit = f"score ≥ {criterion.min_score:g}"
+        absent = [
+            what
+            for what, have in (
+                ("a particle concentration", data.nta is not None),
+                ("a protein assay", data.protein is not None),
+                ("a marker panel", bool(data.markers)),
+            )
+            if not have
+        ]
+        if absent:  # scored once each kind of data it reads has been entered
+            return CriterionResult(
+                **base,
+                result="missing",
+                value=None,
+                limit=limit,
+                detail="awaiting " + ", ".join(absent),
+            )
+        score, unmet = misev_completeness(data)
         result = "pass" if score >= criterion.min_score - 1e-12 else "fail"
         detail = "missing: " + "; ".join(unmet) if unmet else "all four requirements met"
         return CriterionResult(**base, result=result, value=score, limit=limit, detail=detail)
@@ -766,17 +811,51 @@ def _evaluate_labelled(
 
 
 def evaluate(spec: Specification, data: LotData) -> ReleaseResult:
-    """Hold a lot against a specification: one result per criterion and the lot decision."""
+    """Hold a lot against a specification: one result per criterion and the lot decision.
+
+    A criterion computed from a number the evidence undermines (:mod:`exocheck.qc.evidence`:
+    failed videos, vendor "Unreliable" flags, no recorded dilution, mixed samples, no bead
+    calibration, capture settings other than the specification's) is *inconclusive*, naming the
+    caveat, unless the caveat was accepted as a deviation (``data.accepted_deviations``).
+    """
     results = [evaluate_criterion(c, data) for c in spec.criteria]
     for r in results:  # JSON has no NaN: a non-finite value is treated as missing
         if isinstance(r.value, float) and not math.isfinite(r.value):
             r.value, r.result = None, "missing"
-    caveat = concentration_caveat(data)
-    if caveat is not None:
-        for c, r in zip(spec.criteria, results, strict=True):
-            if _uses_concentration(c) and r.result in ("pass", "fail"):
-                r.result = "inconclusive"
-                r.detail = f"{caveat}; {r.detail}" if r.detail else caveat
+    caveats = lot_caveats(data, dict(spec.capture))
+    accepted = data.accepted_deviations
+    caveat_results = []
+    for caveat in caveats:
+        hit = [
+            r.name
+            for c, r in zip(spec.criteria, results, strict=True)
+            if caveat.undermines & quantities_used(c)
+        ]
+        caveat_results.append(
+            CaveatResult(
+                code=caveat.code,
+                detail=caveat.detail,
+                undermines=sorted(caveat.undermines),
+                criteria=hit,
+                accepted=accepted.get(caveat.code),
+            )
+        )
+    for c, r in zip(spec.criteria, results, strict=True):
+        used = quantities_used(c)
+        open_ = [k for k in caveats if k.undermines & used and k.code not in accepted]
+        taken = [k for k in caveats if k.undermines & used and k.code in accepted]
+        notes = []
+        if open_ and r.result in ("pass", "fail"):
+            r.result = "inconclusive"
+            notes = [k.detail for k in open_]
+        if taken:
+            notes += [f"deviation accepted: {CODES.get(k.code, k.code)}" for k in taken]
+        if notes:
+            r.detail = "; ".join([*notes, r.detail] if r.detail else notes)
     return ReleaseResult(
-        lot=data.lot, specification=spec.label, decision=decide(results), criteria=results
+        lot=data.lot,
+        specification=spec.label,
+        decision=decide(results),
+        criteria=results,
+        caveats=caveat_results,
     )

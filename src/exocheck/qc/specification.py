@@ -253,6 +253,12 @@ class Specification(_Spec):
     title: str | None = None
     product: str | None = Field(default=None, description="product this specification is for")
     reference: str | None = Field(default=None, description="where the limits come from")
+    capture: dict[str, float | str | tuple[float, float]] = Field(
+        default_factory=dict,
+        description="capture settings the particle measurement must have been made with "
+        "(a value or a [min, max] range, e.g. temperature_c: [20, 26]); a measurement made "
+        "otherwise makes the criteria its numbers feed inconclusive",
+    )
     criteria: list[Criterion] = Field(min_length=1)
 
     @model_validator(mode="after")

@@ -181,6 +181,8 @@ def _basis(info: dict[str, Any], data) -> dict[str, Any] | None:
     settings = nta.settings or {}
     calibration = settings.get("calibration")
     caveat = concentration_caveat(data)
+    if {"uncalibrated", "calibration-other-optics"} & set(data.accepted_deviations):
+        caveat = None  # accepted as a deviation: listed with the evidence warnings
     if isinstance(calibration, dict):
         optics = ", ".join(
             f"{label} {calibration[key]:.4g}{unit}"
@@ -235,11 +237,28 @@ def _basis(info: dict[str, Any], data) -> dict[str, Any] | None:
     }
 
 
+#: the lot statuses a certificate states (a lot still open gets a draft)
+_STATED = {"released": "RELEASED", "rejected": "REJECTED", "recalled": "RECALLED"}
+
+
 def coa_context(
-    store, lot: str, *, expiry: ExpiryPrediction | dict | None = None
+    store,
+    lot: str,
+    *,
+    expiry: ExpiryPrediction | dict | None = None,
+    draft: bool = False,
+    generated_at: datetime | None = None,
 ) -> dict[str, Any]:
-    """Everything the certificate template shows, gathered from the store."""
+    """Everything the certificate template shows, gathered from the store.
+
+    ``draft`` marks the document as an unsigned copy (watermarked on every page, even for a
+    signed-off lot); ``generated_at`` is the time it states (default: now; a draft states the
+    time of the lot's last change, so the same lot state gives the same document).
+    """
+    from exocheck.lots.status import lot_state
+
     info = store.lot_info(lot)
+    state = lot_state(store, lot)
     result = store.evaluate(lot)
     spec = store.get_specification(info["specification"])
     data = store.lot_data(lot)
@@ -266,9 +285,13 @@ def coa_context(
         "result": result,
         "basis": basis,
         "inputs": inputs,
-        "status": None
-        if info["approved_by"] is None
-        else ("RELEASED" if result.decision == "conforms" else "REJECTED"),
+        "status": _STATED.get(state["status"]),
+        "lot_status": state["status"],
+        "missing": state["missing"],
+        "final_signer": _final_signer(info, state),
+        "draft": draft or _STATED.get(state["status"]) is None,
+        "caveats": result.caveats,
+        "withdrawn": [x for x in info["measurements"] if x.get("withdrawn")],
         "size_figure": _size_figure(data, spec),
         "claim_figure": _claim_figure(data, spec),
         "chart": chart,
@@ -278,8 +301,22 @@ def coa_context(
         "expiry": expiry,
         "spec_sha256": info["specification_sha256"],
         "software": f"exocheck {__version__}",
-        "generated_at": datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+        "generated_at": (generated_at or datetime.now().astimezone())
+        .astimezone()
+        .strftime("%Y-%m-%d %H:%M %Z"),
     }
+
+
+def _final_signer(info: dict[str, Any], state: dict[str, Any]) -> str | None:
+    """Who signed the lot off: the approver of its release record, else whoever signed it
+    ``rejected``."""
+    if info["approved_by"]:
+        names = {s["user"]: s["printed_name"] for s in state["signatures"]}
+        return names.get(info["approved_by"], info["approved_by"])
+    for s in reversed(state["signatures"]):
+        if s["meaning"] == "rejected":
+            return s["printed_name"]
+    return None
 
 
 def render_html(
@@ -288,11 +325,14 @@ def render_html(
     *,
     expiry: ExpiryPrediction | dict | None = None,
     certificate: dict[str, Any] | None = None,
+    draft: bool = False,
+    generated_at: datetime | None = None,
 ) -> str:
     """The certificate of analysis of ``lot`` as a standalone HTML page. ``certificate`` (from
     :mod:`exocheck.signing`) adds the certificate id, the signatures and the QR code of the
-    verification URL; the page then prints the criteria values that ``coa.json`` states."""
-    context = coa_context(store, lot, expiry=expiry)
+    verification URL; the page then prints the criteria values that ``coa.json`` states.
+    ``draft`` and ``generated_at``: see :func:`coa_context`."""
+    context = coa_context(store, lot, expiry=expiry, draft=draft, generated_at=generated_at)
     return _environment().get_template("coa.html").render(**context, certificate=certificate)
 
 
@@ -317,7 +357,7 @@ def write_coa(
     suffix = path.suffix.lower()
     if suffix not in (".pdf", ".html", ".htm"):
         raise ParameterError(f"{path}: the certificate file must end in .pdf or .html")
-    html = render_html(store, lot, expiry=expiry)
+    html = render_html(store, lot, expiry=expiry, draft=True)
     if suffix == ".pdf":
         atomic_write_bytes(path, render_pdf(html))
     else:

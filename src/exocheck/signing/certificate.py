@@ -104,6 +104,8 @@ def certificate_data(
 
     context = coa_context(store, lot, expiry=expiry)
     info, result, spec = context["lot"], context["result"], context["spec"]
+    if context["status"] == "RECALLED":
+        raise StoreError(f"lot {lot} is recalled: it gets no new certificate")
     if context["status"] is None:
         raise StoreError(
             f"lot {lot} is not signed: only a released or rejected lot gets a "
@@ -129,7 +131,9 @@ def certificate_data(
             .order_by(m.AuditEvent.id.desc())
             .limit(1)
         ).first()
-    if not any(s["meaning"] in ("approved", "rejected") for s in signatures):
+    if info["approved_by"] and not any(
+        s["meaning"] in ("approved", "rejected") for s in signatures
+    ):
         signatures.append(
             {
                 "name": info["approved_by"],
@@ -165,7 +169,7 @@ def certificate_data(
             "sha256": context["spec_sha256"],
         },
         "decision": result.decision,
-        "status": "released" if result.decision == "conforms" else "rejected",
+        "status": context["lot_status"],
         "criteria": [
             {
                 "name": c.name,
@@ -290,11 +294,21 @@ def _register_key(session, kid: str, use: str, keyring: Keyring) -> None:
 
 
 def issue_certificate(
-    store, lot: str, keyring: Keyring, *, by: str, public_url: str | None = None, expiry: Any = None
+    store,
+    lot: str,
+    keyring: Keyring,
+    *,
+    by: str,
+    public_url: str | None = None,
+    expiry: Any = None,
+    lot_event_id: int | None = None,
 ) -> IssuedCertificate:
     """Issue a signed certificate of ``lot`` (released or rejected): render, sign and record
-    it. An earlier certificate of the lot is superseded by this one. Nothing is recorded when
-    any step fails."""
+    it, with its PDF. An earlier certificate of the lot is superseded by this one. Nothing is
+    recorded when any step fails. ``lot_event_id`` records the lot's state it was issued on
+    (:func:`exocheck.lots.certificate.lot_revision`), so that it is given again, unchanged,
+    while the lot stays so. Which certificate a lot gets is
+    :func:`exocheck.lots.certificate.certificate`'s to decide."""
     from exocheck.report.coa import render_html, render_pdf
     from exocheck.store.base import check_actor
 
@@ -347,6 +361,8 @@ def issue_certificate(
                 pdf_key_id=keys["pdf"],
                 audit_head_id=data["audit_chain_head"]["event_id"],
                 audit_head_sha256=data["audit_chain_head"]["sha256"],
+                pdf=pdf,
+                lot_event_id=lot_event_id,
             )
         )
         store._audit(

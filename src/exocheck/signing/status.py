@@ -18,11 +18,11 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select
 
-from exocheck.auth.accounts import Accounts
-from exocheck.auth.signatures import MAX_REASON_CHARS, canonical_sha256
-from exocheck.errors import NotAllowed, ParameterError, StoreError
+from exocheck.lots.signatures import _recall_dict, recall_lot
 from exocheck.signing.models import Certificate, CertificateKey, Recall
 from exocheck.store.base import aware
+
+__all__ = ["recall_lot", "verify_certificate_status"]
 
 
 def _genuine(row: Certificate, key: CertificateKey | None) -> bool:
@@ -34,16 +34,6 @@ def _genuine(row: Certificate, key: CertificateKey | None) -> bool:
     except (InvalidSignature, ValueError, TypeError):
         return False
     return True
-
-
-def _recall_dict(r: Recall) -> dict[str, Any]:
-    return {
-        "by": r.printed_name,
-        "user": r.username,
-        "role": r.role,
-        "reason": r.reason,
-        "at": aware(r.recalled_at).isoformat(),
-    }
 
 
 def verify_certificate_status(store, certificate_id: str) -> dict[str, Any]:
@@ -116,64 +106,3 @@ def verify_certificate_status(store, certificate_id: str) -> dict[str, Any]:
             "pdf_key_id": row.pdf_key_id,
             "audit_chain_head": data["audit_chain_head"],
         }
-
-
-def recall_lot(store, lot: str, *, user: str, password: str, reason: str) -> dict[str, Any]:
-    """Recall ``lot``: an electronic signature by a QA user (password checked again) with a
-    reason. Every certificate of the lot then shows "recalled" on the verification page."""
-    reason = " ".join((reason or "").split())
-    if not reason:
-        raise ParameterError("a recall needs a reason")
-    if len(reason) > MAX_REASON_CHARS:
-        raise ParameterError(f"the reason is longer than {MAX_REASON_CHARS} characters")
-    with store._read() as session:
-        lot_id = store._lot(session, lot).id
-    signer = Accounts(store).verify(user, password, purpose="signature", lot_id=lot_id)
-    with store._action() as session:
-        row = store._lot(session, lot)
-        why = None
-        if signer.role != "qa":
-            why = f"a user with role {signer.role} cannot recall a lot (it takes: qa)"
-        elif row.release is None or row.release.decision != "conforms":
-            why = f"lot {lot} was never released; there is nothing to recall"
-        elif session.scalar(select(Recall).where(Recall.lot_id == row.id)) is not None:
-            why = f"lot {lot} is already recalled"
-        if why is not None:
-            store._audit(
-                session,
-                signer.name,
-                "signature.refused",
-                "lot",
-                lot,
-                lot_id=row.id,
-                after={"meaning": "recalled", "refused": why},
-            )
-    if why is not None:
-        raise NotAllowed(why)
-    content = {"lot": lot, "meaning": "recalled", "reason": reason}
-    with store._action() as session:
-        row = store._lot(session, lot)
-        if session.scalar(select(Recall).where(Recall.lot_id == row.id)) is not None:
-            raise StoreError(f"lot {lot} is already recalled")
-        recall = Recall(
-            lot_id=row.id,
-            user_id=signer.id,
-            username=signer.name,
-            printed_name=signer.printed_name,
-            role=signer.role,
-            reason=reason,
-            content_sha256=canonical_sha256(content),
-        )
-        session.add(recall)
-        session.flush()
-        record = _recall_dict(recall)
-        store._audit(
-            session,
-            signer.name,
-            "lot.recall",
-            "lot",
-            lot,
-            lot_id=row.id,
-            after=record | {"content_sha256": recall.content_sha256},
-        )
-    return record

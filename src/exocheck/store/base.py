@@ -185,6 +185,39 @@ class StoreBase:
             raise StoreError(f"unknown specification {ref!r} (add it with 'exocheck spec add')")
         return spec
 
+    # ---- the public face other packages use ------------------------------------------------
+    def transaction(self):
+        """One user action: a session whose changes commit together or not at all (database
+        errors become one-line :class:`StoreError`)."""
+        return self._action()
+
+    def read(self):
+        """A session for reading."""
+        return self._read()
+
+    def audit(self, session: Session, actor: str, action: str, entity: str, key: str, **kw):
+        """Append an audit event in ``session``'s transaction (see :meth:`_audit`)."""
+        return self._audit(session, actor, action, entity, key, **kw)
+
+    def lot_row(self, session: Session, number: str) -> m.Lot:
+        """The lot ``number`` (:class:`StoreError` when unknown)."""
+        return self._lot(session, number)
+
+    def product_row(self, session: Session, name: str) -> m.Product:
+        """The product ``name`` (:class:`StoreError` when unknown)."""
+        return self._product(session, name)
+
+    def spec_row(self, session: Session, ref: str) -> m.Specification:
+        """The specification ``name`` (newest) or ``name@version``."""
+        return self._spec(session, ref)
+
+    def has_users(self, session: Session | None = None) -> bool:
+        """Whether the store has user accounts (its people then sign with passwords)."""
+        if session is None:
+            with self._read() as own:
+                return own.scalar(select(m.User.id).limit(1)) is not None
+        return session.scalar(select(m.User.id).limit(1)) is not None
+
     def history(self, lot: str | None = None) -> list[dict[str, Any]]:
         """The audit trail, oldest first; only the events of ``lot`` when given."""
         with self._read() as session:

@@ -80,9 +80,10 @@ class CatalogMixin(StoreBase):
     ) -> dict[str, Any]:
         """Store a specification from a YAML file (or from ``text``, with ``source`` naming it).
 
-        Storing the same name and version again with the same text changes nothing; with other
-        text it replaces the stored one only while no lot uses it. A used specification is
-        immutable: give the changed one a new version.
+        Storing the same name and version again with the same text changes nothing, except that
+        a ``product`` it does not serve yet is added to the products it serves (one document can
+        serve several products); with other text it replaces the stored one only while no lot
+        uses it. A used specification is immutable: give the changed one a new version.
         """
         by = check_actor(by)
         if text is None:
@@ -105,7 +106,18 @@ class CatalogMixin(StoreBase):
             }
             if existing is not None:
                 if existing.sha256 == digest:
-                    return info | {"changed": False}
+                    if product_row is None or self._serves(session, existing, product_row):
+                        return info | {"changed": False}
+                    self._link(session, existing, product_row, by)
+                    self._audit(
+                        session,
+                        by,
+                        "specification.serve",
+                        "specification",
+                        spec.label,
+                        after=info,
+                    )
+                    return info | {"changed": True, "serves": self._served(session, existing)}
                 used = session.scalar(
                     select(func.count(m.Lot.id)).where(m.Lot.specification_id == existing.id)
                 )
@@ -117,7 +129,9 @@ class CatalogMixin(StoreBase):
                 before = {"sha256": existing.sha256}
                 existing.yaml_text, existing.sha256 = text, digest
                 if product_row is not None:
-                    existing.product_id = product_row.id
+                    existing.product_id = existing.product_id or product_row.id
+                    if not self._serves(session, existing, product_row):
+                        self._link(session, existing, product_row, by)
                 self._audit(
                     session,
                     by,
@@ -128,18 +142,50 @@ class CatalogMixin(StoreBase):
                     after=info,
                 )
                 return info | {"changed": True}
-            session.add(
-                m.Specification(
-                    name=spec.name,
-                    version=spec.version,
-                    yaml_text=text,
-                    sha256=digest,
-                    created_by=by,
-                    product_id=product_row.id if product_row else None,
-                )
+            row = m.Specification(
+                name=spec.name,
+                version=spec.version,
+                yaml_text=text,
+                sha256=digest,
+                created_by=by,
+                product_id=product_row.id if product_row else None,
             )
+            session.add(row)
+            session.flush()
+            if product_row is not None:
+                self._link(session, row, product_row, by)
             self._audit(session, by, "specification.add", "specification", spec.label, after=info)
         return info | {"changed": True}
+
+    @staticmethod
+    def _serves(session, spec: m.Specification, product: m.Product) -> bool:
+        return (
+            session.scalar(
+                select(m.SpecificationProduct.id).where(
+                    m.SpecificationProduct.specification_id == spec.id,
+                    m.SpecificationProduct.product_id == product.id,
+                )
+            )
+            is not None
+        )
+
+    @staticmethod
+    def _link(session, spec: m.Specification, product: m.Product, by: str) -> None:
+        session.add(
+            m.SpecificationProduct(specification_id=spec.id, product_id=product.id, created_by=by)
+        )
+        session.flush()
+
+    @staticmethod
+    def _served(session, spec: m.Specification) -> list[str]:
+        return list(
+            session.scalars(
+                select(m.Product.name)
+                .join(m.SpecificationProduct, m.SpecificationProduct.product_id == m.Product.id)
+                .where(m.SpecificationProduct.specification_id == spec.id)
+                .order_by(m.Product.name)
+            )
+        )
 
     @staticmethod
     def _next_version(session, name: str) -> int:

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -206,3 +207,152 @@ class StabilityResult(Base):
     measurement_id: Mapped[int | None] = mapped_column(ForeignKey("measurements.id"))
 
     study: Mapped[StabilityStudy] = relationship(back_populates="results")
+
+
+# ---- people, sessions and electronic signatures (migration 0004) -------------------------------
+ROLES = ("analyst", "reviewer", "qa", "admin")
+#: what an electronic signature of a lot can mean
+MEANINGS = ("reviewed", "approved", "rejected", "deviation accepted")
+
+
+class User(Base):
+    """A person who may log in. Never deleted (disabled instead); a name is never reused."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    printed_name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    password_hash: Mapped[str] = mapped_column(Text)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+class AuthSession(Base):
+    """A server-side session: only the SHA-256 of its token is stored; revocable."""
+
+    __tablename__ = "auth_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(10))  # page | api | cli
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_reason: Mapped[str | None] = mapped_column(String(100))
+
+    user: Mapped[User] = relationship()
+
+
+class Signature(Base):
+    """An electronic signature (21 CFR 11.50): printed name, UTC time, meaning, reason, and the
+    SHA-256 of the canonical JSON of what was signed (11.70: bound to the record)."""
+
+    __tablename__ = "signatures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lot_id: Mapped[int] = mapped_column(ForeignKey("lots.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    username: Mapped[str] = mapped_column(String(200))
+    printed_name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    meaning: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(Text)
+    signed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    content_sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+# ---- certificates, their keys, recalls (migration 0005) -----------------------------------------
+
+
+class CertificateKey(Base):
+    """A public key that signed certificates of this store (never removed: old certificates
+    must still verify after a rotation)."""
+
+    __tablename__ = "certificate_keys"
+
+    key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    use: Mapped[str] = mapped_column(String(10))  # data | pdf
+    algorithm: Mapped[str] = mapped_column(String(50))
+    public_key_pem: Mapped[str] = mapped_column(Text)
+    certificate_pem: Mapped[str | None] = mapped_column(Text)
+    first_used_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Certificate(Base):
+    """An issued certificate of analysis: its signed ``coa.json`` (RFC 8785 text) and the
+    detached Ed25519 signature. A newer certificate of the same lot supersedes it."""
+
+    __tablename__ = "certificates"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    certificate_id: Mapped[str] = mapped_column(String(64), unique=True)
+    lot_id: Mapped[int] = mapped_column(ForeignKey("lots.id"), index=True)
+    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    issued_by: Mapped[str] = mapped_column(String(200))
+    coa_json: Mapped[str] = mapped_column(Text)
+    coa_sha256: Mapped[str] = mapped_column(String(64))
+    data_key_id: Mapped[str] = mapped_column(ForeignKey("certificate_keys.key_id"))
+    data_signature: Mapped[str] = mapped_column(Text)  # base64
+    pdf_key_id: Mapped[str] = mapped_column(ForeignKey("certificate_keys.key_id"))
+    audit_head_id: Mapped[int] = mapped_column(Integer)
+    audit_head_sha256: Mapped[str] = mapped_column(String(64))
+    # added by migration 0006: the issued PDF, served again while the lot stays as it was
+    # (``lot_event_id``: the lot's newest state-changing audit event at issue)
+    pdf: Mapped[bytes | None] = mapped_column(LargeBinary)
+    lot_event_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class Recall(Base):
+    """A lot recalled by QA with an electronic signature (password again, meaning, reason)."""
+
+    __tablename__ = "lot_recalls"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lot_id: Mapped[int] = mapped_column(ForeignKey("lots.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    username: Mapped[str] = mapped_column(String(200))
+    printed_name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(Text)
+    recalled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    content_sha256: Mapped[str] = mapped_column(String(64))
+
+
+# ---- corrections and shared specifications (migration 0006) -------------------------------------
+class Withdrawal(Base):
+    """A measurement withdrawn from its lot by an electronic signature: the measurement row stays
+    (struck through on the lot page and in the audit trail) and no longer counts."""
+
+    __tablename__ = "measurement_withdrawals"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    measurement_id: Mapped[int] = mapped_column(ForeignKey("measurements.id"), unique=True)
+    lot_id: Mapped[int] = mapped_column(ForeignKey("lots.id"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    username: Mapped[str] = mapped_column(String(200))
+    printed_name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str | None] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(Text)
+    withdrawn_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    content_sha256: Mapped[str] = mapped_column(String(64))
+
+
+class SpecificationProduct(Base):
+    """A product that a specification version serves (one version may serve several)."""
+
+    __tablename__ = "specification_products"
+    __table_args__ = (UniqueConstraint("specification_id", "product_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    specification_id: Mapped[int] = mapped_column(ForeignKey("specifications.id"), index=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200))

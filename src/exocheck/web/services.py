@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import UploadFile
 from sqlalchemy import select
 
-from exocheck.auth import Accounts, SessionView, Signing
+from exocheck.auth import Accounts, SessionView
 from exocheck.auth.roles import require
 from exocheck.batch.manifest import SampleSpec
 from exocheck.errors import (
@@ -25,6 +25,11 @@ from exocheck.errors import (
     ParameterError,
     StoreError,
 )
+from exocheck.lots import actions
+from exocheck.lots import signatures as lot_signatures
+from exocheck.lots.actions import check_lot_number
+from exocheck.lots.signatures import Signing
+from exocheck.lots.status import FINAL
 from exocheck.store import Store
 from exocheck.store import models as m
 from exocheck.web import uploads
@@ -177,6 +182,8 @@ class Services:
             "product": info["product"],
             "status": state["status"],
             "decision": state["decision"],
+            "missing": state["missing"],
+            "recall": state["recall"],
             "specification": info["specification"],
             "manufactured": info["manufactured"],
             "expiry": info["expiry"],
@@ -261,23 +268,22 @@ class Services:
         expiry: str | None = None,
     ) -> dict[str, Any]:
         require(user.user.role, "lot.create")
-        lot = (lot or "").strip()
-        if not lot or len(lot) > 200:
-            raise ParameterError("a lot number is 1 to 200 characters")
-        with self.store._read() as session:
-            if session.scalar(select(m.Lot.id).where(m.Lot.number == lot)) is not None:
-                raise Conflict(f"lot {lot!r} already exists")
+        number = check_lot_number(lot)  # the one rule, before any look-up
+        with self.store.read() as session:
+            if session.scalar(select(m.Lot.id).where(m.Lot.number == number)) is not None:
+                raise Conflict(f"lot {number!r} already exists")
             if session.scalar(select(m.Product.id).where(m.Product.name == product)) is None:
                 raise NotFound(f"unknown product {product!r}")
-        self.store.add_lot(
-            lot,
+        actions.create_lot(
+            self.store,
+            number,
             product,
             by=user.user.name,
             specification=specification or None,
             manufactured=manufactured or None,
             expiry=expiry or None,
         )
-        return self.lot(lot)
+        return self.lot(number)
 
     async def upload(
         self, user: SessionView, lot: str, file: UploadFile | None, form: dict[str, Any]
@@ -287,8 +293,9 @@ class Services:
         self.check_lot(lot)
         if file is None or not getattr(file, "filename", None):
             raise ParameterError("send the file as the multipart field 'file'")
-        if self.signing.lot_state(lot)["status"] in ("released", "rejected"):
-            raise Conflict(f"lot {lot} is signed off; its data can no longer change")
+        status = self.signing.lot_state(lot)["status"]
+        if status in FINAL:  # refused before the upload is read (the store refuses it too)
+            raise Conflict(f"lot {lot} is {status}; its data can no longer change")
         data = self.settings.data_path
         if uploads.is_video(file.filename):
             conditions = uploads.conditions_from_form(form)  # bad values refused before reading
@@ -309,7 +316,8 @@ class Services:
         saved = await uploads.save_upload(file, data, self.settings.max_upload_bytes)
         try:
             record = uploads.read_record(saved)
-            measurement = self.store.add_measurement(
+            measurement = actions.add_measurement(
+                self.store,
                 lot,
                 record,
                 by=user.user.name,
@@ -342,7 +350,7 @@ class Services:
             except ValueError:
                 raise ParameterError(f"protein: not a number: {text[:40]!r}") from None
             method = str(form.get("method") or "").strip() or "BCA"
-            return self.store.add_protein(lot, value, method=method[:100], by=by)
+            return actions.add_protein(self.store, lot, value, method=method[:100], by=by)
         pairs = {}
         for item in re.split(r"[,\n]", str(form.get("pairs") or "")):
             if not item.strip():
@@ -354,13 +362,35 @@ class Services:
         if not pairs:
             raise ParameterError(f"{kind}: give at least one NAME=VALUE")
         if kind == "markers":
-            return self.store.add_markers(lot, pairs, by=by)
+            return actions.add_markers(self.store, lot, pairs, by=by)
         if kind == "safety":
-            return self.store.add_safety(lot, pairs, by=by)
+            return actions.add_safety(self.store, lot, pairs, by=by)
         raise ParameterError(f"unknown kind of result {kind[:20]!r}")
 
+    def withdraw(
+        self, user: SessionView, lot: str, measurement: int, *, reason: str, password: str
+    ) -> dict[str, Any]:
+        """Withdraw a measurement, signed as the session's user (password asked again)."""
+        self.check_lot(lot)
+        return lot_signatures.withdraw(
+            self.store,
+            lot,
+            measurement,
+            user=user.user.name,
+            password=password,
+            reason=reason,
+            accounts=self.accounts,
+        )
+
     def sign(
-        self, user: SessionView, lot: str, *, meaning: str, reason: str, password: str
+        self,
+        user: SessionView,
+        lot: str,
+        *,
+        meaning: str,
+        reason: str,
+        password: str,
+        deviation: str | None = None,
     ) -> dict[str, Any]:
         """Sign as the session's user (password asked again)."""
         require(user.user.role, "sign")
@@ -383,17 +413,20 @@ class Services:
             password=password,
             meaning=meaning,
             reason=reason,
+            deviation=deviation or None,
             pause_before_commit=pause,
         )
 
-    def coa_pdf(self, lot: str) -> bytes:
-        """The certificate of analysis of ``lot`` as PDF bytes."""
-        from exocheck.report.coa import render_html, render_pdf
+    def coa_pdf(self, lot: str, user: SessionView | None = None) -> bytes:
+        """The certificate of ``lot`` as PDF bytes: the very document ``exocheck coa`` writes
+        (:func:`exocheck.lots.certificate.certificate`; signed when keys exist)."""
+        from exocheck.lots.certificate import certificate
+        from exocheck.signing import Keyring
 
         self.check_lot(lot)
-        if self.store.lot_info(lot)["specification"] is None:
-            raise Conflict(f"lot {lot} has no specification: there is no certificate to write")
-        return render_pdf(render_html(self.store, lot))
+        by = user.user.name if user is not None else "web"
+        document, _ = certificate(self.store, lot, by=by, keyring=Keyring(self.settings.keys_dir))
+        return document.content
 
     def audit(self, lot: str | None) -> list[dict[str, Any]]:
         if lot is not None:

@@ -13,6 +13,8 @@ variable                      meaning
 ``EXOCHECK_SECURE_COOKIES``   ``auto`` (Secure when the request came over HTTPS), ``true``, ``false``
 ``EXOCHECK_SCHEDULER``        Dask scheduler for analyses (default: one local worker process)
 ``EXOCHECK_ANALYSIS_WORKERS`` local Dask worker processes for analyses (1)
+``EXOCHECK_KEYS_DIR``         the signing keys: a signed-off lot's certificate is then signed,
+                              the same document as ``exocheck coa`` gives
 ============================  ==================================================================
 """
 
@@ -41,6 +43,8 @@ class Settings(BaseSettings):
     secure_cookies: Literal["auto", "true", "false"] = "auto"
     scheduler: str | None = None
     analysis_workers: int = Field(1, ge=1)
+    #: the organisation's signing keys (default: $EXOCHECK_KEYS_DIR, then the per-user folder)
+    keys_dir: Path | None = None
     #: crash tests only: seconds a signature waits inside its transaction before committing
     fault_pause_signature_s: float = Field(0.0, ge=0)
 

@@ -17,8 +17,9 @@ router = APIRouter(tags=["lots"])
 class LotRow(BaseModel):
     lot: str
     product: str
-    status: Literal["awaiting data", "in review", "released", "rejected"]
+    status: Literal["awaiting data", "in review", "released", "rejected", "recalled"]
     decision: str | None
+    missing: list[str] = Field(default_factory=list, description="criteria still lacking data")
 
 
 class NewLot(BaseModel):
@@ -30,15 +31,24 @@ class NewLot(BaseModel):
 
 
 class SignatureIn(BaseModel):
-    meaning: Literal["reviewed", "approved", "rejected"]
+    meaning: Literal["reviewed", "approved", "rejected", "deviation accepted"]
+    reason: str = Field(min_length=1, max_length=2000)
+    password: str = Field(max_length=1024)
+    deviation: str | None = Field(
+        None, max_length=100, description="with 'deviation accepted': the warning's code"
+    )
+
+
+class WithdrawalIn(BaseModel):
     reason: str = Field(min_length=1, max_length=2000)
     password: str = Field(max_length=1024)
 
 
 @router.get("/lots", response_model=list[LotRow])
 def list_lots(user: ApiUser, svc: Svc) -> list[dict[str, Any]]:
-    """Every lot: ``[{"lot", "product", "status", "decision"}]``."""
-    return [{k: row[k] for k in ("lot", "product", "status", "decision")} for row in svc.overview()]
+    """Every lot: ``[{"lot", "product", "status", "decision", "missing"}]``."""
+    keys = ("lot", "product", "status", "decision", "missing")
+    return [{k: row[k] for k in keys} for row in svc.overview()]
 
 
 @router.post("/lots", status_code=201)
@@ -104,7 +114,27 @@ def signatures(lot: str, user: ApiUser, svc: Svc) -> list[dict[str, Any]]:
 @router.post("/lots/{lot}/signatures", status_code=201, responses={401: {}, 403: {}, 423: {}})
 def sign(lot: str, body: SignatureIn, user: ApiUser, svc: Svc) -> dict[str, Any]:
     """Sign with the password again: 401 wrong password, 403 role or four-eyes, 409 state."""
-    return svc.sign(user, lot, meaning=body.meaning, reason=body.reason, password=body.password)
+    return svc.sign(
+        user,
+        lot,
+        meaning=body.meaning,
+        reason=body.reason,
+        password=body.password,
+        deviation=body.deviation,
+    )
+
+
+@router.post(
+    "/lots/{lot}/measurements/{measurement}/withdrawal",
+    status_code=201,
+    responses={401: {}, 403: {}, 409: {}},
+)
+def withdraw(
+    lot: str, measurement: int, body: WithdrawalIn, user: ApiUser, svc: Svc
+) -> dict[str, Any]:
+    """Withdraw a wrong measurement with an electronic signature (password again): the row
+    stays, marked withdrawn, and the decision is computed again."""
+    return svc.withdraw(user, lot, measurement, reason=body.reason, password=body.password)
 
 
 @router.get(
@@ -113,8 +143,10 @@ def sign(lot: str, body: SignatureIn, user: ApiUser, svc: Svc) -> dict[str, Any]
     responses={200: {"content": {"application/pdf": {}}}},
 )
 def coa(lot: str, user: ApiUser, svc: Svc) -> Response:
-    """The certificate of analysis (a draft with a watermark until the lot is signed)."""
-    pdf = svc.coa_pdf(lot)
+    """The certificate of analysis: the document ``exocheck coa`` writes (signed when the
+    service has signing keys and the lot is signed off; a watermarked draft otherwise; none for
+    a recalled lot, 403)."""
+    pdf = svc.coa_pdf(lot, user)
     return Response(
         pdf,
         media_type="application/pdf",

@@ -6,6 +6,7 @@ import json
 from functools import lru_cache
 from importlib.resources import files
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
@@ -34,6 +35,8 @@ def templates() -> Jinja2Templates:
     env = Jinja2Templates(directory=str(files("exocheck.web") / "templates"))
     env.env.filters["sci"] = _sci
     env.env.filters["compact"] = _compact
+    # a path segment: everything percent-encoded, '/' included (Jinja's urlencode keeps '/')
+    env.env.filters["urlencode"] = lambda value: quote(str(value), safe="")
     return env
 
 

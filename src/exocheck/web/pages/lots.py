@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from exocheck.auth import SIGNERS, STATUSES
 from exocheck.auth.roles import can
-from exocheck.errors import ExocheckError
+from exocheck.errors import ExocheckError, ParameterError
+from exocheck.lots.signatures import SIGNERS
+from exocheck.lots.status import FINAL, STATUSES
 from exocheck.web.deps import FormUser, PageUser, Svc
 from exocheck.web.pages.common import render
 from exocheck.web.services import NotFound, Services, http_status
 from exocheck.web.uploads import CONDITION_FIELDS
 
 router = APIRouter()
+
+
+def lot_url(lot: str, tail: str = "") -> str:
+    """The page of ``lot`` (its number percent-encoded: a URL never breaks on it)."""
+    return f"/lots/{quote(lot, safe='')}{tail}"
 
 
 @router.get("/")
@@ -44,12 +51,12 @@ async def create_lot(request: Request, user: FormUser, svc: Svc) -> Response:
         manufactured=str(form.get("manufactured") or "") or None,
         expiry=str(form.get("expiry") or "") or None,
     )
-    return RedirectResponse(f"/lots/{info['lot']}", status_code=303)
+    return RedirectResponse(lot_url(info["lot"]), status_code=303)
 
 
 def _lot_context(svc: Services, lot: str, user) -> dict[str, Any]:
     view = svc.lot_view(lot)
-    final = view["lot"]["status"] in ("released", "rejected")
+    final = view["lot"]["status"] in FINAL
     meanings = [m for m, roles in SIGNERS.items() if user.user.role in roles]
     lot_row = view["lot"]
     chart = bool(lot_row["specification"]) and svc.lots_with_nta(lot_row["product"]) >= 2
@@ -57,6 +64,8 @@ def _lot_context(svc: Services, lot: str, user) -> dict[str, Any]:
         "figures": view["figures"] | {"chart": chart},  # other lots count: not kept with the lot
         "can_upload": can(user.user.role, "measurement.add") and not final,
         "can_sign": bool(meanings) and not final,
+        "can_withdraw": user.user.role in ("analyst", "reviewer", "qa") and not final,
+        "open_caveats": view["result"].open_caveats if view["result"] is not None else [],
         "meanings": meanings,
         # figures change with any lot of the product: their URLs carry what they depend on
         "version": "-".join(str(x) for x in svc.figure_state()),
@@ -94,13 +103,37 @@ async def sign(lot: str, request: Request, user: FormUser, svc: Svc) -> Response
             meaning=str(form.get("meaning") or ""),
             reason=str(form.get("reason") or ""),
             password=str(form.get("password") or ""),
+            deviation=str(form.get("deviation") or "") or None,
         )
     except NotFound:
         raise
     except ExocheckError as exc:
         context = _lot_context(svc, lot, user) | {"sign_error": str(exc)}
         return render(request, "lot.html", context, status=http_status(exc))
-    return RedirectResponse(f"/lots/{lot}", status_code=303)
+    return RedirectResponse(lot_url(lot), status_code=303)
+
+
+@router.post("/lots/{lot}/withdraw")
+async def withdraw(lot: str, request: Request, user: FormUser, svc: Svc) -> Response:
+    """The withdrawal dialog's form (password again); refusals come back on the lot page."""
+    form = await request.form()
+    try:
+        text = str(form.get("measurement") or "").strip()
+        if not text.isdigit():
+            raise ParameterError(f"choose the measurement to withdraw (not {text[:20]!r})")
+        svc.withdraw(
+            user,
+            lot,
+            int(text),
+            reason=str(form.get("reason") or ""),
+            password=str(form.get("password") or ""),
+        )
+    except NotFound:
+        raise
+    except ExocheckError as exc:
+        context = _lot_context(svc, lot, user) | {"withdraw_error": str(exc)}
+        return render(request, "lot.html", context, status=http_status(exc))
+    return RedirectResponse(lot_url(lot), status_code=303)
 
 
 @router.post("/lots/{lot}/results")
@@ -114,7 +147,7 @@ async def add_result(lot: str, request: Request, user: FormUser, svc: Svc) -> Re
     except ExocheckError as exc:
         context = _lot_context(svc, lot, user) | {"result_error": str(exc)}
         return render(request, "lot.html", context, status=http_status(exc))
-    return RedirectResponse(f"/lots/{lot}", status_code=303)
+    return RedirectResponse(lot_url(lot), status_code=303)
 
 
 @router.get("/lots/{lot}/upload")
@@ -151,7 +184,7 @@ async def upload(lot: str, request: Request, user: FormUser, svc: Svc) -> Respon
         )
     if kind == "job":
         return RedirectResponse(f"/jobs/{body['job']}", status_code=303)
-    return RedirectResponse(f"/lots/{lot}", status_code=303)
+    return RedirectResponse(lot_url(lot), status_code=303)
 
 
 def _job(svc: Services, job_id: int) -> dict[str, Any]:
