@@ -260,7 +260,9 @@ def test_draft_and_uncalibrated_certificates_say_so(stocked):
     stocked.add_lot("L-B", "EXO-1", by="ana")
     stocked.add_measurement("L-B", _uncalibrated(), by="ana")
     html = render_html(stocked, "L-B")
-    assert 'class="watermark">DRAFT' in html and "DRAFT — NOT SIGNED" in html
+    # L-B has only its particle measurement: the draft says it awaits data, naming what
+    assert 'class="watermark">DRAFT' in html and "DRAFT — AWAITING DATA (missing: " in html
+    assert "Endotoxin" in html.split("DRAFT — AWAITING DATA")[1].split(")")[0]
     assert "UNCALIBRATED — PARTICLE CONCENTRATION NOT USABLE FOR RELEASE" in html
     assert "Released by" not in html and "Rejected by" not in html
     assert "2 lots so far" in html and "Cpk" not in html and "limits ±3σ" not in html

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     JSON,
     Boolean,
+    CheckConstraint,
     DateTime,
     Float,
     ForeignKey,
@@ -219,6 +220,9 @@ class User(Base):
     """A person who may log in. Never deleted (disabled instead); a name is never reused."""
 
     __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint("role IN ('analyst', 'reviewer', 'qa', 'admin')", name="ck_users_role"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
@@ -255,6 +259,12 @@ class Signature(Base):
     SHA-256 of the canonical JSON of what was signed (11.70: bound to the record)."""
 
     __tablename__ = "signatures"
+    __table_args__ = (
+        CheckConstraint(
+            "meaning IN ('reviewed', 'approved', 'rejected', 'deviation accepted')",
+            name="ck_signatures_meaning",
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     lot_id: Mapped[int] = mapped_column(ForeignKey("lots.id"), index=True)

@@ -1,4 +1,4 @@
-"""Measurement withdrawals, the issued certificate's PDF (served again while its lot is unchanged), (an e-signed correction that keeps the row) and specifications shared
+"""Signatures that accept a deviation, measurement withdrawals, the issued certificate's PDF (served again while its lot is unchanged), (an e-signed correction that keeps the row) and specifications shared
 by several products (the product a specification was stored for becomes its first link).
 
 Revision ID: 0006
@@ -16,7 +16,14 @@ branch_labels = None
 depends_on = None
 
 
+_MEANINGS_BEFORE = "meaning IN ('reviewed', 'approved', 'rejected')"
+_MEANINGS = "meaning IN ('reviewed', 'approved', 'rejected', 'deviation accepted')"
+
+
 def upgrade() -> None:
+    with op.batch_alter_table("signatures") as batch:
+        batch.drop_constraint("ck_signatures_meaning", type_="check")
+        batch.create_check_constraint("ck_signatures_meaning", _MEANINGS)
     with op.batch_alter_table("certificates") as batch:
         batch.add_column(sa.Column("pdf", sa.LargeBinary(), nullable=True))
         batch.add_column(sa.Column("lot_event_id", sa.Integer(), nullable=True))
@@ -64,6 +71,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("signatures") as batch:
+        batch.drop_constraint("ck_signatures_meaning", type_="check")
+        batch.create_check_constraint("ck_signatures_meaning", _MEANINGS_BEFORE)
     with op.batch_alter_table("certificates") as batch:
         batch.drop_column("lot_event_id")
         batch.drop_column("pdf")
