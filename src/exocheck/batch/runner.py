@@ -307,7 +307,9 @@ def run_batch(
     cluster = None
     try:
         if lot is not None:
-            store.lot_info(lot)  # an unknown lot is refused before any work
+            from exocheck.lots.actions import ensure_open
+
+            ensure_open(store, lot)  # an unknown or signed-off lot is refused before any work
         jobs = JobTable(store)
         requeued = jobs.requeue_stale(stale_after_s)
         if requeued:

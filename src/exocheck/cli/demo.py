@@ -59,11 +59,10 @@ def demo_cmd(
     frames: Annotated[int, typer.Option(help="Frames per simulated video.")] = 450,
 ) -> None:
     """Run the whole job on simulated data: simulate, analyse, store, release, certify."""
+    from exocheck.lots.certificate import certificate, write_certificate
     from exocheck.nta.analyze import AnalysisSettings, Conditions, analyze, calibrate
     from exocheck.qc.release import fmt
-    from exocheck.records import atomic_write_bytes
-    from exocheck.report import write_coa
-    from exocheck.signing import Keyring, issue_certificate
+    from exocheck.signing import Keyring
     from exocheck.simulate import Population, make_params, simulate
     from exocheck.store import Store
 
@@ -167,9 +166,11 @@ def demo_cmd(
                 by="operator",
             )
             result = store.approve(lot, by="qa-lead")
-            write_coa(store, lot, out / f"{lot}-CoA.html")
+            html, _ = certificate(store, lot, by="qa-lead", suffix=".html", keyring=keyring)
+            write_certificate(out / f"{lot}-CoA.html", html)
             pdf = out / f"{lot}-CoA.pdf"
-            atomic_write_bytes(pdf, issue_certificate(store, lot, keyring, by="qa-lead").pdf)
+            signed, _ = certificate(store, lot, by="qa-lead", keyring=keyring)
+            write_certificate(pdf, signed)
             true_vial = truths[lot]["concentration_per_ml"] * DILUTION * FILL_ML
             above = _fraction_above(limit_nm, ev["diameter_nm"], ev["gsd"])
             table.add_row(

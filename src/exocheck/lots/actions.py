@@ -167,6 +167,14 @@ def open_lot(store, session: Session, number: str) -> m.Lot:
     return lot
 
 
+def ensure_open(store, number: str) -> None:
+    """:class:`NotAllowed` unless ``number`` is a lot whose data may still change (a check
+    before long work, such as a batch of analyses meant for the lot; the adding itself checks
+    again in its transaction)."""
+    with store.read() as session:
+        open_lot(store, session, number)
+
+
 # ---- measurements -----------------------------------------------------------------------------
 def _reuse(session: Session, lot: m.Lot, checksums: set[str]) -> list[str]:
     """Where else the raw data ``checksums`` (SHA-256) were used: ``"lot L (P), SHA…"`` for

@@ -92,7 +92,7 @@ def _sign_release(store, session: Session, lot: m.Lot, by: str, comment: str | N
             f"four-eyes rule: {by} entered data of lot {number} and cannot approve it; "
             "another person must sign"
         )
-    result = store._evaluate_row(lot)
+    result = store.evaluate_row(lot)
     expiry = aware(lot.expiry)
     if result.decision == "conforms" and expiry is not None and expiry <= datetime.now(UTC):
         raise StoreError(
@@ -162,8 +162,8 @@ class Signing:
         spec = lot.specification
         result = None
         if spec is not None:
-            result = self.store._evaluate_row(lot).summary()
-        withdrawn = self.store._withdrawn(lot)
+            result = self.store.evaluate_row(lot).summary()
+        withdrawn = self.store.withdrawn_of(lot)
         return {
             "lot": lot.number,
             "product": lot.product.name,
@@ -204,7 +204,7 @@ class Signing:
         with self._lock:
             if key in self._decisions:
                 return self._decisions[key]
-        result = self.store._evaluate_row(lot)
+        result = self.store.evaluate_row(lot)
         value = (result.decision, result.missing)
         with self._lock:
             if len(self._decisions) > 10_000:
@@ -457,7 +457,7 @@ class Signing:
     def _deviation(self, lot: m.Lot, number: str, code: str | None) -> dict[str, Any]:
         """What a ``deviation accepted`` signature adds to the signed content: the caveat and
         the particle measurement it is accepted on. Only an open caveat can be accepted."""
-        result = self.store._evaluate_row(lot)
+        result = self.store.evaluate_row(lot)
         caveat = next((c for c in result.caveats if c.code == code), None)
         if caveat is None:
             open_ = ", ".join(c.code for c in result.open_caveats) or "none"
@@ -466,9 +466,9 @@ class Signing:
             )
         if caveat.accepted is not None:
             raise NotAllowed(f"'{code}' is already accepted as a deviation on lot {number}")
-        withdrawn = self.store._withdrawn(lot)
+        withdrawn = self.store.withdrawn_of(lot)
         nta = [x for x in lot.measurements if x.kind == "nta" and x.id not in withdrawn]
-        data = self.store._lot_data(lot)
+        data = self.store.lot_data_of(lot)
         index = next((i for i, x in enumerate(data.nta_all) if x is data.nta), None)
         measurement_id = nta[index].id if index is not None else None
         return {

@@ -81,7 +81,7 @@ class LotMixin(StoreBase):
         with self._read() as session:
             lot = self._lot(session, number)
             release = lot.release
-            withdrawn = self._withdrawn(lot)
+            withdrawn = self.withdrawn_of(lot)
             return {
                 "lot": lot.number,
                 "product": lot.product.name,
@@ -139,12 +139,13 @@ class LotMixin(StoreBase):
             return row.filename, row.content
 
     @staticmethod
-    def _withdrawn(lot: m.Lot) -> dict[int, m.Withdrawal]:
+    def withdrawn_of(lot: m.Lot) -> dict[int, m.Withdrawal]:
+        """The lot's withdrawals, by measurement id."""
         session = object_session(lot)
         rows = session.scalars(select(m.Withdrawal).where(m.Withdrawal.lot_id == lot.id))
         return {w.measurement_id: w for w in rows}
 
-    def _lot_data(self, lot: m.Lot) -> LotData:
+    def lot_data_of(self, lot: m.Lot) -> LotData:
         """The lot's data as the release decision reads it: withdrawn measurements left out,
         deviations accepted (by signature) on the current particle measurement applied."""
         try:
@@ -157,7 +158,7 @@ class LotMixin(StoreBase):
             ) from None
 
     def _read_lot_data(self, lot: m.Lot) -> LotData:
-        withdrawn = self._withdrawn(lot)
+        withdrawn = self.withdrawn_of(lot)
         current = [x for x in lot.measurements if x.id not in withdrawn]
         nta_rows = [x for x in current if x.kind == "nta"]
         nta = [Measurement.model_validate(x.data) for x in nta_rows]
@@ -206,7 +207,7 @@ class LotMixin(StoreBase):
     def lot_data(self, number: str) -> LotData:
         """Everything known about a lot, as the plain record QC functions read."""
         with self._read() as session:
-            return self._lot_data(self._lot(session, number))
+            return self.lot_data_of(self._lot(session, number))
 
     def product_lot_data(self, product: str) -> list[LotData]:
         """Every lot of a product, in order of manufacture (then entry)."""
@@ -216,19 +217,25 @@ class LotMixin(StoreBase):
                 .where(m.Lot.product_id == self._product(session, product).id)
                 .order_by(m.Lot.id)
             )
-            data = [self._lot_data(lot) for lot in lots]
+            data = [self.lot_data_of(lot) for lot in lots]
         return sorted(data, key=lambda d: d.manufactured.timestamp() if d.manufactured else 0)
 
-    def _evaluate_row(self, lot: m.Lot) -> ReleaseResult:
+    def evaluate_row(self, lot: m.Lot) -> ReleaseResult:
+        """:meth:`evaluate` of a lot row read in the caller's session."""
         if lot.release is not None:
             return ReleaseResult.model_validate(lot.release.result)
         if lot.specification is None:
             raise StoreError(f"lot {lot.number} has no specification (give one with --spec)")
         spec_row = lot.specification
         spec = _parsed(spec_row.yaml_text, f"{spec_row.name}@{spec_row.version}")
-        return evaluate(spec, self._lot_data(lot))
+        return evaluate(spec, self.lot_data_of(lot))
 
     def evaluate(self, number: str) -> ReleaseResult:
         """Hold the lot against its specification. A signed lot gives its signed result."""
         with self._read() as session:
-            return self._evaluate_row(self._lot(session, number))
+            return self.evaluate_row(self._lot(session, number))
+
+    # the names other packages used before the store had a public face
+    _withdrawn = withdrawn_of
+    _lot_data = lot_data_of
+    _evaluate_row = evaluate_row
