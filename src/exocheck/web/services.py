@@ -367,6 +367,13 @@ class Services:
             return actions.add_safety(self.store, lot, pairs, by=by)
         raise ParameterError(f"unknown kind of result {kind[:20]!r}")
 
+    def recall(self, user: SessionView, lot: str, *, reason: str, password: str) -> dict[str, Any]:
+        """Recall a released lot, signed as the session's user (QA; password asked again)."""
+        self.check_lot(lot)
+        return lot_signatures.recall_lot(
+            self.store, lot, user=user.user.name, password=password, reason=reason
+        )
+
     def withdraw(
         self, user: SessionView, lot: str, measurement: int, *, reason: str, password: str
     ) -> dict[str, Any]:

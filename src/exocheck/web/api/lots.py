@@ -39,6 +39,21 @@ class SignatureIn(BaseModel):
     )
 
 
+class ResultIn(BaseModel):
+    """Protein (``ug_per_ml``, optional ``method``), or a marker panel or safety tests
+    (``results``: name -> value, e.g. ``{"CD63": "present"}``, ``{"endotoxin_eu_per_ml": 0.05}``)."""
+
+    kind: Literal["protein", "markers", "safety"]
+    ug_per_ml: float | None = None
+    method: str | None = Field(None, max_length=100)
+    results: dict[str, str | float] = Field(default_factory=dict, max_length=200)
+
+
+class RecallIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=2000)
+    password: str = Field(max_length=1024)
+
+
 class WithdrawalIn(BaseModel):
     reason: str = Field(min_length=1, max_length=2000)
     password: str = Field(max_length=1024)
@@ -122,6 +137,24 @@ def sign(lot: str, body: SignatureIn, user: ApiUser, svc: Svc) -> dict[str, Any]
         password=body.password,
         deviation=body.deviation,
     )
+
+
+@router.post("/lots/{lot}/results", status_code=201)
+def add_result(lot: str, body: ResultIn, user: ApiUser, svc: Svc) -> dict[str, Any]:
+    """Enter protein, a marker panel or safety tests (analysts): ``{"measurement": ID}``."""
+    form: dict[str, Any] = {"method": body.method or ""}
+    if body.kind == "protein":
+        form["ug_per_ml"] = "" if body.ug_per_ml is None else repr(body.ug_per_ml)
+    else:
+        form["pairs"] = "\n".join(f"{k}={v}" for k, v in body.results.items())
+    return {"measurement": svc.add_result(user, lot, body.kind, form), "lot": lot}
+
+
+@router.post("/lots/{lot}/recall", status_code=201, responses={401: {}, 403: {}})
+def recall(lot: str, body: RecallIn, user: ApiUser, svc: Svc) -> dict[str, Any]:
+    """Recall a released lot (QA, password again): its status is then ``recalled`` everywhere
+    and its certificates say so on the verification page."""
+    return svc.recall(user, lot, reason=body.reason, password=body.password)
 
 
 @router.post(

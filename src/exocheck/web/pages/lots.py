@@ -65,6 +65,10 @@ def _lot_context(svc: Services, lot: str, user) -> dict[str, Any]:
         "can_upload": can(user.user.role, "measurement.add") and not final,
         "can_sign": bool(meanings) and not final,
         "can_withdraw": user.user.role in ("analyst", "reviewer", "qa") and not final,
+        "can_recall": user.user.role == "qa" and view["lot"]["status"] == "released",
+        "withdrawn_keys": {
+            f"{lot_row['lot']}/{x['id']}" for x in lot_row["measurements"] if x.get("withdrawn")
+        },
         "open_caveats": view["result"].open_caveats if view["result"] is not None else [],
         "meanings": meanings,
         # figures change with any lot of the product: their URLs carry what they depend on
@@ -109,6 +113,25 @@ async def sign(lot: str, request: Request, user: FormUser, svc: Svc) -> Response
         raise
     except ExocheckError as exc:
         context = _lot_context(svc, lot, user) | {"sign_error": str(exc)}
+        return render(request, "lot.html", context, status=http_status(exc))
+    return RedirectResponse(lot_url(lot), status_code=303)
+
+
+@router.post("/lots/{lot}/recall")
+async def recall(lot: str, request: Request, user: FormUser, svc: Svc) -> Response:
+    """The recall dialog's form (QA, password again); refusals come back on the lot page."""
+    form = await request.form()
+    try:
+        svc.recall(
+            user,
+            lot,
+            reason=str(form.get("reason") or ""),
+            password=str(form.get("password") or ""),
+        )
+    except NotFound:
+        raise
+    except ExocheckError as exc:
+        context = _lot_context(svc, lot, user) | {"recall_error": str(exc)}
         return render(request, "lot.html", context, status=http_status(exc))
     return RedirectResponse(lot_url(lot), status_code=303)
 
