@@ -85,7 +85,8 @@ def test_certificate_shows_the_labelled_fraction(store, tmp_path):
         "13.2 % (11.2–15.5 %)",
         "≥ 10 % cd63-labelled, 100–400 nm",
         "100–400 nm (2 size classes combined; approximate interval)",
-        "RELEASED",
+        "UNSIGNED COPY",  # written without keys: a copy, not the signed certificate
+        "The lot is released",
         "entered by ana",  # the scatter measurement's analyst, not the labelled record's
         "labelled fraction (CD63): label-only control",
     ):

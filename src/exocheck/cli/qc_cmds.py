@@ -233,17 +233,18 @@ def coa(
             )
     path = write_certificate(out, document)
     with_study = f" (particles at expiry from study {used_study})" if used_study else ""
-    console.print(
-        f"certificate of analysis of lot {lot}: {path}{with_study} — {status_line(document)}",
-        highlight=False,
-        soft_wrap=True,
-    )
+    console.print(f"certificate of analysis of lot {lot}: {path}{with_study}", highlight=False)
     if document.signed:
         console.print(
-            f"verify with: exocheck verify {path} --public-key KEYS.json",
+            f"signed certificate {document.certificate_id}; verify with: exocheck verify "
+            f"{path} --public-key KEYS.json",
             highlight=False,
             soft_wrap=True,
         )
+        if document.reissued:
+            console.print("the lot is unchanged: this is its current certificate", highlight=False)
+    else:
+        console.print(status_line(document), highlight=False)
 
 
 def history(
