@@ -55,7 +55,10 @@ def release(
         raise ParameterError("--approve needs --by NAME (the approver)")
     if by and not approve:
         raise ParameterError("--by is for signing: add --approve")
+    from exocheck.signing import require_intact_lot
+
     with (writing_store if approve else open_store)(db) as store:
+        require_intact_lot(store, lot)  # records changed past exocheck: refused, one line
         result = store.approve(lot, by=by, comment=comment) if approve else store.evaluate(lot)
         info = store.lot_info(lot)
     if as_json:
@@ -192,11 +195,12 @@ def coa(
     verification URL, and a PAdES signature. Each issue supersedes the lot's earlier one."""
     from exocheck.records import atomic_write_bytes
     from exocheck.report import write_coa
-    from exocheck.signing import Keyring, issue_certificate
+    from exocheck.signing import Keyring, issue_certificate, require_intact_lot
 
     if study and no_study:
         raise ParameterError("--study and --no-study exclude each other")
     with open_store(db) as store:
+        require_intact_lot(store, lot)  # records changed past exocheck: refused, one line
         if study is None and not no_study:
             study = store.default_study(store.lot_info(lot)["product"])
         expiry = None

@@ -245,7 +245,10 @@ def lot_show(
     as_json: JsonOption = False,
 ) -> None:
     """Show a lot: product, specification, who entered and signed, raw files."""
+    from exocheck.signing import require_intact_lot
+
     with open_store(db) as store:
+        require_intact_lot(store, number)  # records changed past exocheck: one line, no table
         info = store.lot_info(number)
     if as_json:
         print_json(info)

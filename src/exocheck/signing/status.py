@@ -19,7 +19,8 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select
 
 from exocheck.auth.accounts import Accounts
-from exocheck.auth.signatures import MAX_REASON_CHARS, canonical_sha256
+from exocheck.auth.signatures import MAX_REASON_CHARS
+from exocheck.canonical import canonical_sha256
 from exocheck.errors import NotAllowed, ParameterError, StoreError
 from exocheck.signing.models import Certificate, CertificateKey, Recall
 from exocheck.store.base import aware

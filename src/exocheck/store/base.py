@@ -7,12 +7,12 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, event, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from exocheck.errors import StoreError
-from exocheck.store import chain
+from exocheck.store import chain, rowhash
 from exocheck.store import models as m
 from exocheck.store.session import (
     check_exists,
@@ -47,6 +47,7 @@ class StoreBase:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        event.listen(self._sessions, "after_flush", rowhash.track_writes)
 
     @classmethod
     def open(cls, url: str | None = None, *, migrate: bool = True, create: bool = True):
@@ -125,13 +126,19 @@ class StoreBase:
         """Append an audit event, chained by hash to the one before (:mod:`.chain`).
 
         Events are numbered here, under a lock held to the end of the transaction (PostgreSQL:
-        an advisory lock; SQLite: its write lock), so that the chain follows commit order."""
+        an advisory lock; SQLite: its write lock), so that the chain follows commit order. The
+        event carries, in ``after["rows"]``, the hashes of the rows a decision rests on that the
+        transaction wrote since its previous event (:mod:`.rowhash`), so that the chain protects
+        them too."""
         dialect = session.get_bind().dialect.name
         if dialect == "postgresql":
             session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK_KEY})
         elif dialect == "sqlite":  # a write that changes nothing takes the write lock now
             session.execute(text("UPDATE audit_events SET id = id WHERE 1 = 0"))
-        session.flush()  # this transaction's own earlier events first
+        session.flush()  # this transaction's own earlier events and rows first
+        rows = rowhash.seal_written(session)
+        if rows:
+            after = (after or {}) | {"rows": rows}
         last = session.execute(
             select(m.AuditEvent.id, m.AuditEvent.chain_sha256)
             .order_by(m.AuditEvent.id.desc())

@@ -25,6 +25,7 @@ from exocheck.errors import (
     ParameterError,
     StoreError,
 )
+from exocheck.signing import require_intact_lot
 from exocheck.store import Store
 from exocheck.store import models as m
 from exocheck.web import uploads
@@ -139,6 +140,7 @@ class Services:
         self.check_lot(lot)
 
         def build() -> dict[str, Any]:
+            require_intact_lot(self.store, lot)  # a record that fails: 409, one line
             info = self.lot(lot)
             data = self.store.lot_data(lot)
             nta = data.nta
@@ -362,9 +364,11 @@ class Services:
     def sign(
         self, user: SessionView, lot: str, *, meaning: str, reason: str, password: str
     ) -> dict[str, Any]:
-        """Sign as the session's user (password asked again)."""
+        """Sign as the session's user (password asked again); a lot whose records fail
+        verification is refused (409)."""
         require(user.user.role, "sign")
         self.check_lot(lot)
+        require_intact_lot(self.store, lot)
         pause = None
         if self.settings.fault_pause_signature_s > 0:
             delay = self.settings.fault_pause_signature_s
@@ -391,6 +395,7 @@ class Services:
         from exocheck.report.coa import render_html, render_pdf
 
         self.check_lot(lot)
+        require_intact_lot(self.store, lot)  # records changed past exocheck: 409, one line
         if self.store.lot_info(lot)["specification"] is None:
             raise Conflict(f"lot {lot} has no specification: there is no certificate to write")
         return render_pdf(render_html(self.store, lot))
