@@ -167,7 +167,7 @@ def require_intact_lot(store, lot: str) -> None:
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise RecordsAltered(
-            f"lot {lot}: its records fail verification, so it cannot be certified or released: "
+            f"lot {lot}: its records fail verification: "
             f"{problems[0]}{more}; 'exocheck audit verify' lists every finding"
         )
 

@@ -376,7 +376,7 @@ def _report(scan: _Scan) -> RowReport:
 
 def _start(session: Session, events: list[Any]) -> _Scan:
     recorded, epoch = recorded_rows(events)
-    lots = dict(session.execute(select(m.Lot.id, m.Lot.number)).tuples().all())
+    lots = {r.id: r.number for r in session.execute(select(m.Lot.id, m.Lot.number))}
     return _Scan(recorded, epoch, lots, _low_pks(recorded))
 
 

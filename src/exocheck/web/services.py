@@ -140,7 +140,6 @@ class Services:
         self.check_lot(lot)
 
         def build() -> dict[str, Any]:
-            require_intact_lot(self.store, lot)  # a record that fails: 409, one line
             info = self.lot(lot)
             data = self.store.lot_data(lot)
             nta = data.nta
@@ -170,8 +169,10 @@ class Services:
                 raise NotFound(f"unknown lot {lot!r}")
 
     def lot(self, lot: str) -> dict[str, Any]:
-        """The lot as the API shows it: its record, status, decision and signatures."""
+        """The lot as the API shows it: its record, status, decision and signatures (409, one
+        line, when its records fail verification)."""
         self.check_lot(lot)
+        require_intact_lot(self.store, lot)
         info = self.store.lot_info(lot)
         state = self.signing.lot_state(lot)
         return {
