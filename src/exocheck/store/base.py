@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import Engine, event, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -32,6 +34,21 @@ def aware(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value
+
+
+def invalid_record(exc: json.JSONDecodeError | ValidationError) -> StoreError:
+    """A stored record that no longer reads (its JSON, or the record it must be), as the one
+    line a user sees instead of a traceback."""
+    if isinstance(exc, ValidationError):
+        error = exc.errors()[0]
+        where = ".".join(str(p) for p in error["loc"])
+        detail = f"not a valid {exc.title} ({where + ': ' if where else ''}{error['msg']})"
+    else:
+        detail = f"not valid JSON ({exc.msg} at character {exc.pos})"
+    return StoreError(
+        f"a stored record is {detail}: it was changed past exocheck; 'exocheck audit verify' "
+        "names it"
+    )
 
 
 def check_actor(by: str, role: str = "user") -> str:
@@ -94,6 +111,8 @@ class StoreBase:
         try:
             with session.begin():
                 yield session
+        except (json.JSONDecodeError, ValidationError) as exc:
+            raise invalid_record(exc) from None
         except SQLAlchemyError as exc:
             orig = getattr(exc, "orig", None) or exc
             first = str(orig).strip().splitlines()[0] if str(orig).strip() else type(exc).__name__
@@ -106,6 +125,8 @@ class StoreBase:
         session = self._sessions()
         try:
             yield session
+        except (json.JSONDecodeError, ValidationError) as exc:  # a record changed past exocheck
+            raise invalid_record(exc) from None
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot read the database: {exc.__class__.__name__}") from None
         finally:
