@@ -128,7 +128,7 @@ def verify_audit_trail(store) -> AuditCheck:
     with store._read() as session:
         events = read_events(session)
         check = _chain(session, events)
-        rows = scan_rows(session, events)
+        rows = scan_rows(session, events, broken_id=check.broken_id)
     return AuditCheck(
         check.events,
         check.head_id,
@@ -155,7 +155,7 @@ def check_lot_records(store, lot: str) -> list[str]:
         lot_id = store._lot(session, lot).id
         events = read_events(session)
         check = _chain(session, events)
-        rows = scan_lot_rows(session, events, lot_id)
+        rows = scan_lot_rows(session, events, lot_id, broken_id=check.broken_id)
     problems = [] if check.chain_intact else [check.line()]
     return problems + list(rows.findings)
 

@@ -33,7 +33,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import Text, cast, select
+from sqlalchemy import Integer, Text, cast, select
 from sqlalchemy.orm import Session
 
 from exocheck.canonical import canonical_sha256
@@ -90,6 +90,8 @@ class _Scan:
     epoch_at: datetime | None
     lots: dict[int, str]
     low_pk: dict[str, int] = field(default_factory=dict)
+    broken_id: int | None = None
+    untrusted: set[str] = field(default_factory=set)
     findings: list[str] = field(default_factory=list)
     unsealed: dict[str, list[str]] = field(default_factory=dict)
     rows: int = 0
@@ -133,20 +135,28 @@ def read_events(session: Session) -> list[SimpleNamespace]:
     ]
 
 
-def recorded_rows(events: Iterable[Any]) -> tuple[dict[str, Recorded], datetime | None]:
-    """The newest hash recorded for each row (``after["rows"]`` of the events), and the time of
-    the first event that recorded one (``None``: row hashing has not begun in this store)."""
+def recorded_rows(
+    events: Iterable[Any], *, before: int | None = None
+) -> tuple[dict[str, Recorded], datetime | None, set[str]]:
+    """The newest hash recorded for each row (``after["rows"]`` of the events), the time of the
+    first event that recorded one (``None``: row hashing has not begun in this store), and the
+    rows named by events from ``before`` on (a chain broken there vouches for none of them:
+    their recorded hashes are left out)."""
     recorded: dict[str, Recorded] = {}
+    untrusted: set[str] = set()
     epoch = None
     for event in events:
         rows = event.after.get("rows") if isinstance(event.after, dict) else None
         if not isinstance(rows, dict) or not rows:
             continue
+        if before is not None and event.id >= before:
+            untrusted.update(str(key) for key in rows)
+            continue
         if epoch is None:
             epoch = aware(event.at)
         for key, sha in rows.items():
             recorded[str(key)] = Recorded(int(event.id), sha, event.lot_id)
-    return recorded, epoch
+    return recorded, epoch, untrusted
 
 
 # ---- labels -------------------------------------------------------------------------------
@@ -308,13 +318,25 @@ def _measurement_problems(v: dict[str, Any], unreadable: bool) -> list[str]:
 
 
 # ---- the scan -----------------------------------------------------------------------------
+def _numbered(table: str) -> bool:
+    (column,) = sealed_table(table).primary_key.columns
+    return isinstance(column.type, Integer)
+
+
+def _pk_value(table: str, pk: str) -> Any:
+    """The key of a row named ``table/pk`` in ``after["rows"]``, as its column holds it."""
+    return int(pk) if _numbered(table) and pk.lstrip("-").isdigit() else pk
+
+
 def _low_pks(recorded: dict[str, Recorded]) -> dict[str, int]:
     """Per numbered table, the lowest row number the chain recorded."""
     low: dict[str, int] = {}
     for key in recorded:
         table, _, pk = key.partition("/")
-        if pk.isdigit():
-            low[table] = min(low.get(table, int(pk)), int(pk))
+        if table in SEALED and _numbered(table):
+            value = _pk_value(table, pk)
+            if isinstance(value, int):
+                low[table] = min(low.get(table, value), value)
     return low
 
 
@@ -333,10 +355,12 @@ def _check_row(session: Session, scan: _Scan, row: StoredRow) -> None:
     scan.rows += 1
     label = _label(row.table, row.pk, row.values, scan.lots)
     seen = scan.recorded.get(row.key)
-    if seen is None or seen.sha256 is None:
-        if _before_hashing(scan, row):
+    if row.key in scan.untrusted:
+        pass  # recorded past a break in the chain: the break is the finding
+    elif seen is None or seen.sha256 is None:
+        if (scan.epoch_at is not None or scan.broken_id is None) and _before_hashing(scan, row):
             scan.unsealed.setdefault(row.table, []).append(label)
-        else:
+        elif scan.broken_id is None:  # else its event may be one the break leaves unverified
             scan.findings.append(f"{label}: no audit event recorded it (written past exocheck)")
     elif seen.sha256 != row.sha256:
         scan.findings.append(
@@ -349,7 +373,7 @@ def _check_row(session: Session, scan: _Scan, row: StoredRow) -> None:
 def _missing(scan: _Scan, keys: Iterable[str], present: set[str]) -> None:
     for key in sorted(keys):
         seen = scan.recorded[key]
-        if key in present or seen.sha256 is None:
+        if key in present or key in scan.untrusted or seen.sha256 is None:
             continue
         table, _, pk = key.partition("/")
         if table not in SEALED:
@@ -374,16 +398,20 @@ def _report(scan: _Scan) -> RowReport:
     return RowReport(tuple(scan.findings), tuple(lines), scan.rows, count)
 
 
-def _start(session: Session, events: list[Any]) -> _Scan:
-    recorded, epoch = recorded_rows(events)
+def _start(session: Session, events: list[Any], broken_id: int | None) -> _Scan:
+    recorded, epoch, untrusted = recorded_rows(events, before=broken_id)
     lots = {r.id: r.number for r in session.execute(select(m.Lot.id, m.Lot.number))}
-    return _Scan(recorded, epoch, lots, _low_pks(recorded))
+    return _Scan(recorded, epoch, lots, _low_pks(recorded), broken_id, untrusted)
 
 
-def scan_rows(session: Session, events: list[Any]) -> RowReport:
+def scan_rows(session: Session, events: list[Any], *, broken_id: int | None = None) -> RowReport:
     """Check every row of every :data:`~exocheck.store.rowhash.SEALED` table against the
-    hashes recorded by ``events`` (:func:`read_events`)."""
-    scan = _start(session, events)
+    hashes recorded by ``events`` (:func:`read_events`).
+
+    With the chain broken at event ``broken_id``, only the hashes recorded before it count:
+    rows recorded from there on, and rows with no recording event, are left to that finding
+    (their consistency is still checked)."""
+    scan = _start(session, events, broken_id)
     present: set[str] = set()
     for table in SEALED:
         for row in read_rows(session, table):
@@ -393,17 +421,19 @@ def scan_rows(session: Session, events: list[Any]) -> RowReport:
     return _report(scan)
 
 
-def scan_lot_rows(session: Session, events: list[Any], lot_id: int) -> RowReport:
+def scan_lot_rows(
+    session: Session, events: list[Any], lot_id: int, *, broken_id: int | None = None
+) -> RowReport:
     """:func:`scan_rows` for the rows of one lot: the lot, its product and specification, its
     measurements and their raw files, its release, signatures, recalls and certificates (with
     their keys), and every row an event of the lot recorded."""
-    scan = _start(session, events)
+    scan = _start(session, events, broken_id)
     mine = {k for k, r in scan.recorded.items() if r.lot_id == lot_id}
     wanted: dict[str, set[Any]] = {t: set() for t in SEALED}
     for key in mine:
         table, _, pk = key.partition("/")
         if table in wanted:
-            wanted[table].add(int(pk) if pk.isdigit() else pk)
+            wanted[table].add(_pk_value(table, pk))
     wanted["lots"].add(lot_id)
     for table in ("measurements", "releases", "signatures", "lot_recalls", "certificates"):
         t = sealed_table(table)
