@@ -56,7 +56,10 @@ def release(
         raise ParameterError("--approve needs --by NAME (the approver)")
     if by and not approve:
         raise ParameterError("--by is for signing: add --approve")
+    from exocheck.signing import require_intact_lot
+
     with (writing_store if approve else open_store)(db) as store:
+        require_intact_lot(store, lot)  # records changed past exocheck: refused, one line
         result = store.approve(lot, by=by, comment=comment) if approve else store.evaluate(lot)
         info = store.lot_info(lot)
     if as_json:

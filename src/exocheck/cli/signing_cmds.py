@@ -2,7 +2,9 @@
 ``exocheck certificate status``: signing keys, offline verification, the audit chain, recalls.
 
 ``exocheck verify`` and ``exocheck audit verify`` exit with status 1 and one line naming what
-failed when a certificate or the audit trail does not verify (status 2 stays for usage errors).
+failed when a certificate or the audit trail does not verify (status 2 stays for usage errors);
+``audit verify`` prints one such line per finding: the chain, then each record that no longer
+matches the hash the chain recorded for it.
 """
 
 from __future__ import annotations
@@ -174,14 +176,22 @@ def verify(
 
 @audit_app.command("verify")
 def audit_verify(db: DbOption = None) -> None:
-    """Check the audit trail's hash chain and the chain heads signed into certificates."""
+    """Check the audit trail's hash chain, the chain heads signed into certificates, and every
+    record the chain recorded (measurements, raw files, specifications, releases, signatures…).
+
+    Records written before row hashing are listed as not sealed, apart from failures."""
     from exocheck.signing import verify_audit_trail
 
     with open_store(db) as store:
         check = verify_audit_trail(store)
     if not check.intact:
-        _fail(check.line())
-    console.print(check.line(), highlight=False, soft_wrap=True)
+        for line in check.failures():
+            err_console.print(f"[bold red]FAILED:[/] {line}", highlight=False, soft_wrap=True)
+        for line in check.rows.unsealed:
+            err_console.print(line, highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+    for line in check.lines():
+        console.print(line, highlight=False, soft_wrap=True)
 
 
 def recall(

@@ -255,8 +255,10 @@ def lot_show(
 ) -> None:
     """Show a lot: status, product, specification, who entered and signed, raw files."""
     from exocheck.lots.status import lot_state
+    from exocheck.signing import require_intact_lot
 
     with open_store(db) as store:
+        require_intact_lot(store, number)  # records changed past exocheck: one line, no table
         state = lot_state(store, number)
         info = {"status": state["status"]} | store.lot_info(number)
         if state["missing"]:

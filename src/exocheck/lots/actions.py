@@ -377,7 +377,7 @@ def withdraw_measurement(
     """
     by = check_actor(by)
     reason = check_reason(reason, "a withdrawal")
-    from exocheck.lots.signatures import canonical_sha256
+    from exocheck.canonical import canonical_sha256
 
     with store.transaction() as session:
         row_lot = open_lot(store, session, lot)

@@ -108,11 +108,12 @@ def certificate(
     :class:`StoreError` for a lot without a specification.
     """
     from exocheck.report.coa import render_html, render_pdf
-    from exocheck.signing import issue_certificate
+    from exocheck.signing import issue_certificate, require_intact_lot
 
     suffix = suffix.lower()
     if suffix not in (".pdf", ".html", ".htm"):
         raise ParameterError("the certificate file must end in .pdf or .html")
+    require_intact_lot(store, lot)  # records changed past exocheck: refused, one line
     state = lot_state(store, lot)
     info = store.lot_info(lot)
     if info["specification"] is None:

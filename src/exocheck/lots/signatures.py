@@ -32,6 +32,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from exocheck.auth.accounts import Accounts, UserView
+from exocheck.canonical import canonical_sha256
 from exocheck.errors import NotAllowed, ParameterError, StoreError
 from exocheck.lots.actions import check_reason, open_lot, withdraw_measurement
 from exocheck.lots.status import LotState, state_of
@@ -58,8 +59,10 @@ DOES = {
 }
 
 
-def canonical_sha256(value: Any) -> str:
-    """SHA-256 of the canonical JSON of ``value`` (sorted keys, no spaces, UTF-8)."""
+def legacy_sha256(value: Any) -> str:
+    """The content hash signatures carried before exocheck hashed everything with RFC 8785
+    (sorted keys, no spaces, UTF-8, Python's number text): a review signed then still counts
+    while the content it bound to is unchanged."""
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -158,7 +161,9 @@ class Signing:
         self._lock = threading.Lock()
 
     # ---- what is signed ---------------------------------------------------------------------
-    def _content(self, lot: m.Lot) -> dict[str, Any]:
+    def _content(
+        self, lot: m.Lot, hasher: Callable[[Any], str] = canonical_sha256
+    ) -> dict[str, Any]:
         spec = lot.specification
         result = None
         if spec is not None:
@@ -174,7 +179,7 @@ class Signing:
                     "id": x.id,
                     "kind": x.kind,
                     "entered_by": x.created_by,
-                    "data_sha256": canonical_sha256(x.data),
+                    "data_sha256": hasher(x.data),
                     "attachment_sha256": x.attachment_sha256,
                 }
                 | ({"withdrawn": True} if x.id in withdrawn else {})
@@ -337,6 +342,9 @@ class Signing:
             raise ParameterError("--deviation goes with the meaning 'deviation accepted'")
         with self.store.read() as session:
             lot_id = self.store.lot_row(session, lot).id  # unknown lot: StoreError
+        from exocheck.signing import require_intact_lot
+
+        require_intact_lot(self.store, lot)  # records changed past exocheck: refused, one line
         signer = self.accounts.verify(user, password, purpose="signature", lot_id=lot_id)
         try:
             return self._sign(lot, signer, meaning, reason, deviation, pause_before_commit)
@@ -386,8 +394,9 @@ class Signing:
                 )
             content = self._content(lot)
             digest = canonical_sha256(content)
+            current = {digest, legacy_sha256(self._content(lot, legacy_sha256))}
             current_reviews = [
-                s for s in signatures if s.meaning == "reviewed" and s.content_sha256 == digest
+                s for s in signatures if s.meaning == "reviewed" and s.content_sha256 in current
             ]
             if meaning in ("reviewed", "approved", "deviation accepted") and (
                 state.status == "awaiting data"

@@ -8,10 +8,18 @@ tamper-evident audit trail.
 - :func:`verify_path` — ``exocheck verify``, offline.
 - :func:`verify_certificate_status` — what the public page ``/verify/{certificate id}`` shows;
   :func:`recall_lot` — a QA recall with an electronic signature.
-- :func:`verify_audit_trail` — ``exocheck audit verify``.
+- :func:`verify_audit_trail` — ``exocheck audit verify``: the chain, the certificates' heads and
+  the rows the chain recorded; :func:`check_lot_records` / :func:`require_intact_lot` — the same
+  for one lot, before it is certified or released.
 """
 
-from exocheck.signing.audit import AuditCheck, verify_audit_trail
+from exocheck.signing.audit import (
+    AuditCheck,
+    RecordsAltered,
+    check_lot_records,
+    require_intact_lot,
+    verify_audit_trail,
+)
 from exocheck.signing.certificate import IssuedCertificate, issue_certificate
 from exocheck.signing.keys import Keyring, KeyringError, PublicKey, load_public_keys
 from exocheck.signing.status import recall_lot, verify_certificate_status
@@ -23,11 +31,14 @@ __all__ = [
     "Keyring",
     "KeyringError",
     "PublicKey",
+    "RecordsAltered",
     "Verification",
     "VerificationFailed",
+    "check_lot_records",
     "issue_certificate",
     "load_public_keys",
     "recall_lot",
+    "require_intact_lot",
     "verify_audit_trail",
     "verify_certificate_status",
     "verify_path",

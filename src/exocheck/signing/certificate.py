@@ -21,12 +21,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import rfc8785
 import segno
 from sqlalchemy import select
 
 from exocheck import __version__
 from exocheck.auth.models import Signature
+from exocheck.canonical import canonical_json
 from exocheck.errors import StoreError
 from exocheck.signing.keys import Keyring, public_pem
 from exocheck.signing.models import Certificate, CertificateKey
@@ -63,8 +63,8 @@ def qr_modules(url: str) -> list[list[bool]]:
 
 
 def canonical(data: dict[str, Any]) -> bytes:
-    """RFC 8785 canonical JSON of ``data``."""
-    return rfc8785.dumps(data)
+    """RFC 8785 canonical JSON of ``data`` (:func:`exocheck.canonical.canonical_json`)."""
+    return canonical_json(data)
 
 
 def _finite(value: Any) -> Any:

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, select, text
+from pydantic import ValidationError
+from sqlalchemy import Engine, event, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from exocheck.errors import StoreError
-from exocheck.store import chain
+from exocheck.store import chain, rowhash
 from exocheck.store import models as m
 from exocheck.store.session import (
     check_exists,
@@ -34,6 +36,21 @@ def aware(value: datetime | None) -> datetime | None:
     return value
 
 
+def invalid_record(exc: json.JSONDecodeError | ValidationError) -> StoreError:
+    """A stored record that no longer reads (its JSON, or the record it must be), as the one
+    line a user sees instead of a traceback."""
+    if isinstance(exc, ValidationError):
+        error = exc.errors()[0]
+        where = ".".join(str(p) for p in error["loc"])
+        detail = f"not a valid {exc.title} ({where + ': ' if where else ''}{error['msg']})"
+    else:
+        detail = f"not valid JSON ({exc.msg} at character {exc.pos})"
+    return StoreError(
+        f"a stored record is {detail}: it was changed past exocheck; 'exocheck audit verify' "
+        "names it"
+    )
+
+
 def check_actor(by: str, role: str = "user") -> str:
     name = (by or "").strip()
     if not name:
@@ -47,6 +64,7 @@ class StoreBase:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        event.listen(self._sessions, "after_flush", rowhash.track_writes)
 
     @classmethod
     def open(cls, url: str | None = None, *, migrate: bool = True, create: bool = True):
@@ -93,6 +111,8 @@ class StoreBase:
         try:
             with session.begin():
                 yield session
+        except (json.JSONDecodeError, ValidationError) as exc:
+            raise invalid_record(exc) from None
         except SQLAlchemyError as exc:
             orig = getattr(exc, "orig", None) or exc
             first = str(orig).strip().splitlines()[0] if str(orig).strip() else type(exc).__name__
@@ -105,6 +125,8 @@ class StoreBase:
         session = self._sessions()
         try:
             yield session
+        except (json.JSONDecodeError, ValidationError) as exc:  # a record changed past exocheck
+            raise invalid_record(exc) from None
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot read the database: {exc.__class__.__name__}") from None
         finally:
@@ -125,13 +147,19 @@ class StoreBase:
         """Append an audit event, chained by hash to the one before (:mod:`.chain`).
 
         Events are numbered here, under a lock held to the end of the transaction (PostgreSQL:
-        an advisory lock; SQLite: its write lock), so that the chain follows commit order."""
+        an advisory lock; SQLite: its write lock), so that the chain follows commit order. The
+        event carries, in ``after["rows"]``, the hashes of the rows a decision rests on that the
+        transaction wrote since its previous event (:mod:`.rowhash`), so that the chain protects
+        them too."""
         dialect = session.get_bind().dialect.name
         if dialect == "postgresql":
             session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_LOCK_KEY})
         elif dialect == "sqlite":  # a write that changes nothing takes the write lock now
             session.execute(text("UPDATE audit_events SET id = id WHERE 1 = 0"))
-        session.flush()  # this transaction's own earlier events first
+        session.flush()  # this transaction's own earlier events and rows first
+        rows = rowhash.seal_written(session)
+        if rows:
+            after = (after or {}) | {"rows": rows}
         last = session.execute(
             select(m.AuditEvent.id, m.AuditEvent.chain_sha256)
             .order_by(m.AuditEvent.id.desc())

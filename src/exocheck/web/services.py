@@ -173,8 +173,10 @@ class Services:
                 raise NotFound(f"unknown lot {lot!r}")
 
     def lot(self, lot: str) -> dict[str, Any]:
-        """The lot as the API shows it: its record, status, decision and signatures."""
+        """The lot as the API shows it: its record, status, decision and signatures (409, one
+        line, when its records fail verification)."""
         self.check_lot(lot)
+        require_intact_lot(self.store, lot)
         info = self.store.lot_info(lot)
         state = self.signing.lot_state(lot)
         return {
@@ -399,7 +401,8 @@ class Services:
         password: str,
         deviation: str | None = None,
     ) -> dict[str, Any]:
-        """Sign as the session's user (password asked again)."""
+        """Sign as the session's user (password asked again); a lot whose records fail
+        verification is refused (409, by :meth:`Signing.sign`)."""
         require(user.user.role, "sign")
         self.check_lot(lot)
         pause = None
