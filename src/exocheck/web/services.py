@@ -30,6 +30,7 @@ from exocheck.lots import signatures as lot_signatures
 from exocheck.lots.actions import check_lot_number
 from exocheck.lots.signatures import Signing
 from exocheck.lots.status import FINAL
+from exocheck.signing import require_intact_lot
 from exocheck.store import Store
 from exocheck.store import models as m
 from exocheck.web import uploads
