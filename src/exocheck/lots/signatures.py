@@ -35,7 +35,7 @@ from exocheck.auth.accounts import Accounts, UserView
 from exocheck.canonical import canonical_sha256
 from exocheck.errors import NotAllowed, ParameterError, StoreError
 from exocheck.lots.actions import check_reason, open_lot, withdraw_measurement
-from exocheck.lots.status import LotState, state_of
+from exocheck.lots.status import LotState, lot_status, state_of
 from exocheck.qc.evidence import CODES
 from exocheck.qc.release import ReleaseResult
 from exocheck.store import models as m
@@ -125,7 +125,12 @@ def _sign_release(store, session: Session, lot: m.Lot, by: str, comment: str | N
         lot_id=lot.id,
         after={
             "decision": result.decision,
-            "status": "released" if result.decision == "conforms" else "rejected",
+            "status": lot_status(
+                decision=result.decision,
+                signed_decision=result.decision,
+                rejected_by_signature=False,
+                recalled=False,
+            ),
             "specification": result.specification,
             "comment": comment,
         },

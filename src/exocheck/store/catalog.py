@@ -153,7 +153,7 @@ class CatalogMixin(StoreBase):
             session.add(row)
             session.flush()
             if product_row is not None:
-                self._link(session, row, product_row, by)
+                self._link(session, row, product_row, by, with_spec=True)
             self._audit(session, by, "specification.add", "specification", spec.label, after=info)
         return info | {"changed": True}
 
@@ -170,10 +170,17 @@ class CatalogMixin(StoreBase):
         )
 
     @staticmethod
-    def _link(session, spec: m.Specification, product: m.Product, by: str) -> None:
-        session.add(
-            m.SpecificationProduct(specification_id=spec.id, product_id=product.id, created_by=by)
+    def _link(
+        session, spec: m.Specification, product: m.Product, by: str, *, with_spec: bool = False
+    ) -> None:
+        """Let ``spec`` serve ``product`` (``with_spec``: the link made with the specification
+        itself, dated as it is, as migration 0006 dates the links it makes)."""
+        link = m.SpecificationProduct(
+            specification_id=spec.id, product_id=product.id, created_by=by
         )
+        if with_spec:
+            link.created_at, link.created_by = spec.created_at, spec.created_by
+        session.add(link)
         session.flush()
 
     @staticmethod
