@@ -510,8 +510,14 @@ def warm_up(
             if dtype in (np.uint8, np.uint16):
                 temporal_median(frames, int(np.iinfo(dtype).max), smoothed[0])
         local_maxima(smoothed, rows, 1.0, 1, index, index)
-        refine_centroids(smoothed, index, index + 4, index + 4, 1, index, index, 1.5, 1)
-        link_frames(index, np.zeros(1), np.zeros(1), 1.0, 1)
+        # the same array types as detection and linking pass: columns of the maxima found
+        # (strided), and the feature table's columns (read-only views)
+        found = np.full((2, 3), 4, np.int64)  # two rows: a one-row column is contiguous
+        found[:, 0] = 0
+        refine_centroids(smoothed, found[:, 0], found[:, 1], found[:, 2], 1, index, index, 1.5, 1)
+        frame, xy = np.zeros(1, np.int64), np.zeros(1)
+        frame.flags.writeable = xy.flags.writeable = False
+        link_frames(frame, xy, xy, 1.0, 1)
     return notice.compiled
 
 
