@@ -4,23 +4,22 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-from conftest import invoke
 
 from exocheck.nta import _kernels
 
 NOTICE = "compiling exocheck's detection kernels"
 
 
-def _analyze(capsys, monkeypatch, beads, out):
-    return invoke(
-        capsys, monkeypatch, "analyze", beads / "video.tif", "--pixel-size-um", 0.166,
+def _analyze(exo, beads, out):
+    return exo(
+        "analyze", beads / "video.tif", "--pixel-size-um", 0.166,
         "--fps", 30, "--exposure-ms", 15, "--bootstrap", 4, "--out", out,
     )  # fmt: skip
 
 
-def test_notice_only_when_compiling(capsys, monkeypatch, beads, tmp_path):
+def test_notice_only_when_compiling(exo, monkeypatch, beads, tmp_path):
     _kernels.warm_up()  # loaded in this process: nothing left to compile
-    outcome = _analyze(capsys, monkeypatch, beads, tmp_path / "loaded")
+    outcome = _analyze(exo, beads, tmp_path / "loaded")
     assert outcome.code == 0, outcome.stderr
     assert NOTICE not in outcome.stdout + outcome.stderr
 
@@ -31,7 +30,7 @@ def test_notice_only_when_compiling(capsys, monkeypatch, beads, tmp_path):
         return real(**kwargs)
 
     monkeypatch.setattr(_kernels, "warm_up", compiling)
-    outcome = _analyze(capsys, monkeypatch, beads, tmp_path / "compiled")
+    outcome = _analyze(exo, beads, tmp_path / "compiled")
     assert outcome.code == 0, outcome.stderr
     assert outcome.stdout.count(NOTICE) == 1
 

@@ -8,9 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 EXOCHECK = Path(sys.executable).parent / "exocheck"
 
 
+@pytest.mark.slow  # the whole program end to end (make demo)
 def test_demo_runs_the_whole_job(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
@@ -44,12 +47,10 @@ def test_demo_runs_the_whole_job(tmp_path: Path) -> None:
 
 
 def test_demo_without_pango_ends_with_html_and_says_what_to_install(
-    tmp_path: Path, capsys, monkeypatch
+    tmp_path: Path, exo, monkeypatch
 ) -> None:
     """Where WeasyPrint cannot load pango, the demo still runs to the end (exit 0), writes HTML
     certificates and no PDF, and says in one line what to install."""
-    from conftest import invoke
-
     from exocheck.report import coa
 
     def no_pango() -> str:
@@ -57,7 +58,7 @@ def test_demo_without_pango_ends_with_html_and_says_what_to_install(
 
     monkeypatch.setattr(coa, "pdf_unavailable", no_pango)
     out = tmp_path / "demo"
-    outcome = invoke(capsys, monkeypatch, "demo", "--out", out, "--frames", 200)
+    outcome = exo("demo", "--out", out, "--frames", 200)
     assert outcome.code == 0, outcome.stderr
     for lot in ("EXO-DEMO-001", "EXO-DEMO-002"):
         assert not (out / f"{lot}-CoA.pdf").exists()
