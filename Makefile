@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint bench clean sysdeps browser-sysdeps
+.PHONY: demo test test-all lint bench clean sysdeps browser-sysdeps
 
 # Debian libraries that WeasyPrint (PDF certificates) needs; installed when missing and root.
 SYSDEPS := libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core
@@ -34,14 +34,15 @@ $(BIN)/python:
 
 # Runtime install (demo) and test install are stamped on pyproject.toml so edits re-install.
 # After installing, the compiled detection and linking kernels are built once into numba's cache
-# (about 10 s), so that no analysis pays for it.
-WARM_KERNELS := $(BIN)/python -c "from exocheck.nta import _kernels; _kernels.warm_up()"
-$(VENV)/.runtime-stamp: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[pdf]'
+# (about 10 s), so that no analysis pays for it (a plain `pip install .` does the same while it
+# builds the wheel: setup.py).
+WARM_KERNELS := $(BIN)/python -c "from exocheck.nta import _kernels; _kernels.build_cache()"
+$(VENV)/.runtime-stamp: pyproject.toml setup.py | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
 	$(WARM_KERNELS)
 	touch $@
 
-$(VENV)/.test-stamp: pyproject.toml | $(BIN)/python
+$(VENV)/.test-stamp: pyproject.toml setup.py | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	$(WARM_KERNELS)
 	touch $@ $(VENV)/.runtime-stamp
@@ -50,9 +51,18 @@ demo: sysdeps $(VENV)/.runtime-stamp
 	$(BIN)/exocheck demo --out demo-output
 
 # pytest exits 5 when it collected nothing: that must fail CI, and it does (non-zero exit).
+# `make test` leaves out the tests marked `slow` (long accuracy runs, whole programs end to end:
+# `pytest -m slow --co -q` lists them) and says how many; `make test-all`, which CI runs
+# (.ci/run), runs every test.
+PYTEST := $(BIN)/python -m pytest -n 2 --dist loadfile -q -p no:cacheprovider
 test: sysdeps browser-sysdeps $(VENV)/.test-stamp
 	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/python -m pytest -n 2 --dist loadfile -q
+	$(PYTEST) -m "not slow"
+	@echo "left out: the 16 tests marked slow (pytest -m slow --co -q lists them); make test-all runs them too"
+
+test-all: sysdeps browser-sysdeps $(VENV)/.test-stamp
+	$(BIN)/ruff check src tests benchmarks
+	$(PYTEST)
 
 lint: $(VENV)/.test-stamp
 	$(BIN)/ruff check src tests benchmarks

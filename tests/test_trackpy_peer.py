@@ -29,6 +29,8 @@ import trackpy as tp
 from exocheck.physics import diameter_nm_from_diffusion
 from exocheck.simulate import Population, Simulation, SimulationParams
 
+pytestmark = pytest.mark.slow  # the peer (trackpy) on simulated captures
+
 FPS = 30.0
 PIXEL_UM = 0.166
 TEMPERATURE_C = 25.0

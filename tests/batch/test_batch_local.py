@@ -5,9 +5,11 @@ failed job per corrupt video, runs that resume, and an interrupted batch that gi
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
 
 import pandas as pd
@@ -177,3 +179,44 @@ def test_results_entered_in_a_lot_once(tmp_path, client, videos):
     with pytest.raises(StoreError, match="unknown lot 'L9'"):
         run_batch(samples, tmp_path / "out", settings=ANALYSIS, client=client, db=db, lot="L9",
                   by="ana")  # fmt: skip
+
+
+_WATCHED: set[str] = set()
+_OPENED_BY_CLIENT: list[str] = []
+
+
+def _audit(event: str, args: tuple) -> None:
+    if event == "open" and _WATCHED and isinstance(args[0], str | bytes | os.PathLike):
+        name = os.fsdecode(args[0])
+        if name in _WATCHED:
+            _OPENED_BY_CLIENT.append(name)
+
+
+def test_client_sends_paths_and_workers_hash_their_inputs(tmp_path, client, videos):
+    """The batch's own process never opens a video (every file open is audited); the workers
+    hash them, and the job table records the same SHA-256 the analysis records."""
+    import hashlib
+    import json
+
+    if not getattr(test_client_sends_paths_and_workers_hash_their_inputs, "hooked", False):
+        sys.addaudithook(_audit)  # stays for the process; idle while nothing is watched
+        test_client_sends_paths_and_workers_hash_their_inputs.hooked = True
+    samples = samples_from_videos(videos[:2], CONDITIONS)
+    _WATCHED.update(str(v.absolute()) for v in videos[:2])
+    try:
+        result = run_batch(
+            samples, tmp_path / "out", settings=ANALYSIS, client=client, db=str(tmp_path / "j.db")
+        )
+    finally:
+        _WATCHED.clear()
+    assert [o.status for o in result.outcomes] == ["done", "done"]
+    assert _OPENED_BY_CLIENT == []
+    pids = {o.sample: o.worker for o in result.outcomes}
+    assert all(w and w.startswith("tcp://") for w in pids.values())  # run by worker processes
+    with sqlite3.connect(tmp_path / "j.db") as conn:
+        inputs = [json.loads(r[0]) for r in conn.execute("SELECT inputs FROM batch_jobs")]
+    recorded = {i["name"]: i["sha256"] for job in inputs for i in job}
+    assert recorded == {v.name: hashlib.sha256(v.read_bytes()).hexdigest() for v in videos[:2]}
+    for sample in ("s1", "s2"):
+        provenance = json.loads((tmp_path / "out" / sample / "result.json").read_text())
+        assert provenance["provenance"]["inputs"] == {f"{sample}.tif": recorded[f"{sample}.tif"]}

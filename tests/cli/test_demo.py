@@ -8,9 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 EXOCHECK = Path(sys.executable).parent / "exocheck"
 
 
+@pytest.mark.slow  # the whole program end to end (make demo)
 def test_demo_runs_the_whole_job(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
@@ -41,3 +44,26 @@ def test_demo_runs_the_whole_job(tmp_path: Path) -> None:
     assert listed.returncode == 0, listed.stderr
     decisions = {row["lot"]: row["decision"] for row in json.loads(listed.stdout)}
     assert decisions == {"EXO-DEMO-001": "conforms", "EXO-DEMO-002": "does-not-conform"}
+
+
+def test_demo_without_pango_ends_with_html_and_says_what_to_install(
+    tmp_path: Path, exo, monkeypatch
+) -> None:
+    """Where WeasyPrint cannot load pango, the demo still runs to the end (exit 0), writes HTML
+    certificates and no PDF, and says in one line what to install."""
+    from exocheck.report import coa
+
+    def no_pango() -> str:
+        return f"PDF output needs pango, which was not found: {coa.PANGO_INSTRUCTION}"
+
+    monkeypatch.setattr(coa, "pdf_unavailable", no_pango)
+    out = tmp_path / "demo"
+    outcome = exo("demo", "--out", out, "--frames", 200)
+    assert outcome.code == 0, outcome.stderr
+    for lot in ("EXO-DEMO-001", "EXO-DEMO-002"):
+        assert not (out / f"{lot}-CoA.pdf").exists()
+        assert (out / f"{lot}-CoA.html").stat().st_size > 1000
+    notes = [line for line in outcome.stdout.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1
+    assert "sudo apt install libpango-1.0-0 libpangoft2-1.0-0" in notes[0]
+    assert "verify one as a recipient would" not in outcome.stdout

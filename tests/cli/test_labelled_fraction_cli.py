@@ -191,6 +191,7 @@ def _calibration(path: Path, video: Path, depth_um: float) -> Path:
     return path
 
 
+@pytest.mark.slow  # three calibrations and a labelled fraction
 def test_calibrations_let_channels_differ_in_settings(exo, channels, tmp_path):
     """With a bead calibration for each channel, captures at different frame rates are compared
     in absolute detection depths; a calibration of other optics is refused."""

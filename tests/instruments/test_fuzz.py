@@ -113,6 +113,7 @@ def _check(path: Path, target: Path | None = None, resize: bool = False) -> None
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
+@pytest.mark.slow  # 60 randomly mangled exports: minutes
 @FUZZ
 @given(
     kind=st.sampled_from(["nanosight", "zetaview", "positions", "fcs", "particles", "track-fcs"]),

@@ -196,3 +196,22 @@ def test_empty_measurement_is_imported_with_a_clear_note(tmp_path):
     assert not any(v.valid for v in m.per_video)
     assert any(w.startswith("empty measurement: no video has sized particles") for w in m.warnings)
     assert any("failed videos (concentration 0): 3 of 3 videos" in w for w in m.warnings)
+
+
+def test_renamed_summary_pairs_with_its_nano_by_the_capture_time(tmp_path):
+    """``EMT1 d200 pre1 <time>-ExperimentSummary.csv`` beside ``EMT1 d200 <time>.nano``."""
+    export = nanosight_summary(opts=NanoSightOptions(drop_rows=("Temperature/C",), nbins=200))
+    path = _write(tmp_path, export, "EMT1 d200 pre1 2021-04-01 15-42-48-ExperimentSummary.csv")
+    (tmp_path / "EMT1 d200 2021-04-01 15-42-48.nano").write_bytes(nano_companion(export))
+    (tmp_path / "EMT1 d200 2021-04-01 15-42-49.nano").write_bytes(nano_companion(export))
+    m = read_measurement(path)
+    assert m.source.files == [path.name, "EMT1 d200 2021-04-01 15-42-48.nano"]
+    assert m.temperature_c == pytest.approx(25.02)  # from the .nano
+
+
+def test_two_nano_files_of_the_same_time_pair_with_neither(tmp_path):
+    export = nanosight_summary(opts=NanoSightOptions(nbins=200))
+    path = _write(tmp_path, export, "EMT1 pre1 2021-04-01 15-42-48-ExperimentSummary.csv")
+    (tmp_path / "EMT1 a 2021-04-01 15-42-48.nano").write_bytes(nano_companion(export))
+    (tmp_path / "EMT1 b 2021-04-01 15-42-48.nano").write_bytes(nano_companion(export))
+    assert read_measurement(path).source.files == [path.name]

@@ -101,6 +101,7 @@ def test_no_per_track_data_is_said(tmp_path):
     assert any("no per-track data" in w for w in m.warnings)
 
 
+@pytest.mark.slow  # re-sizes thousands of tracks
 def test_import_resize_shows_both_distributions(tmp_path, tracks):
     path = tmp_path / "run-AllTracks.csv"
     path.write_bytes(nanosight_particles(tracks, per_point=True))

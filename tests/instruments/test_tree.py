@@ -143,3 +143,27 @@ def test_measurement_add_accepts_folders_and_import_fills_a_lot(export_tree, tmp
         "20210402_0001_EV_lot_18_size_488.txt",
         "EV-lot-17-ExperimentSummary.csv",
     ]
+
+
+def test_recursive_import_pairs_renamed_summaries_by_time_and_exits_0(tmp_path):
+    """Five renamed summaries, each beside the ``.nano`` that shares its capture time: every
+    export is read, no ``.nano`` is tried on its own, and the import exits 0."""
+    root = tmp_path / "EMT1"
+    root.mkdir()
+    export = nanosight_summary(opts=NanoSightOptions(nbins=200))
+    expected = {}
+    for k in range(5):
+        when = f"2021-04-01 15-4{k}-48"
+        summary = f"EMT1 d200 pre{k + 1} {when}-ExperimentSummary.csv"
+        (root / summary).write_bytes(export.csv)
+        (root / f"EMT1 d200 {when}.nano").write_bytes(nano_companion(export))
+        expected[summary] = [f"EMT1 d200 {when}.nano"]
+    tree = collect(root)
+    assert {p.name: [g.name for g in grouped] for p, grouped in tree.measurements} == expected
+    result = CliRunner().invoke(app, ["import", str(root), "--recursive", "--json"])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert sorted(r["source"]["files"][1] for r in records) == sorted(
+        files[0] for files in expected.values()
+    )
+    assert "error" not in result.stderr

@@ -22,6 +22,8 @@ from exocheck.nta.analyze import AnalysisSettings, Conditions, analyze, calibrat
 from exocheck.nta.sizing import SizingSettings
 from exocheck.simulate import Population, make_params, simulate
 
+pytestmark = pytest.mark.slow  # accuracy runs on simulated captures: minutes
+
 FRAMES = 600
 SETTINGS = AnalysisSettings(sizing=SizingSettings(n_bootstrap=0))
 

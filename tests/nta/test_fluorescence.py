@@ -166,6 +166,7 @@ def _fraction(stained: dict, with_control: bool):
     return measurement, truth
 
 
+@pytest.mark.slow  # an accuracy run (simulated stained sample)
 def test_free_label_is_a_real_excess(stained) -> None:
     """The scenario is what the acceptance asks for: free label adds ≥ 50 % fluorescent particles
     (visible at some time in the fluorescence capture), and without its control it inflates the
@@ -179,6 +180,7 @@ def test_free_label_is_a_real_excess(stained) -> None:
     assert any("no label-only or detergent control" in w for w in measurement.warnings)
 
 
+@pytest.mark.slow  # an accuracy run
 def test_label_only_control_recovers_the_fraction(stained) -> None:
     """After subtracting the label-only control: within ±20 % relative or ±1 point of the truth
     (the labelled share of the sample's particles in the reported range), the 95 % interval

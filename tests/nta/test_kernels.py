@@ -198,3 +198,33 @@ def test_static_background_is_the_temporal_median(dtype, n_frames: int) -> None:
     want = np.median(frames[::step], axis=0)
     np.testing.assert_array_equal(static_background(frames), want.astype(np.float32))
     np.testing.assert_array_equal(static_background(frames, invert=True), -want.astype(np.float32))
+
+
+def test_warm_up_prepares_the_kernels_an_analysis_calls(tmp_path):
+    """An analysis after :func:`_kernels.build_cache` (what installation runs) compiles nothing:
+    the warm-up passes the same array types (layout, read-only) as detection and linking do."""
+    import subprocess
+    import sys
+
+    from exocheck.simulate import make_params, make_population, simulate
+
+    beads = make_population(name="b", diameter_nm=100.0, cv=0.03, concentration_per_ml=3e9)
+    params = make_params(
+        populations=[beads], frames=100, width_px=256, height_px=192, fps=30.0,
+        exposure_ms=15.0, pixel_size_um=0.166, temperature_c=25.0, seed=5,
+    )  # fmt: skip
+    simulate(params, tmp_path)
+    video = tmp_path / "video.tif"
+    code = f"""
+from exocheck.nta import _kernels as k
+kernels = [k.smooth_frames, k.local_maxima, k.refine_centroids, k.temporal_median, k.link_frames]
+k.build_cache()
+before = [list(f.signatures) for f in kernels]
+from exocheck.nta.analyze import Conditions, analyze
+analyze([{str(video)!r}], Conditions())
+new = [str(s) for f, b in zip(kernels, before) for s in f.signatures if s not in b]
+print("NEW", new)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "NEW []" in done.stdout, done.stdout

@@ -10,6 +10,7 @@ next.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -18,14 +19,13 @@ import queue
 import time
 import uuid
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from exocheck.batch.manifest import SampleSpec, check_sample_name
-from exocheck.batch.task import BatchTask, file_stamp, run_task, topic_of
+from exocheck.batch.task import BatchTask, hash_input, run_task, topic_of
 from exocheck.errors import ExocheckError, ParameterError
 
 CONNECT_TIMEOUT_S = 5.0
@@ -33,7 +33,7 @@ HEARTBEAT_EVERY_S = 10.0
 STALE_AFTER_S = 120.0
 PROGRESS_FLUSH_S = 2.0
 POLL_S = 0.1
-HASH_THREADS = 2  # checksums of the inputs, computed beside the analyses
+HASH_PRIORITY = -1  # checksum tasks yield to analyses whose inputs are hashed (page cache)
 
 
 class BatchProgress(Protocol):
@@ -99,19 +99,6 @@ def input_sha256(path: Path) -> str:
     from exocheck.nta.checks import sha256_input
 
     return sha256_input(path)
-
-
-def checksum_input(path: Path) -> tuple[str, tuple[int, int] | None]:
-    """An input's SHA-256 and the stamp of the file it was computed on.
-
-    A worker given both checks the stamp instead of hashing the file again (a file changed after
-    it was hashed fails its job); a folder of frames has no stamp and is hashed again.
-    """
-    before = file_stamp(path)
-    checksum = input_sha256(path)
-    if file_stamp(path) != before:
-        raise OSError(0, "the file changed while it was being read", str(path))
-    return checksum, before
 
 
 def _canonical_sha256(value: Any) -> str:
@@ -302,9 +289,9 @@ def run_batch(
         for path in sorted({s.calibration for s in samples if s.calibration is not None})
     }
     store = Store.open(db, create=create_db)
-    hasher = ThreadPoolExecutor(max_workers=HASH_THREADS, thread_name_prefix="exocheck-hash")
     owned_client = client is None
     cluster = None
+    hashes: dict[Path, Any] = {}
     try:
         if lot is not None:
             from exocheck.lots.actions import ensure_open
@@ -318,12 +305,21 @@ def run_batch(
                 + ", ".join(j.sample for j in requeued[:5])
                 + (" ..." if len(requeued) > 5 else "")
             )
-        if owned_client and scheduler:  # a cluster is reached before any input is read
+        if owned_client:
             client, cluster = connect(scheduler, workers)
-        hashes = {v: hasher.submit(checksum_input, v) for s in samples for v in s.videos}
-        if owned_client and not scheduler:  # the inputs are hashed while the workers start
-            client, cluster = connect(None, workers)
         owner = owner_token(uuid.uuid4().hex[:12])
+        # The workers hash their inputs (the client sends paths and never reads a video); each
+        # sample's analysis is submitted once its inputs' checksums are in, to the worker that
+        # hashed its first input, and runs before further checksums.
+        tag = owner.rsplit(":", 1)[-1]
+        videos = list(dict.fromkeys(v for s in samples for v in s.videos))
+        hashes = {
+            v: client.submit(
+                hash_input, str(v.absolute()), key=f"exocheck-hash-{i}-{tag}", pure=False,
+                priority=HASH_PRIORITY,
+            )
+            for i, v in enumerate(videos)
+        }  # fmt: skip
         result = _Run(
             samples, out, settings, calibrations, jobs, client, owner, __version__,
             store, lot, by, rerun, show,
@@ -332,7 +328,9 @@ def run_batch(
         result.requeued = len(requeued)
         result.database = store.url
     finally:
-        hasher.shutdown(wait=False, cancel_futures=True)
+        if hashes and client is not None:  # a batch stopped early: its checksums not wanted
+            with contextlib.suppress(Exception):
+                client.cancel(list(hashes.values()))
         if owned_client and client is not None:
             client.close()
             if cluster is not None:
@@ -377,7 +375,7 @@ class _Run:
         if isinstance(message, dict) and message.get("owner") == self.owner:
             self.events.put(message)
 
-    def run(self, hashes: dict[Path, Future]) -> BatchResult:
+    def run(self, hashes: dict[Path, Any]) -> BatchResult:
         self.client.subscribe_topic(topic_of(self.owner), self._on_event)
         info = self.client.scheduler_info()
         n_workers = len(info.get("workers", {}))
@@ -412,7 +410,7 @@ class _Run:
             analysed_videos=self.analysed_videos,
         )
 
-    def _loop(self, hashes: dict[Path, Future]) -> None:
+    def _loop(self, hashes: dict[Path, Any]) -> None:
         waiting = list(self.samples)
         last_beat = last_flush = time.monotonic()
         while waiting or self.active:
@@ -433,14 +431,18 @@ class _Run:
             if waiting or self.active:
                 time.sleep(POLL_S)
 
-    def _submit(self, spec: SampleSpec, hash_futures: list[Future]) -> None:
+    def _submit(self, spec: SampleSpec, hash_futures: list[Any]) -> None:
         n = len(spec.videos)
         try:
             hashed = [f.result() for f in hash_futures]
         except OSError as exc:
             self._fail(spec, f"{exc.filename or spec.videos[0]}: {exc.strerror or exc}")
             return
-        checksums = [checksum for checksum, _ in hashed]
+        except Exception as exc:  # the worker hashing it died, or the task was lost
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            self._fail(spec, f"{spec.videos[0]}: the cluster could not read it: {reason}")
+            return
+        checksums = [checksum for checksum, _, _ in hashed]
         calibration = self.calibrations.get(spec.calibration) if spec.calibration else None
         inputs, inputs_sha, record, settings_sha = job_identity(
             spec, checksums, self.settings, calibration, self.reasons
@@ -461,7 +463,7 @@ class _Run:
             sample=spec.sample,
             videos=tuple(
                 (str(v.absolute()), c, stamp)
-                for v, (c, stamp) in zip(spec.videos, hashed, strict=True)
+                for v, (c, stamp, _) in zip(spec.videos, hashed, strict=True)
             ),
             conditions=spec.conditions,
             settings=self.settings,
@@ -471,9 +473,10 @@ class _Run:
             version=self.version,
             **self.reasons,
         )
+        hashed_on = [where for _, _, where in hashed if where]
         future = self.client.submit(
             run_task, task, key=f"exocheck-job-{job.id}-{self.owner.rsplit(':', 1)[-1]}",
-            pure=False,
+            pure=False, workers=hashed_on[:1] or None, allow_other_workers=True,
         )  # fmt: skip
         self.active[future] = (job.id, spec)
         self.fraction[job.id] = 0.0

@@ -1,6 +1,8 @@
-"""What a Dask worker runs: one sample's analysis, from paths and checksums to files on disk.
+"""What a Dask worker runs: the checksum of an input, and one sample's analysis, from paths
+and checksums to files on disk.
 
-A task gets the paths of a sample's videos with their SHA-256, the settings and the output
+:func:`hash_input` gives an input's SHA-256 (the client needs it for the job's identity, but
+never reads a video itself). An analysis task gets the paths of a sample's videos with their SHA-256, the settings and the output
 folder; it runs :func:`exocheck.nta.analyze.analyze` (the same analysis as ``exocheck analyze``),
 checks that the videos it read are the ones the batch hashed, writes the sample's files with
 :func:`exocheck.nta.outputs.write_outputs` (all or nothing) and returns a small record. Frames never
@@ -93,6 +95,32 @@ def file_stamp(path: Path) -> tuple[int, int] | None:
         return None
     info = path.stat()
     return (info.st_size, info.st_mtime_ns)
+
+
+def hash_input(path: str) -> tuple[str, tuple[int, int] | None, str | None]:
+    """What a worker runs first for each input: its SHA-256, the stamp of the file it hashed,
+    and the worker's address (its analysis goes to the same worker, whose page cache holds the
+    file).
+
+    The analysis task checks the stamp instead of hashing the file again (a file changed after it
+    was hashed fails its job); a folder of frames has no stamp and is hashed again. The batch's
+    client sends paths only and never reads a video.
+    """
+    from exocheck.nta.checks import sha256_input
+
+    where = Path(path)
+    before = file_stamp(where)
+    checksum = sha256_input(where)
+    if file_stamp(where) != before:
+        raise OSError(0, "the file changed while it was being read", path)
+    address = None
+    try:
+        from distributed import get_worker
+
+        address = get_worker().address
+    except (ImportError, ValueError):
+        pass
+    return checksum, before, address
 
 
 def _error_line(exc: BaseException) -> str:

@@ -62,11 +62,15 @@ def demo_cmd(
     from exocheck.lots.certificate import certificate, write_certificate
     from exocheck.nta.analyze import AnalysisSettings, Conditions, analyze, calibrate
     from exocheck.qc.release import fmt
+    from exocheck.report.coa import pdf_unavailable
     from exocheck.signing import Keyring
     from exocheck.simulate import Population, make_params, simulate
     from exocheck.store import Store
 
     out.mkdir(parents=True, exist_ok=True)
+    # Signed PDF certificates need pango (a system library WeasyPrint loads); without it the
+    # demo still runs to the end, with HTML certificates, and says what to install.
+    no_pdf = pdf_unavailable()
     url = db or os.environ.get("EXOCHECK_DATABASE_URL") or str(out / "exocheck-demo.db")
     if url == str(out / "exocheck-demo.db"):
         (out / "exocheck-demo.db").unlink(missing_ok=True)  # a fresh demo every run
@@ -166,11 +170,14 @@ def demo_cmd(
                 by="operator",
             )
             result = store.approve(lot, by="qa-lead")
-            html, _ = certificate(store, lot, by="qa-lead", suffix=".html", keyring=keyring)
-            write_certificate(out / f"{lot}-CoA.html", html)
+            document, _ = certificate(store, lot, by="qa-lead", suffix=".html", keyring=keyring)
+            html = write_certificate(out / f"{lot}-CoA.html", document)
             pdf = out / f"{lot}-CoA.pdf"
-            signed, _ = certificate(store, lot, by="qa-lead", keyring=keyring)
-            write_certificate(pdf, signed)
+            if no_pdf is None:
+                signed, _ = certificate(store, lot, by="qa-lead", keyring=keyring)
+                write_certificate(pdf, signed)
+            else:
+                pdf.unlink(missing_ok=True)  # a stale one from an earlier run would mislead
             true_vial = truths[lot]["concentration_per_ml"] * DILUTION * FILL_ML
             above = _fraction_above(limit_nm, ev["diameter_nm"], ev["gsd"])
             table.add_row(
@@ -181,20 +188,29 @@ def demo_cmd(
                 fmt(true_vial * above),
                 result.decision,
             )
-            coas.append(pdf)
+            coas.append(pdf if no_pdf is None else html)
     console.print(table)
     console.print(
         f"bead calibration: detection depth {cal.depth_um:.1f} µm; detection limit for EVs "
         f"(n = 1.39) ≈ {limit_nm:.0f} nm — smaller vesicles are invisible to scattering NTA and "
         "are not counted."
     )
-    console.print("signed certificates of analysis: " + ", ".join(str(p) for p in coas))
-    program = sys.argv[0] if Path(sys.argv[0]).name == "exocheck" else "exocheck"
-    console.print(
-        f"verify one as a recipient would: {program} verify {coas[0]} --public-key {public_keys}",
-        highlight=False,
-        soft_wrap=True,
-    )
+    if no_pdf is None:
+        console.print("signed certificates of analysis: " + ", ".join(str(p) for p in coas))
+        program = sys.argv[0] if Path(sys.argv[0]).name == "exocheck" else "exocheck"
+        console.print(
+            f"verify one as a recipient would: {program} verify {coas[0]} --public-key "
+            f"{public_keys}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    else:
+        console.print("certificates of analysis (HTML): " + ", ".join(str(p) for p in coas))
+        console.print(
+            f"[yellow]note:[/] no signed PDF certificates: {no_pdf}, then run the demo again",
+            highlight=False,
+            soft_wrap=True,
+        )
     console.print(f"database: {url}\nresults and videos: {out}/")
     (out / "summary.json").write_text(
         json.dumps({lot: m.concentration.particles_per_ml for lot, m in measurements.items()})

@@ -28,6 +28,7 @@ from exocheck.cli import (
     web_cmds,
 )
 from exocheck.cli._common import err_console
+from exocheck.cli._quiet import quiet_third_party_warnings
 from exocheck.errors import ExocheckError
 
 app = typer.Typer(
@@ -77,7 +78,11 @@ for _module in _COMMAND_MODULES:
 
 
 def run() -> None:
-    """Console-script entry point: one-line errors, exit status 2 for user mistakes."""
+    """Console-script entry point: one-line errors, exit status 2 for user mistakes.
+
+    Third-party warnings named in :mod:`exocheck.cli._quiet` are silenced first.
+    """
+    quiet_third_party_warnings()
     sys.argv[1:] = nta_cmds.spread_multi_values(sys.argv[1:])
     try:
         code = app(standalone_mode=False)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -307,9 +306,8 @@ def analyze_cmd(
     _print_summary(measurement, out)
 
 
-_KERNELS_READY = threading.Event()
-_WARM_UP_STARTED = [0.0]
-_COMPILE_NOTE_AFTER_S = 2.0  # loading cached kernels takes well under a second
+_KERNELS_READY = threading.Event()  # the warm-up is over (kernels loaded, or it failed)
+_COMPILING = threading.Event()  # numba started compiling: its cache did not hold the kernels
 
 
 def _start_warm_up(plots: bool) -> None:
@@ -320,31 +318,37 @@ def _start_warm_up(plots: bool) -> None:
     import that fails here fails again, with its proper error, where it is used.
     """
 
+    _KERNELS_READY.clear()
+    _COMPILING.clear()
+
     def work() -> None:
         with contextlib.suppress(Exception):
-            from exocheck.nta import _kernels
+            try:
+                from exocheck.nta import _kernels
 
-            _kernels.warm_up()
-            _KERNELS_READY.set()
+                _kernels.warm_up(on_compile=_COMPILING.set)
+            finally:
+                _KERNELS_READY.set()
             import miepython  # noqa: F401  (concentration and detection limit)
 
             if plots:
                 import matplotlib.backends.backend_agg
                 import matplotlib.figure  # noqa: F401
 
-    _WARM_UP_STARTED[0] = time.perf_counter()
     threading.Thread(target=work, name="exocheck-warm-up", daemon=True).start()
 
 
 def _note_compilation() -> None:
-    """Say so when the kernels are being compiled (first run after installation) and not loaded.
+    """Say so when the kernels are being compiled (first run after installation), not loaded.
 
     Detection has to wait for the kernels anyway; without a word the progress bar would sit at
-    zero for the ~15 s the compilation takes.
+    zero for the ~10 s the compilation takes. numba reports when it starts compiling, so the
+    notice appears then and only then (loading the cached kernels takes well under a second).
     """
-    waited = time.perf_counter() - _WARM_UP_STARTED[0]
-    if not _KERNELS_READY.wait(max(0.0, _COMPILE_NOTE_AFTER_S - waited)):
-        console.print("compiling exocheck's detection kernels: about 15 s, once after installation")
+    while not (_KERNELS_READY.wait(0.02) or _COMPILING.is_set()):
+        pass
+    if _COMPILING.is_set():
+        console.print("compiling exocheck's detection kernels: about 10 s, once after installation")
 
 
 def _print_summary(measurement, out: Path) -> None:

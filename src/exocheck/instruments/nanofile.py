@@ -49,12 +49,45 @@ def read_nano(path: Path) -> NanoFile:
     return nano
 
 
+#: The capture time NanoSight software puts in its file names (``2021-04-01 15-42-48``); the
+#: separators vary with the version and with users' renaming, the digits do not.
+_STAMP = re.compile(
+    r"(?<!\d)(\d{4})[-_.]?(\d{2})[-_.]?(\d{2})[ _T-]+(\d{2})[-_.:h]?(\d{2})[-_.:m]?(\d{2})(?!\d)"
+)
+
+
+def name_timestamp(name: str) -> str | None:
+    """The capture time in a NanoSight file name, as ``YYYYMMDDhhmmss``, or None."""
+    found = _STAMP.findall(name)
+    if len(found) != 1:  # none, or ambiguous
+        return None
+    return "".join(found[0])
+
+
 def find_companion(summary: Path) -> Path | None:
-    """``<experiment>.nano`` beside ``<experiment>-ExperimentSummary.csv``, if it exists."""
+    """The ``.nano`` file of a NanoSight ``…-ExperimentSummary.csv``, if one is beside it.
+
+    First ``<experiment>.nano`` for ``<experiment>-ExperimentSummary.csv``. Users often rename
+    the summary (``EMT1 d200 pre1 2021-04-01 15-42-48-ExperimentSummary.csv`` beside
+    ``EMT1 d200 2021-04-01 15-42-48.nano``); then the one ``.nano`` in the folder whose name
+    carries the same capture time (to the second) is its companion. None when there is no
+    such file, or more than one.
+    """
     stem = re.sub(r"[-_ ]?experimentsummary$", "", summary.stem, flags=re.IGNORECASE)
     if not stem or stem == summary.stem:
         return None
     for candidate in (summary.with_name(stem + ".nano"), summary.with_name(stem + ".NANO")):
         if candidate.is_file():
             return candidate
-    return None
+    stamp = name_timestamp(stem)
+    if stamp is None:
+        return None
+    try:
+        same_time = [
+            p
+            for p in summary.parent.iterdir()
+            if p.suffix.lower() == ".nano" and name_timestamp(p.stem) == stamp and p.is_file()
+        ]
+    except OSError:
+        return None
+    return same_time[0] if len(same_time) == 1 else None

@@ -19,8 +19,11 @@ The smoothing is tested against ``scipy.ndimage.gaussian_filter`` (mode ``reflec
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numba
 import numpy as np
+from numba.core import event as numba_event
 
 _JIT = {"nogil": True, "cache": True, "boundscheck": False, "error_model": "numpy"}
 
@@ -455,18 +458,72 @@ def link_frames(
     return particle
 
 
-def warm_up() -> None:
-    """Load the kernels for 8-bit video (from the cache, or compile them) on tiny inputs.
+class _CompileNotice(numba_event.Listener):
+    """Calls ``on_compile`` once, when numba starts compiling (a cache load is not a compile)."""
+
+    def __init__(self, on_compile: Callable[[], None] | None) -> None:
+        self.on_compile = on_compile
+        self.compiled = False
+
+    def on_start(self, event: numba_event.Event) -> None:
+        if not self.compiled:
+            self.compiled = True
+            if self.on_compile is not None:
+                self.on_compile()
+
+    def on_end(self, event: numba_event.Event) -> None:
+        pass
+
+
+def warm_up(
+    on_compile: Callable[[], None] | None = None,
+    *,
+    dtypes: tuple[type[np.generic], ...] = (np.uint8,),
+) -> bool:
+    """Load the kernels for video of ``dtypes`` (from the cache, or compile them) on tiny inputs.
 
     The first call of compiled code in a process costs about 0.3 s of initialisation; calling this
     from a background thread at start-up overlaps that with the imports of everything else.
+
+    Parameters
+    ----------
+    on_compile : callable, optional
+        Called (in this thread) the moment numba starts compiling, which happens only when its
+        cache holds no machine code for these kernels (the first run after installation, a new
+        numba, another processor): the caller can say why the wait is long.
+    dtypes : tuple of numpy scalar types
+        Pixel types to prepare (``uint8``, ``uint16``, ``float32``).
+
+    Returns
+    -------
+    bool
+        Whether anything was compiled.
     """
-    frames = np.zeros((1, 16, 16), np.uint8)
-    smoothed = np.zeros((1, 16, 16), np.float32)
-    index = np.zeros(1, np.int64)
-    rows = np.zeros((1, 16), np.bool_)
-    smooth_frames(frames, smoothed[0], 1.0, gaussian_kernel(1.0), 8, 1.0, smoothed, rows)
-    local_maxima(smoothed, rows, 1.0, 1, index, index)
-    refine_centroids(smoothed, index, index + 4, index + 4, 1, index, index, 1.5, 1)
-    temporal_median(frames, 255, smoothed[0])
-    link_frames(index, np.zeros(1), np.zeros(1), 1.0, 1)
+    notice = _CompileNotice(on_compile)
+    with numba_event.install_listener("numba:compile", notice):
+        index = np.zeros(1, np.int64)
+        smoothed = np.zeros((1, 16, 16), np.float32)
+        rows = np.zeros((1, 16), np.bool_)
+        for dtype in dtypes:
+            frames = np.zeros((1, 16, 16), dtype)
+            smooth_frames(frames, smoothed[0], 1.0, gaussian_kernel(1.0), 8, 1.0, smoothed, rows)
+            if dtype in (np.uint8, np.uint16):
+                temporal_median(frames, int(np.iinfo(dtype).max), smoothed[0])
+        local_maxima(smoothed, rows, 1.0, 1, index, index)
+        # the same array types as detection and linking pass: columns of the maxima found
+        # (strided), and the feature table's columns (read-only views)
+        found = np.full((2, 3), 4, np.int64)  # two rows: a one-row column is contiguous
+        found[:, 0] = 0
+        refine_centroids(smoothed, found[:, 0], found[:, 1], found[:, 2], 1, index, index, 1.5, 1)
+        frame, xy = np.zeros(1, np.int64), np.zeros(1)
+        frame.flags.writeable = xy.flags.writeable = False
+        link_frames(frame, xy, xy, 1.0, 1)
+    return notice.compiled
+
+
+def build_cache() -> bool:
+    """Compile the kernels for every pixel type into numba's cache (at installation).
+
+    Returns whether anything was compiled (False: the cache already held them all).
+    """
+    return warm_up(dtypes=(np.uint8, np.uint16, np.float32))

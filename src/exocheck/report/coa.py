@@ -336,15 +336,32 @@ def render_html(
     return _environment().get_template("coa.html").render(**context, certificate=certificate)
 
 
+#: What to install where WeasyPrint cannot load pango (a system library, not a Python package).
+PANGO_INSTRUCTION = (
+    "install pango ('sudo apt install libpango-1.0-0 libpangoft2-1.0-0' on Debian/Ubuntu, "
+    "'sudo dnf install pango' on Fedora, 'brew install pango' on macOS)"
+)
+
+
+def pdf_unavailable() -> str | None:
+    """Why PDF certificates cannot be rendered here, as one line saying what to install; None
+    when they can (WeasyPrint imports and finds pango)."""
+    try:
+        import weasyprint  # noqa: F401
+    except ImportError:
+        return "PDF output needs WeasyPrint: pip install weasyprint"
+    except OSError:  # WeasyPrint is installed; its system library pango is not
+        return f"PDF output needs pango, which was not found: {PANGO_INSTRUCTION}"
+    return None
+
+
 def render_pdf(html: str) -> bytes:
     """Render certificate HTML to PDF bytes with WeasyPrint."""
-    try:
-        from weasyprint import HTML
-    except (ImportError, OSError) as exc:  # OSError: pango missing
-        raise ParameterError(
-            f"PDF output needs WeasyPrint and pango ({exc}); "
-            "write .html instead or install exocheck[pdf]"
-        ) from None
+    missing = pdf_unavailable()
+    if missing is not None:
+        raise ParameterError(f"{missing}; or write .html instead")
+    from weasyprint import HTML
+
     return HTML(string=html).write_pdf()
 
 
