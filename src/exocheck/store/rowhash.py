@@ -25,7 +25,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import JSON, Table, Text, cast, inspect, select
+from sqlalchemy import JSON, Column, Table, Text, cast, inspect, select
 from sqlalchemy.orm import Session
 
 from exocheck.canonical import canonical_sha256
@@ -190,7 +190,8 @@ def sealed_table(name: str) -> Table:
     return m.Base.metadata.tables[name]
 
 
-def primary_key(table: Table):
+def primary_key(table: Table) -> Column:
+    """The one primary-key column of a :data:`SEALED` table."""
     (column,) = table.primary_key.columns
     return column
 

@@ -173,11 +173,16 @@ class Services:
             if session.scalar(select(m.Lot.id).where(m.Lot.number == lot)) is None:
                 raise NotFound(f"unknown lot {lot!r}")
 
+    def check_records(self, lot: str) -> None:
+        """:func:`require_intact_lot` for showing a lot, its verdict kept while the store stays
+        the same (it walks the whole audit chain); the certificate and signing check anew."""
+        self._cached(("records", lot, self.state()), lambda: require_intact_lot(self.store, lot))
+
     def lot(self, lot: str) -> dict[str, Any]:
         """The lot as the API shows it: its record, status, decision and signatures (409, one
         line, when its records fail verification)."""
         self.check_lot(lot)
-        require_intact_lot(self.store, lot)
+        self.check_records(lot)
         info = self.store.lot_info(lot)
         state = self.signing.lot_state(lot)
         return {
