@@ -29,8 +29,6 @@ from exocheck.cli.store_cmds import (
 )
 from exocheck.errors import ParameterError
 
-__all__ = ["PasswordStdin", "read_password"]  # signing_cmds reads passwords the same way
-
 user_app = typer.Typer(help="People who use the web service and sign lots.", no_args_is_help=True)
 ByAdmin = Annotated[
     str | None,
