@@ -23,10 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import select
-
 from exocheck.auth.accounts import Accounts, UserView
-from exocheck.auth.models import User
 from exocheck.auth.roles import PERMISSIONS, require
 from exocheck.errors import AuthError, ParameterError
 from exocheck.store.base import StoreBase, check_actor
@@ -65,8 +62,7 @@ class Actor:
 
 def has_users(store: StoreBase) -> bool:
     """True when the store has users (who then authenticate for every change)."""
-    with store._read() as session:
-        return session.scalar(select(User.id).limit(1)) is not None
+    return store.has_users()
 
 
 def idle_timeout_s(environ: Mapping[str, str] | None = None) -> float:
