@@ -107,15 +107,31 @@ def test_issue_verify_recall_and_audit(tmp_path, monkeypatch, capsys):
         capsys,
         "user",
         "add",
+        "adam",
+        "--role",
+        "admin",
+        "--password-stdin",
+        "--db",
+        db,
+        "--by",
+        "admin",
+        stdin="correct horse 0\n",
+    )
+    assert code == 0, err  # the first user of a store: an admin, added without a password
+    code, out, err = cli(
+        monkeypatch,
+        capsys,
+        "user",
+        "add",
         "quinn",
         "--role",
         "qa",
         "--password-stdin",
         "--db",
         db,
-        "--by",
-        "admin",
-        stdin="correct horse 1\n",
+        "--user",
+        "adam",
+        stdin="correct horse 0\ncorrect horse 1\n",
     )
     assert code == 0, err
     code, out, err = cli(

@@ -44,7 +44,9 @@ def test_user_add_reads_the_password_from_stdin_and_never_reuses_a_name(
         "--password-stdin",
         "--db",
         db_url,
-        stdin="vera-long-password\n",
+        "--user",
+        "adam",
+        stdin=f"{password('adam')}\nvera-long-password\n",
     )
     assert code == 0 and "vera added" in out
     code, _, err = _exocheck(
@@ -58,7 +60,9 @@ def test_user_add_reads_the_password_from_stdin_and_never_reuses_a_name(
         "--password-stdin",
         "--db",
         db_url,
-        stdin="another-password\n",
+        "--user",
+        "adam",
+        stdin=f"{password('adam')}\nanother-password\n",
     )
     assert code == 2 and "never reused" in err and err.count("\n") == 1
     code, _, err = _exocheck(
@@ -72,7 +76,9 @@ def test_user_add_reads_the_password_from_stdin_and_never_reuses_a_name(
         "--password-stdin",
         "--db",
         db_url,
-        stdin="wes-long-password\n",
+        "--user",
+        "adam",
+        stdin=f"{password('adam')}\nwes-long-password\n",
     )
     assert code == 2 and "role must be one of" in err
     code, _, err = _exocheck(
@@ -86,7 +92,9 @@ def test_user_add_reads_the_password_from_stdin_and_never_reuses_a_name(
         "--password-stdin",
         "--db",
         db_url,
-        stdin="short\n",
+        "--user",
+        "adam",
+        stdin=f"{password('adam')}\nshort\n",
     )
     assert code == 2 and "at least 8 characters" in err
     code, _, err = _exocheck(
@@ -104,11 +112,25 @@ def test_user_add_reads_the_password_from_stdin_and_never_reuses_a_name(
     )
     assert code == 2 and "--password" in err  # there is no such option
     code, _, err = _exocheck(
-        monkeypatch, capsys, "user", "add", "wes", "--role", "qa", "--db", db_url
+        monkeypatch, capsys, "user", "add", "wes", "--role", "qa", "--db", db_url, "--user", "adam"
     )
-    assert code == 2 and "--password-stdin" in err  # no terminal to prompt on
-    code, _, _ = _exocheck(
+    assert code == 2 and "no terminal to ask for the password: use --password-stdin" in err
+    code, _, err = _exocheck(
         monkeypatch, capsys, "user", "disable", "vera", "--db", db_url, "--by", "adam"
+    )
+    assert code == 2 and "a name alone (--by) is not accepted" in err  # a bare name is no admin
+    code, _, _ = _exocheck(
+        monkeypatch,
+        capsys,
+        "user",
+        "disable",
+        "vera",
+        "--db",
+        db_url,
+        "--user",
+        "adam",
+        "--password-stdin",
+        stdin=password("adam") + "\n",
     )
     assert code == 0
     code, out, _ = _exocheck(monkeypatch, capsys, "user", "list", "--json", "--db", db_url)
@@ -215,7 +237,20 @@ def test_disabled_or_unsuitable_users_cannot_sign(db_url, monkeypatch, capsys, r
         stdin=password(name) + "\n",
     )
     assert code == 2 and f"role {role} cannot sign 'rejected'" in err
-    _exocheck(monkeypatch, capsys, "user", "disable", "rita", "--db", db_url)
+    code, _, _ = _exocheck(
+        monkeypatch,
+        capsys,
+        "user",
+        "disable",
+        "rita",
+        "--db",
+        db_url,
+        "--user",
+        "adam",
+        "--password-stdin",
+        stdin=password("adam") + "\n",
+    )
+    assert code == 0
     code, _, err = _exocheck(
         monkeypatch,
         capsys,

@@ -14,7 +14,10 @@ user.manage                                      yes
 =====================  ========  ========  ====  =====
 
 Signing is checked in detail (meaning, four eyes) by :mod:`exocheck.auth.signatures`; here
-``sign`` means "may open the signature dialog at all".
+``sign`` means "may open the signature dialog at all". ``measurement.add`` covers every result of
+a lot (NTA, protein, markers, safety, imports, batch results, stability studies);
+``catalog.edit`` covers products and specifications. Who is acting is established by
+:func:`exocheck.auth.identity.identify`, which then asks :func:`require`.
 """
 
 from __future__ import annotations

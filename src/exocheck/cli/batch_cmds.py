@@ -32,7 +32,7 @@ from exocheck.cli.nta_cmds import (
     WavelengthOpt,
     _settings,
 )
-from exocheck.cli.store_cmds import CreateOption
+from exocheck.cli.store_cmds import CreateOption, PasswordStdin, UserOption
 from exocheck.errors import ParameterError
 
 
@@ -118,10 +118,13 @@ def batch_cmd(
         str | None,
         typer.Option(
             "--by",
-            help="Who enters the results (with --lot; default: $EXOCHECK_USER, "
-            "then the login name).",
+            help="Who enters the results (with --lot), in a store without users (default: "
+            "$EXOCHECK_USER, then the login name). A store with users takes --user or "
+            "'exocheck login'.",
         ),
     ] = None,
+    user: UserOption = None,
+    password_stdin: PasswordStdin = False,
     fps: FpsOpt = None,
     pixel_size_um: PixelOpt = None,
     temperature_c: Annotated[
@@ -169,7 +172,7 @@ def batch_cmd(
 ) -> None:
     """Analyse many samples in parallel on Dask; results as 'analyze --out' writes them."""
     from exocheck.batch import expand_inputs, read_manifest, run_batch, samples_from_videos
-    from exocheck.cli.store_cmds import actor
+    from exocheck.cli.store_cmds import acting, open_store
     from exocheck.nta.analyze import Conditions
     from exocheck.store import ENV_VAR
 
@@ -191,6 +194,12 @@ def batch_cmd(
         camera_gain=camera_gain,
         wavelength_nm=wavelength_nm,
     )
+    by_name = None
+    if lot is not None:  # who enters the results, established before any work starts
+        with open_store(db, create=create) as store:
+            by_name = acting(
+                store, "measurement.add", by=by, user=user, password_stdin=password_stdin
+            )
     settings = _settings(invert, threshold_sigma, bootstrap, not skip_polarity_check)
     sample_defaults = {"dilution_factor": dilution_factor, "calibration": calibration}
     if manifest is not None:
@@ -210,7 +219,7 @@ def batch_cmd(
             db=db,
             create_db=create or not (db or os.environ.get(ENV_VAR)),
             lot=lot,
-            by=actor(by) if lot is not None else None,
+            by=by_name,
             rerun=rerun,
             calibration_override=calibration_override,
             allow_reuse=allow_reuse,

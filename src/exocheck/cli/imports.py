@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from exocheck.cli._common import console, err_console
+from exocheck.cli.store_cmds import PasswordStdin, UserOption
 from exocheck.errors import ExocheckError
 
 if TYPE_CHECKING:
@@ -156,10 +157,14 @@ def import_(
         str | None,
         typer.Option(
             "--by",
-            help="Who enters the data (with --lot; default $EXOCHECK_USER, then the login name).",
+            help="Who enters the data (with --lot), in a store without users (default "
+            "$EXOCHECK_USER, then the login name). A store with users takes --user or "
+            "'exocheck login'.",
             show_default=False,
         ),
     ] = None,
+    user: UserOption = None,
+    password_stdin: PasswordStdin = False,
 ) -> None:
     """Import NanoSight, ZetaView, ViewSizer and nano-flow FCS exports.
 
@@ -205,7 +210,7 @@ def import_(
         if as_json:
             typer.echo(measurement.to_json(indent=None))
     if lot is not None and imported:
-        failed += _store(imported, lot, db, by)
+        failed += _store(imported, lot, db, by, user, password_stdin)
     if not as_json and imported:
         common = roots[imported[0][0]] if len(set(roots.values())) == 1 else None
         console.print(_table(imported, common))
@@ -253,18 +258,26 @@ def _show_resized(imported: list[tuple[Path, Measurement]], out: Path | None, qu
 
 
 def _store(
-    imported: list[tuple[Path, Measurement]], lot: str, db: str | None, by: str | None
+    imported: list[tuple[Path, Measurement]],
+    lot: str,
+    db: str | None,
+    by: str | None,
+    user: str | None,
+    password_stdin: bool,
 ) -> int:
-    """Add the measurements to ``lot``; returns how many could not be added (one line each)."""
-    from exocheck.cli.store_cmds import actor, open_store
+    """Add the measurements to ``lot``; returns how many could not be added (one line each).
+
+    Who enters them is established once, before any is added (a refusal adds none)."""
+    from exocheck.cli.store_cmds import acting, open_store
     from exocheck.instruments.tree import original_file
 
     failed = 0
     with open_store(db) as store:
+        name = acting(store, "measurement.add", by=by, user=user, password_stdin=password_stdin)
         for path, m in imported:
             try:
                 with original_file(path, m) as original:
-                    store.add_measurement(lot, m, by=actor(by), original_file=original)
+                    store.add_measurement(lot, m, by=name, original_file=original)
             except ExocheckError as exc:
                 failed += 1
                 err_console.print(

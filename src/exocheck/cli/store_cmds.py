@@ -5,6 +5,11 @@ per-user data directory) and changes the store in one transaction. A database na
 the variable must exist (``exocheck db init`` makes one; ``--create`` on the commands that start
 one); only the per-user store is created on first use. Every command that writes says, on stderr,
 which database it wrote to.
+
+In a store with users every command that writes says who acts: ``--user NAME`` with the password
+(from a prompt, or the first line of standard input with ``--password-stdin``), or the session of
+``exocheck login``; ``--by`` names the person only in a store without users
+(:func:`exocheck.auth.identity.identify` decides, and checks the role).
 """
 
 from __future__ import annotations
@@ -12,10 +17,11 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -23,6 +29,9 @@ from rich.table import Table
 
 from exocheck.cli._common import console, err_console
 from exocheck.errors import FormatError, ParameterError
+
+if TYPE_CHECKING:
+    from exocheck.store import Store
 
 DbOption = Annotated[
     str | None,
@@ -37,8 +46,24 @@ ByOption = Annotated[
     str | None,
     typer.Option(
         "--by",
-        help="Who enters this (default: $EXOCHECK_USER, then the login name).",
+        help="Who enters this, in a store without users (default: $EXOCHECK_USER, then the "
+        "login name). A store with users takes --user or 'exocheck login'.",
         show_default=False,
+    ),
+]
+UserOption = Annotated[
+    str | None,
+    typer.Option(
+        "--user",
+        help="Your user name, in a store with users (the password is asked; without --user, "
+        "the session of 'exocheck login').",
+        show_default=False,
+    ),
+]
+PasswordStdin = Annotated[
+    bool,
+    typer.Option(
+        "--password-stdin", help="Read the password from the first line of standard input."
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -49,8 +74,56 @@ CreateOption = Annotated[
 
 
 def actor(by: str | None) -> str:
-    """The person recorded in the audit trail."""
+    """The name recorded in a store without users: ``by``, else ``$EXOCHECK_USER``, else the
+    login name."""
     return by or os.environ.get("EXOCHECK_USER") or getpass.getuser()
+
+
+def read_password(from_stdin: bool, prompt: str = "Password", confirm: bool = False) -> str:
+    """The password from the next line of stdin or from a prompt (never echoed)."""
+    if from_stdin:
+        line = sys.stdin.readline()
+        password = line[:-1] if line.endswith("\n") else line
+        if password.endswith("\r"):
+            password = password[:-1]
+    else:
+        if not sys.stdin.isatty():
+            raise ParameterError("no terminal to ask for the password: use --password-stdin")
+        password = typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm, err=True)
+    if not password:
+        raise ParameterError("no password given")
+    return password
+
+
+def acting(
+    store: Store,
+    action: str,
+    *,
+    by: str | None = None,
+    user: str | None = None,
+    password_stdin: bool = False,
+) -> str:
+    """The name the audit trail records for a command that writes.
+
+    :func:`exocheck.auth.identity.identify` on the command's options: in a store without users
+    ``--by`` (or :func:`actor`'s default); in a store with users ``--user`` and its password
+    (asked only then), else the saved session of ``exocheck login``, and the role must allow
+    ``action``. Its errors are one line each (exit status 2).
+    """
+    from exocheck.auth.identity import identify
+    from exocheck.auth.token_file import load_token
+
+    if password_stdin and user is None:
+        raise ParameterError("--password-stdin reads the password of --user NAME: give --user")
+    return identify(
+        store,
+        action,
+        by=by,
+        user=user,
+        password=lambda: read_password(password_stdin, prompt=f"Password of {user}"),
+        token=lambda: load_token(store.url),
+        default_name=lambda: actor(None),
+    ).name
 
 
 def open_store(db: str | None, *, create: bool = False):
@@ -122,6 +195,8 @@ def product_add(
     description: Annotated[str | None, typer.Option(help="Free text.")] = None,
     db: DbOption = None,
     by: ByOption = None,
+    user: UserOption = None,
+    password_stdin: PasswordStdin = False,
     create: CreateOption = False,
 ) -> None:
     """Add a product with its label claim."""
@@ -132,7 +207,7 @@ def product_add(
             fill_volume_ml=fill_volume_ml,
             unit_name=unit,
             description=description,
-            by=actor(by),
+            by=acting(store, "catalog.edit", by=by, user=user, password_stdin=password_stdin),
         )
     console.print(f"product {name} added")
 
@@ -161,11 +236,17 @@ def spec_add(
     product: Annotated[str | None, typer.Option(help="Product it applies to.")] = None,
     db: DbOption = None,
     by: ByOption = None,
+    user: UserOption = None,
+    password_stdin: PasswordStdin = False,
     create: CreateOption = False,
 ) -> None:
     """Store a specification version (immutable once a lot uses it)."""
     with writing_store(db, create=create) as store:
-        info = store.add_specification(file, product=product, by=actor(by))
+        info = store.add_specification(
+            file,
+            product=product,
+            by=acting(store, "catalog.edit", by=by, user=user, password_stdin=password_stdin),
+        )
     if info.get("serves"):
         state = f"already stored; now serves {', '.join(info['serves'])}"
     else:
@@ -210,6 +291,8 @@ def lot_add(
     expiry: Annotated[str | None, typer.Option(help="Expiry date, YYYY-MM-DD.")] = None,
     db: DbOption = None,
     by: ByOption = None,
+    user: UserOption = None,
+    password_stdin: PasswordStdin = False,
 ) -> None:
     """Create a lot."""
     with writing_store(db) as store:
@@ -219,7 +302,7 @@ def lot_add(
             specification=spec,
             manufactured=manufactured,
             expiry=expiry,
-            by=actor(by),
+            by=acting(store, "lot.create", by=by, user=user, password_stdin=password_stdin),
         )
     console.print(f"lot {number} of {product} added (specification {info['specification']})")
 
@@ -307,6 +390,8 @@ def measurement_add(
     ],
     db: DbOption = None,
     by: ByOption = None,
+    user: UserOption = None,
+    password_stdin: PasswordStdin = False,
     allow_reuse: Annotated[
         str | None,
         typer.Option(
@@ -339,7 +424,11 @@ def measurement_add(
         kept = original_file(file, record)
     with kept as original, writing_store(db) as store:
         store.add_measurement(
-            lot, record, by=actor(by), original_file=original, allow_reuse=allow_reuse
+            lot,
+            record,
+            by=acting(store, "measurement.add", by=by, user=user, password_stdin=password_stdin),
+            original_file=original,
+            allow_reuse=allow_reuse,
         )
     console.print(f"lot {lot}: measurement from {file.name} added")
 
@@ -352,10 +441,18 @@ def measurement_protein(
     method: Annotated[str, typer.Option(help="Assay (BCA, micro-BCA, Bradford...).")] = "BCA",
     db: DbOption = None,
     by: ByOption = None,
+    user: UserOption = None,
+    password_stdin: PasswordStdin = False,
 ) -> None:
     """Record the lot's total protein."""
     with writing_store(db) as store:
-        store.add_protein(lot, ug_per_ml, sd_ug_per_ml=sd_ug_per_ml, method=method, by=actor(by))
+        store.add_protein(
+            lot,
+            ug_per_ml,
+            sd_ug_per_ml=sd_ug_per_ml,
+            method=method,
+            by=acting(store, "measurement.add", by=by, user=user, password_stdin=password_stdin),
+        )
     console.print(f"lot {lot}: protein {ug_per_ml:g} µg/mL added")
 
 
@@ -366,10 +463,17 @@ def measurement_markers(
     method: Annotated[str | None, typer.Option(help="Western blot, flow, ELISA...")] = None,
     db: DbOption = None,
     by: ByOption = None,
+    user: UserOption = None,
+    password_stdin: PasswordStdin = False,
 ) -> None:
     """Record a marker panel."""
     with writing_store(db) as store:
-        store.add_markers(lot, _pairs(results, "markers"), method=method, by=actor(by))
+        store.add_markers(
+            lot,
+            _pairs(results, "markers"),
+            method=method,
+            by=acting(store, "measurement.add", by=by, user=user, password_stdin=password_stdin),
+        )
     console.print(f"lot {lot}: {len(results)} marker result(s) added")
 
 
@@ -382,10 +486,16 @@ def measurement_safety(
     ],
     db: DbOption = None,
     by: ByOption = None,
+    user: UserOption = None,
+    password_stdin: PasswordStdin = False,
 ) -> None:
     """Record safety tests (numeric, or positive/negative)."""
     with writing_store(db) as store:
-        store.add_safety(lot, _pairs(results, "safety"), by=actor(by))
+        store.add_safety(
+            lot,
+            _pairs(results, "safety"),
+            by=acting(store, "measurement.add", by=by, user=user, password_stdin=password_stdin),
+        )
     console.print(f"lot {lot}: {len(results)} safety result(s) added")
 
 

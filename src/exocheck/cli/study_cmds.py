@@ -20,7 +20,9 @@ from exocheck.cli.store_cmds import (
     CreateOption,
     DbOption,
     JsonOption,
-    actor,
+    PasswordStdin,
+    UserOption,
+    acting,
     open_store,
     print_json,
     writing_store,
@@ -111,6 +113,8 @@ def study_import(
     ] = None,
     db: DbOption = None,
     by: ByOption = None,
+    user: UserOption = None,
+    password_stdin: PasswordStdin = False,
     create: CreateOption = False,
 ) -> None:
     """Import a stability study; every lot must already be a lot of the product."""
@@ -129,7 +133,7 @@ def study_import(
             csv,
             name=name,
             product=product,
-            by=actor(by),
+            by=acting(store, "measurement.add", by=by, user=user, password_stdin=password_stdin),
             response_col=response_col,
             lot_col=lot_col,
             time_col=time_col,

@@ -1,44 +1,44 @@
-"""``exocheck serve``, ``exocheck user add|disable|unlock|list`` and ``exocheck sign``.
+"""``exocheck serve``, ``exocheck login|logout``, ``exocheck user add|disable|unlock|list`` and
+``exocheck sign``.
 
 Passwords are read from a prompt (not echoed) or, with ``--password-stdin``, from the first line
 of standard input; never from the command line, where other users and shell histories see them.
+``exocheck login`` opens a session with a store that has users (the token in a file only its
+owner can read, keyed by the database; the store keeps only its SHA-256); commands that write
+then need no password until it ends: ``exocheck logout``, idle timeout, a disabled or locked
+account.
 """
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from exocheck.cli._common import console, err_console
-from exocheck.cli.store_cmds import DbOption, JsonOption, actor, open_store, print_json
+from exocheck.cli.store_cmds import (
+    DbOption,
+    JsonOption,
+    PasswordStdin,
+    UserOption,
+    acting,
+    open_store,
+    print_json,
+    read_password,
+)
 from exocheck.errors import ParameterError
 
 user_app = typer.Typer(help="People who use the web service and sign lots.", no_args_is_help=True)
-PasswordStdin = Annotated[
-    bool,
+ByAdmin = Annotated[
+    str | None,
     typer.Option(
-        "--password-stdin", help="Read the password from the first line of standard input."
+        "--by",
+        help="Who does this, in a store without users (audit trail). A store with users takes "
+        "an admin's --user or 'exocheck login'.",
+        show_default=False,
     ),
 ]
-
-
-def read_password(from_stdin: bool, prompt: str = "Password", confirm: bool = False) -> str:
-    """The password from stdin's first line or from a prompt (never echoed)."""
-    if from_stdin:
-        line = sys.stdin.readline()
-        password = line[:-1] if line.endswith("\n") else line
-        if password.endswith("\r"):
-            password = password[:-1]
-    else:
-        if not sys.stdin.isatty():
-            raise ParameterError("no terminal to ask for the password: use --password-stdin")
-        password = typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm)
-    if not password:
-        raise ParameterError("no password given")
-    return password
 
 
 @user_app.command("add")
@@ -51,32 +51,55 @@ def user_add(
             "--full-name", help="Printed name shown with signatures (default: the login name)."
         ),
     ] = None,
-    password_stdin: PasswordStdin = False,
+    password_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--password-stdin",
+            help="Read the passwords from standard input, one a line: with --user, yours "
+            "first; then the new user's.",
+        ),
+    ] = False,
     db: DbOption = None,
-    by: Annotated[str | None, typer.Option("--by", help="Who adds the user (audit trail).")] = None,
+    by: ByAdmin = None,
+    user: UserOption = None,
 ) -> None:
-    """Add a user with a role; the password comes from a prompt or --password-stdin."""
-    from exocheck.auth import Accounts
+    """Add a user with a role; the password comes from a prompt or --password-stdin.
 
-    password = read_password(password_stdin, confirm=True)
+    The first user of a store is an admin, added without a password (there is nobody to
+    authenticate yet); after that an admin adds the others."""
+    from exocheck.auth import Accounts
+    from exocheck.auth.identity import check_first_user
+
     with open_store(db) as store:
-        user = Accounts(store).add_user(
-            name, role=role, password=password, by=actor(by), printed_name=full_name
+        check_first_user(store, role)
+        who = acting(
+            store,
+            "user.manage",
+            by=by,
+            user=user,
+            password_stdin=password_stdin and user is not None,
         )
-    console.print(f"user {user.name} added ({user.role})", highlight=False)
+        password = read_password(password_stdin, prompt=f"Password of {name}", confirm=True)
+        added = Accounts(store).add_user(
+            name, role=role, password=password, by=who, printed_name=full_name
+        )
+    console.print(f"user {added.name} added ({added.role})", highlight=False)
 
 
 @user_app.command("disable")
 def user_disable(
     name: Annotated[str, typer.Argument(help="Login name.")],
     db: DbOption = None,
-    by: Annotated[str | None, typer.Option("--by", help="Who disables (audit trail).")] = None,
+    by: ByAdmin = None,
+    user: UserOption = None,
+    password_stdin: PasswordStdin = False,
 ) -> None:
     """Disable a user for good (the record and the name stay); their sessions end."""
     from exocheck.auth import Accounts
 
     with open_store(db) as store:
-        Accounts(store).disable_user(name, by=actor(by))
+        who = acting(store, "user.manage", by=by, user=user, password_stdin=password_stdin)
+        Accounts(store).disable_user(name, by=who)
     console.print(f"user {name} disabled", highlight=False)
 
 
@@ -84,14 +107,73 @@ def user_disable(
 def user_unlock(
     name: Annotated[str, typer.Argument(help="Login name.")],
     db: DbOption = None,
-    by: Annotated[str | None, typer.Option("--by", help="Who unlocks (audit trail).")] = None,
+    by: ByAdmin = None,
+    user: UserOption = None,
+    password_stdin: PasswordStdin = False,
 ) -> None:
     """Unlock an account locked after wrong passwords."""
     from exocheck.auth import Accounts
 
     with open_store(db) as store:
-        Accounts(store).unlock_user(name, by=actor(by))
+        who = acting(store, "user.manage", by=by, user=user, password_stdin=password_stdin)
+        Accounts(store).unlock_user(name, by=who)
     console.print(f"user {name} unlocked", highlight=False)
+
+
+def login(
+    user: Annotated[str, typer.Option("--user", help="Your user name.")],
+    password_stdin: PasswordStdin = False,
+    db: DbOption = None,
+) -> None:
+    """Open a session with a store that has users: commands that write then need no password.
+
+    The session ends after the web's idle timeout ($EXOCHECK_IDLE_TIMEOUT_MIN, 15 minutes), on
+    'exocheck logout', or when the account is disabled or locked. Its token is kept in
+    $EXOCHECK_SESSION_FILE (default: sessions.json in the per-user configuration folder),
+    readable by you only."""
+    from exocheck.auth import Accounts
+    from exocheck.auth.identity import has_users, idle_timeout_s
+    from exocheck.auth.token_file import forget_token, save_token
+
+    seconds = idle_timeout_s()
+    with open_store(db) as store:
+        if not has_users(store):
+            raise ParameterError(
+                "this store has no users, so there is nothing to log in to: commands name who "
+                "acts with --by NAME"
+            )
+        accounts = Accounts(store)
+        password = read_password(password_stdin, prompt=f"Password of {user}")
+        token, session = accounts.login(user, password, kind="cli")
+        url = store.url
+        try:
+            accounts.logout(forget_token(url))  # a session opened earlier ends
+            path = save_token(url, token)
+        except BaseException:
+            accounts.logout(token)
+            raise
+    console.print(
+        f"logged in as {session.user.name} ({session.user.role}) to {url}; the session ends "
+        f"after {seconds / 60:g} idle minutes or with 'exocheck logout'",
+        highlight=False,
+        soft_wrap=True,
+    )
+    err_console.print(f"session kept in {path}", highlight=False, soft_wrap=True)
+
+
+def logout(db: DbOption = None) -> None:
+    """End the session 'exocheck login' opened with the store."""
+    from exocheck.auth import Accounts
+    from exocheck.auth.token_file import forget_token, load_token
+
+    with open_store(db) as store:
+        url = store.url
+        token = load_token(url)
+        if token is not None:
+            Accounts(store).logout(token)
+            forget_token(url)
+    state = "logged out of" if token is not None else "no session with"
+    console.print(f"{state} {url}", highlight=False, soft_wrap=True)
 
 
 @user_app.command("list")
@@ -189,5 +271,7 @@ def serve(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(user_app, name="user")
+    app.command("login")(login)
+    app.command("logout")(logout)
     app.command("sign")(sign)
     app.command("serve")(serve)
