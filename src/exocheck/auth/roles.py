@@ -30,6 +30,9 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "lot.create": ("analyst",),
     "measurement.add": ("analyst",),
     "sign": ("reviewer", "qa"),
+    "measurement.withdraw": ("analyst", "reviewer", "qa"),
+    "lot.recall": ("qa",),
+    "certificate.issue": ("analyst", "reviewer", "qa"),
     "catalog.edit": ("qa",),
     "user.manage": ("admin",),
 }
@@ -38,6 +41,9 @@ _WHAT = {
     "lot.create": "create lots",
     "measurement.add": "add measurements",
     "sign": "sign lots",
+    "measurement.withdraw": "withdraw measurements",
+    "lot.recall": "recall lots",
+    "certificate.issue": "issue certificates",
     "catalog.edit": "change products and specifications",
     "user.manage": "manage users",
 }

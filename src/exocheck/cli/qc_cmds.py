@@ -16,7 +16,9 @@ from exocheck.cli.store_cmds import (
     ByOption,
     DbOption,
     JsonOption,
-    actor,
+    PasswordStdin,
+    UserOption,
+    acting,
     open_store,
     print_json,
     writing_store,
@@ -195,6 +197,8 @@ def coa(
     ] = None,
     db: DbOption = None,
     by: ByOption = None,
+    user: UserOption = None,
+    password_stdin: PasswordStdin = False,
 ) -> None:
     """Write the certificate of analysis (PDF or HTML by the file suffix).
 
@@ -210,10 +214,11 @@ def coa(
         raise ParameterError(f"{out}: the certificate file must end in .pdf or .html")
     with open_store(db) as store:
         ring = Keyring(keys)
+        issuer = acting(store, "certificate.issue", by=by, user=user, password_stdin=password_stdin)
         document, used_study = certificate(
             store,
             lot,
-            by=actor(by),
+            by=issuer,
             suffix=out.suffix,
             keyring=ring,
             public_url=public_url,

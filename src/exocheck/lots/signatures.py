@@ -32,6 +32,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from exocheck.auth.accounts import Accounts, UserView
+from exocheck.auth.roles import can, require
 from exocheck.canonical import canonical_sha256
 from exocheck.errors import NotAllowed, ParameterError, StoreError
 from exocheck.lots.actions import check_reason, open_lot, withdraw_measurement
@@ -560,10 +561,11 @@ def withdraw(
     signer = (accounts or Accounts(store)).verify(
         user, password, purpose="signature", lot_id=lot_id
     )
-    if signer.role not in ("analyst", "reviewer", "qa"):
-        why = f"a user with role {signer.role} cannot withdraw measurements"
-        _refuse(store, lot_id, signer.name, "withdrawn", why)
-        raise NotAllowed(why)
+    try:
+        require(signer.role, "measurement.withdraw")
+    except NotAllowed as exc:
+        _refuse(store, lot_id, signer.name, "withdrawn", str(exc))
+        raise
     try:
         return withdraw_measurement(
             store,
@@ -616,7 +618,7 @@ def recall_lot(store, lot: str, *, user: str, password: str, reason: str) -> dic
         row = store.lot_row(session, lot)
         status = state_of(session, row, None).status
         why = None
-        if signer.role != "qa":
+        if not can(signer.role, "lot.recall"):
             why = f"a user with role {signer.role} cannot recall a lot (it takes: qa)"
         elif status == "recalled":
             why = f"lot {lot} is already recalled"

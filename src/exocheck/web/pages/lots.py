@@ -64,8 +64,8 @@ def _lot_context(svc: Services, lot: str, user) -> dict[str, Any]:
         "figures": view["figures"] | {"chart": chart},  # other lots count: not kept with the lot
         "can_upload": can(user.user.role, "measurement.add") and not final,
         "can_sign": bool(meanings) and not final,
-        "can_withdraw": user.user.role in ("analyst", "reviewer", "qa") and not final,
-        "can_recall": user.user.role == "qa" and view["lot"]["status"] == "released",
+        "can_withdraw": can(user.user.role, "measurement.withdraw") and not final,
+        "can_recall": can(user.user.role, "lot.recall") and view["lot"]["status"] == "released",
         "withdrawn_keys": {
             f"{lot_row['lot']}/{x['id']}" for x in lot_row["measurements"] if x.get("withdrawn")
         },
