@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test test-all lint bench clean sysdeps browser-sysdeps
+.PHONY: demo test test-quick lint bench clean sysdeps browser-sysdeps
 
 # Debian libraries that WeasyPrint (PDF certificates) needs; installed when missing and root.
 SYSDEPS := libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core
@@ -51,18 +51,16 @@ demo: sysdeps $(VENV)/.runtime-stamp
 	$(BIN)/exocheck demo --out demo-output
 
 # pytest exits 5 when it collected nothing: that must fail CI, and it does (non-zero exit).
-# `make test` leaves out the tests marked `slow` (long accuracy runs, whole programs end to end:
-# `pytest -m slow --co -q` lists them) and says how many; `make test-all`, which CI runs
-# (.ci/run), runs every test.
+# `make test` (and CI, .ci/run) runs every test.
 PYTEST := $(BIN)/python -m pytest -n 2 --dist loadfile -q -p no:cacheprovider
 test: sysdeps browser-sysdeps $(VENV)/.test-stamp
 	$(BIN)/ruff check src tests benchmarks
-	$(PYTEST) -m "not slow"
-	@echo "left out: the 16 tests marked slow (pytest -m slow --co -q lists them); make test-all runs them too"
-
-test-all: sysdeps browser-sysdeps $(VENV)/.test-stamp
-	$(BIN)/ruff check src tests benchmarks
 	$(PYTEST)
+
+# the quick loop while developing: every test but those marked slow (accuracy runs, fuzzing,
+# the trackpy comparison, the full demo); `make test` and CI run them all
+test-quick: $(VENV)/.test-stamp
+	$(PYTEST) -m "not slow"
 
 lint: $(VENV)/.test-stamp
 	$(BIN)/ruff check src tests benchmarks
