@@ -96,7 +96,7 @@ def test_certificate_shows_the_labelled_fraction(store, tmp_path):
 
 
 def test_signed_certificate_of_a_labelled_lot_verifies(store, tmp_path):
-    from exocheck.signing import Keyring, issue_certificate, load_public_keys, verify_pdf
+    from exocheck.certify import Keyring, issue_certificate, load_public_keys, verify_pdf
 
     store.add_measurement("L-1", labelled_measurement(), by="cai")
     store.approve("L-1", by="bob")

@@ -7,9 +7,9 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from web_helpers import api_login, complete_lot, page_login, password
 
+from exocheck.certify import Keyring
 from exocheck.lots.certificate import certificate
 from exocheck.lots.signatures import recall_lot
-from exocheck.signing import Keyring
 from exocheck.store import Store
 from exocheck.web import Settings, create_app
 

@@ -13,10 +13,10 @@ from test_browser import _wait, driver  # noqa: F401  (the browser fixture)
 from web_server import Server
 
 from exocheck.auth import Accounts
-from exocheck.signing import Keyring, issue_certificate, recall_lot
+from exocheck.certify import Keyring, issue_certificate, recall_lot
 from exocheck.store import Store
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "signing"))
+sys.path.insert(0, str(Path(__file__).parents[1] / "certify"))
 from signing_factories import PUBLIC_URL, stock
 
 REASON = "particle count below the label claim at 6 months"

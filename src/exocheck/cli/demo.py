@@ -59,11 +59,11 @@ def demo_cmd(
     frames: Annotated[int, typer.Option(help="Frames per simulated video.")] = 450,
 ) -> None:
     """Run the whole job on simulated data: simulate, analyse, store, release, certify."""
+    from exocheck.certify import Keyring
     from exocheck.lots.certificate import certificate, write_certificate
     from exocheck.nta.analyze import AnalysisSettings, Conditions, analyze, calibrate
     from exocheck.qc.release import fmt
     from exocheck.report.coa import pdf_unavailable
-    from exocheck.signing import Keyring
     from exocheck.simulate import Population, make_params, simulate
     from exocheck.store import Store
 

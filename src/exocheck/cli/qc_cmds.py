@@ -58,7 +58,7 @@ def release(
         raise ParameterError("--approve needs --by NAME (the approver)")
     if by and not approve:
         raise ParameterError("--by is for signing: add --approve")
-    from exocheck.signing import require_intact_lot
+    from exocheck.certify import require_intact_lot
 
     with (writing_store if approve else open_store)(db) as store:
         require_intact_lot(store, lot)  # records changed past exocheck: refused, one line
@@ -207,8 +207,8 @@ def coa(
     URL, and a PAdES signature; asked again while the lot is unchanged, the same certificate.
     Any other lot, or a lot without keys, gets a watermarked draft. A recalled lot gets none.
     The web service's certificate is the same document."""
+    from exocheck.certify import Keyring
     from exocheck.lots.certificate import certificate, status_line, write_certificate
-    from exocheck.signing import Keyring
 
     if out.suffix.lower() not in (".pdf", ".html", ".htm"):
         raise ParameterError(f"{out}: the certificate file must end in .pdf or .html")

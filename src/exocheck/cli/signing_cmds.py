@@ -37,7 +37,7 @@ KeysOption = Annotated[
 
 
 def _keyring(folder: Path | None):
-    from exocheck.signing import Keyring
+    from exocheck.certify import Keyring
 
     return Keyring(folder)
 
@@ -79,7 +79,7 @@ def keys_rotate(
     keys: KeysOption = None,
 ) -> None:
     """New active keys; the old ones are retired (their public parts stay for verification)."""
-    from exocheck.signing.keys import USES
+    from exocheck.certify.keys import USES
 
     if use is not None and use not in USES:
         raise ParameterError(f"--only takes data or pdf, not {use!r}")
@@ -149,7 +149,7 @@ def verify(
     keys: KeysOption = None,
 ) -> None:
     """Verify a certificate offline: signatures, keys, and that the page shows the signed data."""
-    from exocheck.signing import VerificationFailed, load_public_keys, verify_path
+    from exocheck.certify import VerificationFailed, load_public_keys, verify_path
 
     # pyHanko logs its analysis of a tampered file with tracebacks; the verdict is our one line
     logging.getLogger("pyhanko").addHandler(logging.NullHandler())
@@ -180,7 +180,7 @@ def audit_verify(db: DbOption = None) -> None:
     record the chain recorded (measurements, raw files, specifications, releases, signatures…).
 
     Records written before row hashing are listed as not sealed, apart from failures."""
-    from exocheck.signing import verify_audit_trail
+    from exocheck.certify import verify_audit_trail
 
     with open_store(db) as store:
         check = verify_audit_trail(store)
@@ -202,7 +202,7 @@ def recall(
     db: DbOption = None,
 ) -> None:
     """Recall a released lot (QA electronic signature); its certificates show it at once."""
-    from exocheck.signing import recall_lot
+    from exocheck.certify import recall_lot
 
     password = read_password(password_stdin)
     with open_store(db) as store:
@@ -221,7 +221,7 @@ def certificate_status(
     as_json: JsonOption = False,
 ) -> None:
     """What the public verification page shows for a certificate."""
-    from exocheck.signing import verify_certificate_status
+    from exocheck.certify import verify_certificate_status
 
     with open_store(db) as store:
         status = verify_certificate_status(store, certificate_id)

@@ -337,8 +337,8 @@ def lot_show(
     as_json: JsonOption = False,
 ) -> None:
     """Show a lot: status, product, specification, who entered and signed, raw files."""
+    from exocheck.certify import require_intact_lot
     from exocheck.lots.status import lot_state
-    from exocheck.signing import require_intact_lot
 
     with open_store(db) as store:
         require_intact_lot(store, number)  # records changed past exocheck: one line, no table

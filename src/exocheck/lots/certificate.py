@@ -107,8 +107,8 @@ def certificate(
     without issuing a signed certificate. Raises :class:`NotAllowed` for a recalled lot and
     :class:`StoreError` for a lot without a specification.
     """
+    from exocheck.certify import issue_certificate, require_intact_lot
     from exocheck.report.coa import render_html, render_pdf
-    from exocheck.signing import issue_certificate, require_intact_lot
 
     suffix = suffix.lower()
     if suffix not in (".pdf", ".html", ".htm"):

@@ -348,7 +348,7 @@ class Signing:
             raise ParameterError("--deviation goes with the meaning 'deviation accepted'")
         with self.store.read() as session:
             lot_id = self.store.lot_row(session, lot).id  # unknown lot: StoreError
-        from exocheck.signing import require_intact_lot
+        from exocheck.certify import require_intact_lot
 
         require_intact_lot(self.store, lot)  # records changed past exocheck: refused, one line
         signer = self.accounts.verify(user, password, purpose="signature", lot_id=lot_id)

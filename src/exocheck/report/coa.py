@@ -329,7 +329,7 @@ def render_html(
     generated_at: datetime | None = None,
 ) -> str:
     """The certificate of analysis of ``lot`` as a standalone HTML page. ``certificate`` (from
-    :mod:`exocheck.signing`) adds the certificate id, the signatures and the QR code of the
+    :mod:`exocheck.certify`) adds the certificate id, the signatures and the QR code of the
     verification URL; the page then prints the criteria values that ``coa.json`` states.
     ``draft`` and ``generated_at``: see :func:`coa_context`."""
     context = coa_context(store, lot, expiry=expiry, draft=draft, generated_at=generated_at)

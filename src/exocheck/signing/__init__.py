@@ -1,46 +1,31 @@
-"""Certificates anyone can verify: the organisation's keys, signed certificates of analysis,
-offline verification, the public status of a certificate (recalls, supersession) and the
-tamper-evident audit trail.
+"""The former name of :mod:`exocheck.certify` (signing keys, signed certificates, verification,
+the audit chain's checks), kept so that code written against it still imports."""
 
-- :class:`Keyring` — ``exocheck keys init|rotate|import|export-public``.
-- :func:`issue_certificate` — a PDF with an embedded, Ed25519-signed ``coa.json`` (RFC 8785),
-  a QR code of the verification URL, signed with PAdES.
-- :func:`verify_path` — ``exocheck verify``, offline.
-- :func:`verify_certificate_status` — what the public page ``/verify/{certificate id}`` shows;
-  :func:`recall_lot` — a QA recall with an electronic signature.
-- :func:`verify_audit_trail` — ``exocheck audit verify``: the chain, the certificates' heads and
-  the rows the chain recorded; :func:`check_lot_records` / :func:`require_intact_lot` — the same
-  for one lot, before it is certified or released.
-"""
+import sys
 
-from exocheck.signing.audit import (
-    AuditCheck,
-    RecordsAltered,
-    check_lot_records,
-    require_intact_lot,
-    verify_audit_trail,
+from exocheck import certify
+from exocheck.certify import *  # noqa: F403
+from exocheck.certify import (
+    audit,
+    certificate,
+    integrity,
+    keys,
+    models,
+    pdfread,
+    status,
+    verify,
 )
-from exocheck.signing.certificate import IssuedCertificate, issue_certificate
-from exocheck.signing.keys import Keyring, KeyringError, PublicKey, load_public_keys
-from exocheck.signing.status import recall_lot, verify_certificate_status
-from exocheck.signing.verify import Verification, VerificationFailed, verify_path, verify_pdf
 
-__all__ = [
-    "AuditCheck",
-    "IssuedCertificate",
-    "Keyring",
-    "KeyringError",
-    "PublicKey",
-    "RecordsAltered",
-    "Verification",
-    "VerificationFailed",
-    "check_lot_records",
-    "issue_certificate",
-    "load_public_keys",
-    "recall_lot",
-    "require_intact_lot",
-    "verify_audit_trail",
-    "verify_certificate_status",
-    "verify_path",
-    "verify_pdf",
-]
+for _name, _module in {
+    "audit": audit,
+    "certificate": certificate,
+    "integrity": integrity,
+    "keys": keys,
+    "models": models,
+    "pdfread": pdfread,
+    "status": status,
+    "verify": verify,
+}.items():
+    sys.modules[f"{__name__}.{_name}"] = _module
+
+__all__ = certify.__all__

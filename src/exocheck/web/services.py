@@ -17,6 +17,7 @@ from sqlalchemy import select
 from exocheck.auth import Accounts, SessionView
 from exocheck.auth.roles import require
 from exocheck.batch.manifest import SampleSpec
+from exocheck.certify import require_intact_lot
 from exocheck.errors import (
     AccountLocked,
     AuthError,
@@ -30,7 +31,6 @@ from exocheck.lots import signatures as lot_signatures
 from exocheck.lots.actions import check_lot_number
 from exocheck.lots.signatures import Signing
 from exocheck.lots.status import FINAL
-from exocheck.signing import require_intact_lot
 from exocheck.store import Store
 from exocheck.store import models as m
 from exocheck.web import uploads
@@ -436,8 +436,8 @@ class Services:
     def coa_pdf(self, lot: str, user: SessionView | None = None) -> bytes:
         """The certificate of ``lot`` as PDF bytes: the very document ``exocheck coa`` writes
         (:func:`exocheck.lots.certificate.certificate`; signed when keys exist)."""
+        from exocheck.certify import Keyring
         from exocheck.lots.certificate import certificate
-        from exocheck.signing import Keyring
 
         self.check_lot(lot)
         by = user.user.name if user is not None else "web"

@@ -2,7 +2,7 @@
 
 Anyone holding an exocheck certificate (a clinic, a distributor, a regulator) scans its QR code
 and lands here: is it genuine, what is the lot's status now (released, recalled, superseded), and
-what did it certify. The page reads :func:`exocheck.signing.verify_certificate_status`; it shows
+what did it certify. The page reads :func:`exocheck.certify.verify_certificate_status`; it shows
 nothing a certificate does not already print, and no results at all when the stored data no
 longer match their signature. Offline checking of the file itself is ``exocheck verify``.
 """
@@ -25,7 +25,7 @@ _ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 @router.get("/verify/{certificate_id}")
 def verify_page(certificate_id: str, request: Request, svc: Svc) -> Response:
     """Whether the certificate is genuine, the lot's current status, and its key results."""
-    from exocheck.signing import verify_certificate_status
+    from exocheck.certify import verify_certificate_status
 
     if not _ID.match(certificate_id):
         status = {"found": False, "certificate_id": certificate_id}

@@ -18,8 +18,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select
 
+from exocheck.certify.models import Certificate, CertificateKey, Recall
 from exocheck.lots.signatures import _recall_dict, recall_lot
-from exocheck.signing.models import Certificate, CertificateKey, Recall
 from exocheck.store.base import aware
 
 __all__ = ["recall_lot", "verify_certificate_status"]

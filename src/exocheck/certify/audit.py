@@ -6,7 +6,7 @@ database directly. Someone who also recomputed every later hash is found by the 
 each carries, under the organisation's signature, the chain head at its issue, which must still
 be the chain's hash at that event. The rows a decision rests on (measurements, raw files,
 specifications, releases, signatures, recalls, certificates…) are recorded in the chain when
-written; :mod:`exocheck.signing.integrity` recomputes them and names each one that no longer
+written; :mod:`exocheck.certify.integrity` recomputes them and names each one that no longer
 matches. :func:`check_lot_records` does both for one lot, for the commands that certify or
 release it.
 """
@@ -20,15 +20,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from exocheck.signing.integrity import (
+from exocheck.certify.integrity import (
     RecordsAltered,
     RowReport,
     read_events,
     scan_lot_rows,
     scan_rows,
 )
-from exocheck.signing.models import Certificate, CertificateKey
-from exocheck.signing.status import _genuine
+from exocheck.certify.models import Certificate, CertificateKey
+from exocheck.certify.status import _genuine
 from exocheck.store import chain
 
 
@@ -124,7 +124,7 @@ def _chain(session: Session, events: list[Any]) -> AuditCheck:
 
 def verify_audit_trail(store) -> AuditCheck:
     """Walk the chain over every audit event, check the certificates' signed heads, then
-    recompute every recorded row (:func:`~exocheck.signing.integrity.scan_rows`)."""
+    recompute every recorded row (:func:`~exocheck.certify.integrity.scan_rows`)."""
     with store._read() as session:
         events = read_events(session)
         check = _chain(session, events)
@@ -145,7 +145,7 @@ def check_lot_records(store, lot: str) -> list[str]:
     they are intact.
 
     The audit chain must be whole (and agree with the certificates' signed heads), and every
-    row of the lot (:func:`~exocheck.signing.integrity.scan_lot_rows`: the lot, its product,
+    row of the lot (:func:`~exocheck.certify.integrity.scan_lot_rows`: the lot, its product,
     specification, measurements and raw files, release, signatures, recalls and certificates)
     must match the hash the chain recorded when it was written and be consistent. Rows written
     before row hashing are only checked for consistency. Raises :class:`StoreError` for an
@@ -161,7 +161,7 @@ def check_lot_records(store, lot: str) -> list[str]:
 
 
 def require_intact_lot(store, lot: str) -> None:
-    """Refuse (:class:`~exocheck.signing.integrity.RecordsAltered`, one line) a lot whose
+    """Refuse (:class:`~exocheck.certify.integrity.RecordsAltered`, one line) a lot whose
     records fail :func:`check_lot_records`: its certificate and release are not to be trusted."""
     problems = check_lot_records(store, lot)
     if problems:

@@ -11,7 +11,7 @@ import pytest
 from signing_factories import stock
 from sqlalchemy import text
 
-from exocheck.signing import Keyring, issue_certificate, verify_audit_trail
+from exocheck.certify import Keyring, issue_certificate, verify_audit_trail
 from exocheck.store import Store, chain
 from exocheck.store import models as m
 

@@ -27,8 +27,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from pyhanko.pdf_utils.misc import PdfReadError
 
-from exocheck.signing import pdfread
-from exocheck.signing.certificate import (
+from exocheck.certify import pdfread
+from exocheck.certify.certificate import (
     COA_FORMAT,
     COA_NAME,
     QR_BORDER,
@@ -36,7 +36,7 @@ from exocheck.signing.certificate import (
     canonical,
     qr_modules,
 )
-from exocheck.signing.keys import PublicKey
+from exocheck.certify.keys import PublicKey
 
 #: what reading a damaged or hostile PDF may raise (the file is then not verifiable)
 READ_ERRORS = (

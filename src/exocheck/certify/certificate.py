@@ -27,9 +27,9 @@ from sqlalchemy import select
 from exocheck import __version__
 from exocheck.auth.models import Signature
 from exocheck.canonical import canonical_json
+from exocheck.certify.keys import Keyring, public_pem
+from exocheck.certify.models import Certificate, CertificateKey
 from exocheck.errors import StoreError
-from exocheck.signing.keys import Keyring, public_pem
-from exocheck.signing.models import Certificate, CertificateKey
 from exocheck.store import models as m
 from exocheck.store.base import aware
 

@@ -14,15 +14,14 @@ import subprocess
 import pytest
 from signing_factories import PUBLIC_URL
 
-from exocheck.report.coa import render_html, render_pdf
-from exocheck.signing import (
+from exocheck.certify import (
     Keyring,
     VerificationFailed,
     issue_certificate,
     load_public_keys,
     verify_pdf,
 )
-from exocheck.signing.certificate import (
+from exocheck.certify.certificate import (
     COA_NAME,
     SIGNATURE_NAME,
     canonical,
@@ -31,7 +30,8 @@ from exocheck.signing.certificate import (
     sign_pdf,
     verify_url,
 )
-from exocheck.signing.verify import verify_path
+from exocheck.certify.verify import verify_path
+from exocheck.report.coa import render_html, render_pdf
 
 
 def unsigned(pdf: bytes) -> bytes:

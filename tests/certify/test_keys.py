@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from exocheck.signing import Keyring, KeyringError, load_public_keys
-from exocheck.signing.keys import self_signed_certificate
+from exocheck.certify import Keyring, KeyringError, load_public_keys
+from exocheck.certify.keys import self_signed_certificate
 
 
 def mode(path) -> int:

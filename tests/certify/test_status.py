@@ -9,8 +9,8 @@ from signing_factories import stock
 from sqlalchemy import text
 
 from exocheck.auth import Accounts
+from exocheck.certify import Keyring, issue_certificate, recall_lot, verify_certificate_status
 from exocheck.errors import AuthError, NotAllowed
-from exocheck.signing import Keyring, issue_certificate, recall_lot, verify_certificate_status
 from exocheck.store import Store
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 from exocheck.auth import Accounts, Signing
 from exocheck.canonical import canonical_json, canonical_sha256
-from exocheck.signing import (
+from exocheck.certify import (
     Keyring,
     RecordsAltered,
     check_lot_records,

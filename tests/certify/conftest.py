@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from exocheck.signing import Keyring, issue_certificate
+from exocheck.certify import Keyring, issue_certificate
 from exocheck.store import Store
 
 STORE_TESTS = Path(__file__).parents[1] / "store"
