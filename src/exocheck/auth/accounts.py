@@ -112,7 +112,7 @@ class Accounts:
             raise ParameterError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
         printed = " ".join((printed_name or name).split())[:200]
         hashed = _hasher().hash(check_password_text(password))
-        with self.store._action() as session:
+        with self.store.transaction() as session:
             if session.scalar(select(User).where(User.name == name)) is not None:
                 raise StoreError(f"user {name!r} exists (names are never reused)")
             user = User(
@@ -126,7 +126,7 @@ class Accounts:
             )
             session.add(user)
             session.flush()
-            self.store._audit(
+            self.store.audit(
                 session,
                 by,
                 "user.add",
@@ -143,22 +143,22 @@ class Accounts:
         return user
 
     def get_user(self, name: str) -> UserView:
-        with self.store._read() as session:
+        with self.store.read() as session:
             return _view(self._user(session, name))
 
     def list_users(self) -> list[UserView]:
-        with self.store._read() as session:
+        with self.store.read() as session:
             return [_view(u) for u in session.scalars(select(User).order_by(User.name))]
 
     def disable_user(self, name: str, *, by: str) -> UserView:
         """Disable a user for good: no login, every session ended; the record stays."""
         by = check_actor(by)
-        with self.store._action() as session:
+        with self.store.transaction() as session:
             user = self._user(session, name)
             before = {"disabled": bool(user.disabled)}
             user.disabled = True
             self._revoke_all(session, user.id, "user disabled")
-            self.store._audit(
+            self.store.audit(
                 session, by, "user.disable", "user", name, before=before, after={"disabled": True}
             )
             return _view(user)
@@ -166,11 +166,11 @@ class Accounts:
     def unlock_user(self, name: str, *, by: str) -> UserView:
         """Lift a lockout (failed passwords) and start the count again."""
         by = check_actor(by)
-        with self.store._action() as session:
+        with self.store.transaction() as session:
             user = self._user(session, name)
             before = {"locked": user.locked_at is not None, "failed_logins": user.failed_logins}
             user.locked_at, user.failed_logins = None, 0
-            self.store._audit(
+            self.store.audit(
                 session,
                 by,
                 "user.unlock",
@@ -193,7 +193,7 @@ class Accounts:
         """
         name = (name or "").strip()
         password = password if isinstance(password, str) else ""
-        with self.store._read() as session:
+        with self.store.read() as session:
             user = session.scalar(select(User).where(User.name == name))
             stored = user.password_hash if user is not None else None
             user_id = user.id if user is not None else None
@@ -219,7 +219,7 @@ class Accounts:
                 )
             raise AuthError("wrong user name or password")
         if user.failed_logins:
-            with self.store._action() as session:
+            with self.store.transaction() as session:
                 session.execute(update(User).where(User.id == user_id).values(failed_logins=0))
         return _view(user)
 
@@ -227,7 +227,7 @@ class Accounts:
         self, user_id: int | None, name: str, action: str, lot_id: int | None, after: dict
     ) -> bool:
         """Audit a refused password; count it for a known user. True when it locked them."""
-        with self.store._action() as session:
+        with self.store.transaction() as session:
             locked = False
             if user_id is not None and action.endswith(".failed"):
                 user = session.get(User, user_id)
@@ -237,11 +237,11 @@ class Accounts:
                     user.locked_at = utcnow()
                     self._revoke_all(session, user.id, "account locked")
                     locked = True
-            self.store._audit(
+            self.store.audit(
                 session, name or "(no name)", action, "user", name or "", lot_id=lot_id, after=after
             )
             if locked:
-                self.store._audit(
+                self.store.audit(
                     session,
                     name,
                     "user.locked",
@@ -258,13 +258,13 @@ class Accounts:
         user = self.verify(name, password, purpose="login")
         token = secrets.token_urlsafe(32)
         csrf = secrets.token_urlsafe(32)
-        with self.store._action() as session:
+        with self.store.transaction() as session:
             row = AuthSession(
                 token_sha256=token_sha256(token), user_id=user.id, csrf_token=csrf, kind=kind
             )
             session.add(row)
             session.flush()
-            self.store._audit(
+            self.store.audit(
                 session,
                 user.name,
                 "login",
@@ -281,7 +281,7 @@ class Accounts:
             return None
         digest = token_sha256(token)
         now = utcnow()
-        with self.store._read() as session:
+        with self.store.read() as session:
             row = session.scalar(select(AuthSession).where(AuthSession.token_sha256 == digest))
             if row is None or row.revoked_at is not None:
                 return None
@@ -294,7 +294,7 @@ class Accounts:
             self._revoke(digest, "idle timeout")
             return None
         if now - seen > timedelta(seconds=TOUCH_EVERY_S):
-            with self.store._action() as session:
+            with self.store.transaction() as session:
                 session.execute(
                     update(AuthSession).where(AuthSession.id == view.id).values(last_seen_at=now)
                 )
@@ -305,7 +305,7 @@ class Accounts:
             self._revoke(token_sha256(token), "logout")
 
     def _revoke(self, digest: str, reason: str) -> None:
-        with self.store._action() as session:
+        with self.store.transaction() as session:
             session.execute(
                 update(AuthSession)
                 .where(AuthSession.token_sha256 == digest, AuthSession.revoked_at.is_(None))

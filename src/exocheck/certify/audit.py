@@ -125,7 +125,7 @@ def _chain(session: Session, events: list[Any]) -> AuditCheck:
 def verify_audit_trail(store) -> AuditCheck:
     """Walk the chain over every audit event, check the certificates' signed heads, then
     recompute every recorded row (:func:`~exocheck.certify.integrity.scan_rows`)."""
-    with store._read() as session:
+    with store.read() as session:
         events = read_events(session)
         check = _chain(session, events)
         rows = scan_rows(session, events, broken_id=check.broken_id)
@@ -151,8 +151,8 @@ def check_lot_records(store, lot: str) -> list[str]:
     before row hashing are only checked for consistency. Raises :class:`StoreError` for an
     unknown lot.
     """
-    with store._read() as session:
-        lot_id = store._lot(session, lot).id
+    with store.read() as session:
+        lot_id = store.lot_row(session, lot).id
         events = read_events(session)
         check = _chain(session, events)
         rows = scan_lot_rows(session, events, lot_id, broken_id=check.broken_id)

@@ -111,8 +111,8 @@ def certificate_data(
             f"lot {lot} is not signed: only a released or rejected lot gets a "
             "signed certificate (a draft is written unsigned)"
         )
-    with store._read() as session:
-        row = store._lot(session, lot)
+    with store.read() as session:
+        row = store.lot_row(session, lot)
         signatures = [
             {
                 "name": s.printed_name,
@@ -343,8 +343,8 @@ def issue_certificate(
         {COA_NAME: coa_json, SIGNATURE_NAME: json.dumps(signature, indent=2).encode("utf-8")},
         reason=f"Certificate of analysis {certificate_id}, lot {lot}: {data['status']}",
     )
-    with store._action() as session:
-        row = store._lot(session, lot)
+    with store.transaction() as session:
+        row = store.lot_row(session, lot)
         for use, kid in keys.items():
             _register_key(session, kid, use, keyring)
         session.flush()
@@ -365,7 +365,7 @@ def issue_certificate(
                 lot_event_id=lot_event_id,
             )
         )
-        store._audit(
+        store.audit(
             session,
             by,
             "certificate.issue",

@@ -56,7 +56,7 @@ def verify_certificate_status(store, certificate_id: str) -> dict[str, Any]:
     """
     import json
 
-    with store._read() as session:
+    with store.read() as session:
         row = session.scalar(
             select(Certificate).where(Certificate.certificate_id == (certificate_id or "").strip())
         )

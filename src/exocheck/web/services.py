@@ -101,7 +101,7 @@ class Services:
         from the store can be kept while it stays the same."""
         from sqlalchemy import func
 
-        with self.store._read() as session:
+        with self.store.read() as session:
             return session.scalar(select(func.max(m.AuditEvent.id))) or 0
 
     def lot_state(self, lot: str) -> int:
@@ -109,7 +109,7 @@ class Services:
         measurements, signatures, refusals) changes with an event of the lot."""
         from sqlalchemy import func
 
-        with self.store._read() as session:
+        with self.store.read() as session:
             query = (
                 select(func.max(m.AuditEvent.id))
                 .join(m.Lot, m.Lot.id == m.AuditEvent.lot_id)
@@ -169,7 +169,7 @@ class Services:
 
     def check_lot(self, lot: str) -> None:
         """:class:`NotFound` unless the lot exists."""
-        with self.store._read() as session:
+        with self.store.read() as session:
             if session.scalar(select(m.Lot.id).where(m.Lot.number == lot)) is None:
                 raise NotFound(f"unknown lot {lot!r}")
 
@@ -205,7 +205,7 @@ class Services:
         """How many lots of ``product`` have a particle measurement (a control chart needs 2)."""
         from sqlalchemy import distinct, func
 
-        with self.store._read() as session:
+        with self.store.read() as session:
             query = (
                 select(func.count(distinct(m.Measurement.lot_id)))
                 .join(m.Lot, m.Lot.id == m.Measurement.lot_id)
@@ -219,7 +219,7 @@ class Services:
         charts show the other lots of the product)."""
         from sqlalchemy import func
 
-        with self.store._read() as session:
+        with self.store.read() as session:
             return (
                 session.scalar(select(func.max(m.Measurement.id))),
                 session.scalar(select(func.count(m.Lot.id))),
