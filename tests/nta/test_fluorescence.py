@@ -244,3 +244,12 @@ def test_fluorescence_settings_cannot_change_the_sample() -> None:
         p.for_mode("fluorescence")
     with pytest.raises(ParameterError, match="fluorescence"):
         make_params(fluorescence={"no_such_setting": 1}).for_mode("fluorescence")
+
+
+def test_poisson_interval_is_garwoods() -> None:
+    """Exact Poisson bounds (Garwood 1936): tabulated 95 % values for 0, 1 and 10 events."""
+    from exocheck.nta.sparse import poisson_interval
+
+    assert poisson_interval(0) == pytest.approx((0.0, 3.689), abs=1e-3)
+    assert poisson_interval(1) == pytest.approx((0.0253, 5.572), abs=1e-3)
+    assert poisson_interval(10) == pytest.approx((4.795, 18.39), abs=1e-2)

@@ -360,7 +360,7 @@ def _print_summary(measurement, out: Path) -> None:
         ci = size.ci.get(key)
         table.add_row(
             label,
-            f"{value:.1f}",
+            "—" if value is None else f"{value:.1f}",  # nothing sized: a clean control
             f"{ci.low:.1f}–{ci.high:.1f}" if ci else "",
         )
     tag = "" if conc.calibrated else " (uncalibrated)"

@@ -42,6 +42,7 @@ from exocheck.nta.fluorescence import (
     significant_bleach_rate,
 )
 from exocheck.nta.sizing import SizeResult
+from exocheck.nta.sparse import SeenCounts, count_seen, track_frames_over_depth
 from exocheck.records import (
     Channel,
     Concentration,
@@ -91,6 +92,12 @@ class Recording:
     size: SizeResult | None = None
     counts: ChannelCounts | None = None
     bleach_rate_per_s: float = 0.0
+    seen: SeenCounts | None = None  # too few tracks to size: the tracks seen, counted
+
+    @property
+    def sparse(self) -> bool:
+        """Whether the recording had too few tracks to size (counted, not sized)."""
+        return self.size is None
 
 
 def _settings_of(videos: Sequence[VideoAnalysis]) -> dict[str, float]:
@@ -115,22 +122,11 @@ def _analyse(
 ) -> Recording:
     mode = "scatter" if role == "scatter" else "fluorescence"
     cond = conditions if mode == "scatter" else replace(conditions, refractive_index=None)
-    try:
-        measurement, videos, size = analyze(
-            list(paths), cond, replace(settings, mode=mode), progress=progress
-        )
-    except AnalysisError as exc:
-        if role in ("unstained", "label_only", "detergent") and (
-            "no particles found" in str(exc) or "no track is" in str(exc)
-        ):
-            # a clean control: nothing, or only a few fleeting spots too short to size
-            return Recording(role, list(paths), None)
-        if role == "fluorescence" and "no particles found" in str(exc):
-            raise AnalysisError(
-                f"{ROLES[role]}: no fluorescent tracks in {', '.join(map(str, paths))}: nothing "
-                "carries the label, or the capture is not in fluorescence mode"
-            ) from None
-        raise
+    # a fluorescence capture with too few tracks to size (a clean control above all) is a result:
+    # its record counts the tracks seen, and it comes without a size (exocheck.nta.sparse)
+    measurement, videos, size = analyze(
+        list(paths), cond, replace(settings, mode=mode), progress=progress
+    )
     return Recording(role, list(paths), measurement, videos, size)
 
 
@@ -235,17 +231,25 @@ def labelled_fraction(
 
     edges = _class_range(scatter, size_range_nm)
     dilution = dilution_factor or 1.0
-    per_role = {role: _on_edges(rec.counts, edges) for role, rec in done.items()}
-    fluor = per_role["fluorescence"][0]
-    result = _subtract_and_divide(
-        edges,
-        per_role,
-        _tracks_on_edges(fluorescence.counts, edges),
-        dilution,
-        marker,
-        {role: [p.name for p in rec.paths] for role, rec in done.items()},
+    per_role = {role: _on_edges(rec.counts, edges) for role, rec in done.items() if not rec.sparse}
+    sparse_notes = _count_sparse(
+        done, per_role, edges, model, calibrations.get("fluorescence"), settings.min_track_frames
     )
-    warnings = _warnings(done, fluorescence, model, conditions)
+    names = {role: [p.name for p in rec.paths] for role, rec in done.items()}
+    if fluorescence.seen is not None:  # too few fluorescent tracks to size: counted
+        fluor_total = fluorescence.seen.per_ml
+        result = _sparse_fraction(edges, per_role, fluorescence.seen, dilution, marker, names)
+    else:
+        fluor_total = float(per_role["fluorescence"][0].sum())
+        result = _subtract_and_divide(
+            edges,
+            per_role,
+            _tracks_on_edges(fluorescence.counts, edges),
+            dilution,
+            marker,
+            names,
+        )
+    warnings = _warnings(done, fluorescence, model, conditions) + sparse_notes
     complete = scatter.counts.complete_from_nm if scatter.counts else None
     if complete is not None and edges[0] < complete:
         warnings.append(
@@ -323,7 +327,10 @@ def labelled_fraction(
                 role: (rec.measurement.tracks.count if rec.measurement else 0)
                 for role, rec in done.items()
             },
-            "fluorescent_per_ml_before_controls": float(fluor.sum() * dilution),
+            "fluorescent_per_ml_before_controls": float(fluor_total * dilution),
+            "too_few_tracks_to_size": {
+                role: rec.seen.n_tracks for role, rec in done.items() if rec.seen is not None
+            },
             "scatter_detection_limit_nm": scatter.measurement.diagnostics.get("detection_limit_nm"),
         },
         provenance=Provenance(inputs=inputs),
@@ -387,6 +394,118 @@ def _class_range(scatter: Recording, size_range_nm: tuple[float, float] | None) 
         )
     inner = CLASS_EDGES_NM[(CLASS_EDGES_NM > low) & (CLASS_EDGES_NM < high)]
     return np.concatenate([[low], inner, [high]])
+
+
+SPARSE_SEED = 7
+"""Seed of the resamples of the counts of captures with too few tracks to size."""
+
+
+def _count_sparse(
+    done: dict[str, Recording],
+    per_role: dict[str, tuple[np.ndarray, np.ndarray]],
+    edges: np.ndarray,
+    model: DepthModel,
+    calibration: Calibration | None,
+    min_frames: int,
+) -> list[str]:
+    """Count the recordings with too few tracks to size; a control's count goes into ``per_role``.
+
+    A control's count is spread over the range's classes as the fluorescent particles are (with
+    nothing sized in fluorescence, by class width): all of it is subtracted within the range,
+    which errs on the side of a lower fraction. With no track at all, the bound is that of
+    tracks like the fluorescence capture's (:func:`exocheck.nta.sparse.count_seen`). Returns a
+    warning per such control.
+    """
+    fluorescence = done["fluorescence"]
+    per_track = track_frames_over_depth(fluorescence.videos, model, calibration)
+    reference = float(per_track.mean()) if per_track.size else None
+    fluor = per_role.get("fluorescence")
+    if fluor is not None and fluor[0].sum() > 0:
+        share = np.clip(fluor[0], 0.0, None) / np.clip(fluor[0], 0.0, None).sum()
+    else:
+        share = np.diff(np.log(edges)) / math.log(edges[-1] / edges[0])
+    rng = np.random.default_rng(SPARSE_SEED)
+    notes = []
+    for role, rec in done.items():
+        if not rec.sparse:
+            continue
+        own = None if role == "fluorescence" else reference
+        rec.seen = count_seen(rec.videos, model, calibration, own, min_frames)
+        if role == "fluorescence":
+            continue
+        per_role[role] = (
+            rec.seen.per_ml * share,
+            rec.seen.resample(rng, N_BOOTSTRAP)[:, None] * share,
+        )
+        _, high = rec.seen.interval_per_ml()
+        n = rec.seen.n_tracks
+        notes.append(
+            f"{ROLES[role]}: {n} track{'' if n == 1 else 's'}, too few to size: counted as "
+            f"{rec.seen.per_ml:.3g}/mL in the cell (95 % interval up to {high:.3g}/mL, Poisson) "
+            f"and subtracted within {edges[0]:g}-{edges[-1]:g} nm"
+        )
+    return notes
+
+
+def _sparse_fraction(
+    edges: np.ndarray,
+    per_role: dict[str, tuple[np.ndarray, np.ndarray]],
+    seen: SeenCounts,
+    scale: float,
+    marker: str | None,
+    inputs: dict[str, list[str]],
+) -> LabelledFraction:
+    """The labelled fraction when the fluorescence capture has too few tracks to size.
+
+    Its tracks are counted (all of them in the range: an upper bound on what lies there) and the
+    controls subtracted; the interval runs from the count's lower Poisson bound less the
+    controls to its upper bound, each over the scatter total's resampled extremes. With no
+    fluorescent track, the fraction is 0 with an upper bound.
+    """
+    total, total_b = per_role["scatter"]
+    control = 0.0
+    subtracted: dict[str, float] = {}
+    for role in ("unstained", "detergent" if "detergent" in per_role else "label_only"):
+        if role in per_role:
+            control += float(per_role[role][0].sum())
+            subtracted[role] = float(per_role[role][0].sum() * scale)
+    all_total = float(total.sum())
+    if not all_total > 0:
+        raise AnalysisError(
+            f"no scatter-channel particles between {edges[0]:g} and {edges[-1]:g} nm"
+        )
+    t_low, t_high = np.percentile(total_b.sum(axis=1), [2.5, 97.5])
+    f_low, f_high = seen.interval_per_ml()
+    labelled = max(seen.per_ml - control, 0.0)
+    lab_low, lab_high = max(f_low - control, 0.0), f_high
+    classes = [
+        LabelledClass(
+            low_nm=float(edges[i]),
+            high_nm=float(edges[i + 1]),
+            total_per_ml=float(total[i] * scale),
+            labelled_per_ml=0.0,
+            fraction=None,
+            ci=None,
+            fluorescent_tracks=0.0,
+        )
+        for i in range(edges.size - 1)
+    ]
+    return LabelledFraction(
+        marker=marker,
+        low_nm=float(edges[0]),
+        high_nm=float(edges[-1]),
+        fraction=float(min(labelled / all_total, 1.0)),
+        ci=Interval(
+            low=float(min(lab_low / max(t_high, all_total), 1.0)),
+            high=float(min(lab_high / max(min(t_low, all_total), 1e-300), 1.0)),
+        ),
+        labelled_per_ml=labelled * scale,
+        labelled_ci=Interval(low=lab_low * scale, high=lab_high * scale),
+        total_per_ml=all_total * scale,
+        classes=classes,
+        subtracted_per_ml=subtracted,
+        inputs=inputs,
+    )
 
 
 def _on_edges(counts: ChannelCounts | None, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
