@@ -198,10 +198,9 @@ def test_label_only_control_recovers_the_fraction(stained) -> None:
 
 @pytest.mark.parametrize("half_life_s", [None, 1.0])
 def test_bleaching_is_measured_on_the_tracks(tmp_path, half_life_s) -> None:
-    """Without bleaching the tracks show none that counts; a 1 s half-life is seen, and its rate
-    measured low but not above the truth: tracks end when their particle fades, so the fading
-    seen along tracks is the lesser part (55-65 % on simulated captures, see
-    docs/fluorescence.md)."""
+    """Without bleaching the tracks show none that counts; a 1 s half-life is measured within
+    25 % (the acceptance bound; pairs of equally focused frames see the fading whatever ends a
+    track, see docs/fluorescence.md for 1-10 s over three seeds each)."""
     from exocheck.nta.analyze import AnalysisSettings, analyze
     from exocheck.nta.fluorescence import estimate_bleach_rate, significant_bleach_rate
 
@@ -220,7 +219,7 @@ def test_bleaching_is_measured_on_the_tracks(tmp_path, half_life_s) -> None:
         assert measured == 0.0, (rate, se)
     else:
         true_rate = math.log(2) / half_life_s
-        assert 0.45 * true_rate < measured < 1.05 * true_rate, (rate, se)
+        assert 0.75 * true_rate < measured < 1.25 * true_rate, (rate, se)
 
 
 def test_example_scenario_renders_both_modes() -> None:
