@@ -158,6 +158,32 @@ class Population(BaseModel):
         return out
 
 
+def fluorescent_beads(
+    concentration_per_ml: float,
+    diameter_nm: float = 100.0,
+    fluorophores_per_um2: float = 2000.0,
+    refractive_index: float = 1.59,
+    cv: float = 0.03,
+) -> Population:
+    """A fluorescent bead standard of known concentration, to calibrate a fluorescence channel.
+
+    Every bead carries dye over its surface (Poisson fluorophores, ``fluorophores_per_um2`` × π d²)
+    and scatters as its material does (polystyrene 1.59): through the emission filter it is seen
+    by its fluorescence, as a lab's fluorescent standard is.
+    """
+    return Population(
+        name="fluorescent beads",
+        distribution="monodisperse",
+        diameter_nm=diameter_nm,
+        cv=cv,
+        refractive_index=refractive_index,
+        concentration_per_ml=concentration_per_ml,
+        labelled_fraction=1.0,
+        label="dye",
+        fluorophores_per_um2=fluorophores_per_um2,
+    )
+
+
 class SimulationParams(BaseModel):
     """Every setting of a simulated NTA recording, with typical NanoSight-class defaults.
 

@@ -212,6 +212,41 @@ def test_analyze_fluorescence_of_a_clean_control_is_a_result(exo, channels, tmp_
     ]  # fmt: skip
 
 
+def test_fluorescent_beads_calibrate_the_fluorescence_channel(exo, tmp_path):
+    """``calibrate --mode fluorescence`` on fluorescent beads of known concentration measures the
+    channel's detection depth: another capture of the same beads (another seed, so other beads
+    in the box), analysed with it, gives its concentration. At 2·10⁹/mL about 40 beads are in
+    the field per frame; each capture's count then scatters by about 10 % (the beads' share of
+    the capture in the slab), so 25 % is over two standard deviations of the difference."""
+    from exocheck.simulate import fluorescent_beads
+
+    p = make_params(
+        populations=[fluorescent_beads(2e9)], frames=300, width_px=320, height_px=240,
+        fluorescence={"background_photons": 3.0},
+    )  # fmt: skip
+    truths = [
+        simulate(p.model_copy(update={"seed": seed}).for_mode("fluorescence"), tmp_path / str(seed))
+        for seed in (1, 2)
+    ]
+    cal = tmp_path / "cal.json"
+    known = truths[0]["concentration_per_ml"]  # the standard's stated concentration
+    ok = exo("calibrate", tmp_path / "1" / "video.tif", "--known-concentration-per-ml", known,
+             "--mode", "fluorescence", "--bead-diameter-nm", 100, "--out", cal)  # fmt: skip
+    assert ok.code == 0, ok.stderr
+    out = tmp_path / "beads"
+    run = exo("analyze", tmp_path / "2" / "video.tif", "--mode", "fluorescence",
+              "--calibration", cal, "--out", out)  # fmt: skip
+    assert run.code == 0, run.stderr
+    measured = Measurement.load(out / "result.json").concentration
+    assert measured.calibrated
+    truth = truths[1]["concentration_per_ml"]
+    assert measured.particles_per_ml == pytest.approx(truth, rel=0.25), (measured, truth)
+    bad = exo("calibrate", tmp_path / "1" / "video.tif", "--known-concentration-per-ml", known,
+              "--mode", "fluo", "--out", tmp_path / "x.json")  # fmt: skip
+    assert_user_error(bad, "--mode")
+    assert not (tmp_path / "x.json").exists()
+
+
 def _calibration(path: Path, video: Path, depth_um: float) -> Path:
     from exocheck.io.video import open_video
     from exocheck.nta.concentration import Calibration

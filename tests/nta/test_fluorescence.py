@@ -196,6 +196,26 @@ def test_label_only_control_recovers_the_fraction(stained) -> None:
     assert total == pytest.approx(lab.total_per_ml, rel=1e-9)
 
 
+def test_misstated_optics_widen_the_interval_to_the_truth(stained) -> None:
+    """Optics stated 30 % off (sheet width over, defocus length under the simulator's 8 and
+    3 µm): the interval, which covers every corner of a ±30 % misstatement, still covers the
+    truth, and the fractions of those corners are recorded."""
+    from exocheck.nta.fluorescence import DepthModel
+
+    measurement, _ = labelled_fraction(
+        stained["recordings"],
+        Conditions(refractive_index=1.39),
+        model=DepthModel(sheet_fwhm_um=8.0 * 1.3, depth_of_field_um=3.0 * 0.7),
+    )
+    lab = measurement.labelled
+    edges = np.array([c.low_nm for c in lab.classes] + [lab.classes[-1].high_nm])
+    _, truth = truth_by_class(stained["truths"], edges)
+    corners = measurement.diagnostics["fraction_with_misstated_optics"]
+    assert len(corners) == 4
+    assert all(lab.ci.low <= f <= lab.ci.high for f in corners.values())
+    assert lab.ci.low <= truth <= lab.ci.high, (lab.ci, truth, corners)
+
+
 @pytest.mark.parametrize("half_life_s", [None, 1.0])
 def test_bleaching_is_measured_on_the_tracks(tmp_path, half_life_s) -> None:
     """Without bleaching the tracks show none that counts; a 1 s half-life is measured within

@@ -403,12 +403,17 @@ def calibrate_cmd(
     camera_gain: GainOpt = None,
     wavelength_nm: WavelengthOpt = None,
     skip_polarity_check: PolarityOpt = False,
+    mode: ModeOpt = "scatter",
 ) -> None:
     """Calibrate the detection volume with a bead standard of known concentration.
 
     The calibration records the optics it was made on (pixel size, frame rate, exposure, and the
-    camera gain and laser wavelength when given); analyses on other optics refuse it.
+    camera gain and laser wavelength when given); analyses on other optics refuse it. With
+    ``--mode fluorescence``, fluorescent beads recorded through the emission filter calibrate the
+    fluorescence channel (``labelled-fraction --calibration-fluorescence``).
     """
+    if mode not in ("scatter", "fluorescence"):
+        raise ParameterError(f"--mode must be 'scatter' or 'fluorescence', got {mode!r}")
     _start_warm_up(plots=False)
     from exocheck.nta.analyze import Conditions, calibrate
 
@@ -424,7 +429,7 @@ def calibrate_cmd(
         camera_gain=camera_gain,
         wavelength_nm=wavelength_nm,
     )
-    settings = _settings(invert, threshold_sigma, 0, not skip_polarity_check)
+    settings = _settings(invert, threshold_sigma, 0, not skip_polarity_check, mode)
     total = _total_frames([video], conditions)
     _note_compilation()
     with progress_bar("Calibrating", total) as bar:
@@ -512,6 +517,13 @@ def labelled_fraction_cmd(
     depth_of_field_um: Annotated[
         float, typer.Option(help="Defocus length of the objective, µm, for the depth model.")
     ] = 3.0,
+    optics_tolerance: Annotated[
+        float,
+        typer.Option(
+            help="Relative error of the stated sheet width and defocus length that the intervals "
+            "cover (0: taken as exact).",
+        ),
+    ] = 0.3,
     fps: FpsOpt = None,
     pixel_size_um: PixelOpt = None,
     temperature_c: TempOpt = 25.0,
@@ -599,6 +611,7 @@ def labelled_fraction_cmd(
             bleach_half_life_s=bleach_half_life_s,
             sample=sample,
             progress=lambda n: bar.advance(bar.task_ids[0], n),
+            optics_tolerance=optics_tolerance,
         )
     atomic_write_files(
         out,

@@ -72,6 +72,10 @@ this share of its unbleached thickness."""
 
 N_BOOTSTRAP = 400
 
+OPTICS_TOLERANCE = 0.3
+"""Default relative error of the stated optics (sheet width, defocus length) that the labelled
+fraction's interval covers."""
+
 ROLES = {
     "scatter": "--scatter",
     "fluorescence": "--fluorescence",
@@ -142,6 +146,7 @@ def labelled_fraction(
     bleach_half_life_s: float | None = None,
     sample: str | None = None,
     progress: Callable[[int], None] | None = None,
+    optics_tolerance: float = OPTICS_TOLERANCE,
 ) -> tuple[Measurement, dict[str, Recording]]:
     """Labelled concentration and fraction, overall and per size class, with 95 % intervals.
 
@@ -151,7 +156,9 @@ def labelled_fraction(
     depth is absolute and the channels may be recorded with different settings; without them the
     channels must share frame rate, exposure and pixel size, and the shared axial profile
     ``model`` gives their detection depths. ``bleach_half_life_s`` (at the sheet's centre) is
-    measured on the fluorescent tracks when not given.
+    measured on the fluorescent tracks when not given. The stated optics (``model``) may be off
+    by ``optics_tolerance`` (relative, sheet width and defocus length): the intervals cover the
+    fractions of every such misstatement's corners (0: the stated optics taken as exact).
 
     Raises
     ------
@@ -178,6 +185,8 @@ def labelled_fraction(
         low, high = size_range_nm
         if not (math.isfinite(low) and math.isfinite(high) and 0 < low < high):
             raise ParameterError(f"--size-range-nm: need 0 < LOW < HIGH, got {low:g} {high:g}")
+    if not (math.isfinite(optics_tolerance) and 0.0 <= optics_tolerance < 0.9):
+        raise ParameterError(f"--optics-tolerance must be in [0, 0.9), got {optics_tolerance:g}")
     if bleach_half_life_s is not None and not (
         math.isfinite(bleach_half_life_s) and bleach_half_life_s > 0
     ):
@@ -205,50 +214,56 @@ def labelled_fraction(
                 raise ParameterError(f"--calibration-{channel}: {exc}") from None
     scatter, fluorescence = done["scatter"], done["fluorescence"]
     assert scatter.measurement is not None and fluorescence.measurement is not None
-    n_boot = N_BOOTSTRAP
-    for k, (role, rec) in enumerate(done.items()):
-        if rec.measurement is None or rec.size is None:
-            continue
-        if role != "scatter":
+    for role, rec in done.items():
+        if role != "scatter" and not rec.sparse:
             if bleach_half_life_s is not None:
                 rec.bleach_rate_per_s = math.log(2.0) / bleach_half_life_s
             else:
                 rate, se = estimate_bleach_rate(rec.videos, model, settings.min_track_frames)
                 rec.bleach_rate_per_s = significant_bleach_rate(rate, se)
-        rec.counts = channel_counts(
-            rec.videos,
-            rec.size,
-            CLASS_EDGES_NM,
-            model,
-            calibrations.get("scatter" if role == "scatter" else "fluorescence"),
-            rec.bleach_rate_per_s,
-            conditions.temperature_c,
-            conditions.viscosity_mpa_s,
-            n_bootstrap=n_boot,
-            seed=k,
-            min_frames=settings.min_track_frames,
-        )
 
+    def counts_for(m: DepthModel) -> dict[str, ChannelCounts]:
+        return {
+            role: channel_counts(
+                rec.videos,
+                rec.size,
+                CLASS_EDGES_NM,
+                m,
+                calibrations.get("scatter" if role == "scatter" else "fluorescence"),
+                rec.bleach_rate_per_s,
+                conditions.temperature_c,
+                conditions.viscosity_mpa_s,
+                n_bootstrap=N_BOOTSTRAP,
+                seed=k,
+                min_frames=settings.min_track_frames,
+            )
+            for k, (role, rec) in enumerate(done.items())
+            if rec.size is not None
+        }
+
+    for role, counts in counts_for(model).items():
+        done[role].counts = counts
     edges = _class_range(scatter, size_range_nm)
     dilution = dilution_factor or 1.0
-    per_role = {role: _on_edges(rec.counts, edges) for role, rec in done.items() if not rec.sparse}
-    sparse_notes = _count_sparse(
-        done, per_role, edges, model, calibrations.get("fluorescence"), settings.min_track_frames
-    )
     names = {role: [p.name for p in rec.paths] for role, rec in done.items()}
-    if fluorescence.seen is not None:  # too few fluorescent tracks to size: counted
-        fluor_total = fluorescence.seen.per_ml
-        result = _sparse_fraction(edges, per_role, fluorescence.seen, dilution, marker, names)
-    else:
-        fluor_total = float(per_role["fluorescence"][0].sum())
-        result = _subtract_and_divide(
-            edges,
-            per_role,
-            _tracks_on_edges(fluorescence.counts, edges),
-            dilution,
-            marker,
-            names,
+    cal_fl = calibrations.get("fluorescence")
+    result, fluor_total, sparse_notes, seen = _evaluate(
+        done, {r: rec.counts for r, rec in done.items()}, edges, model, cal_fl, settings, dilution,
+        marker, names,
+    )  # fmt: skip
+    for role, counted in seen.items():
+        done[role].seen = counted
+    # the stated optics may be off: the interval covers the answers of optics misstated by
+    # ±optics_tolerance (each corner of sheet width × defocus length)
+    envelope: dict[str, float] = {}
+    for alt in misstated_models(model, optics_tolerance):
+        other, _, _, _ = _evaluate(
+            done, dict(counts_for(alt)), edges, alt, cal_fl, settings, dilution, marker, names
         )
+        envelope[f"sheet {alt.sheet_fwhm_um:.3g} um, defocus {alt.depth_of_field_um:.3g} um"] = (
+            other.fraction
+        )
+        result = _widen(result, other)
     warnings = _warnings(done, fluorescence, model, conditions) + sparse_notes
     complete = scatter.counts.complete_from_nm if scatter.counts else None
     if complete is not None and edges[0] < complete:
@@ -303,6 +318,7 @@ def labelled_fraction(
             "depth_model": {
                 "sheet_fwhm_um": model.sheet_fwhm_um,
                 "depth_of_field_um": model.depth_of_field_um,
+                "optics_tolerance": optics_tolerance,
             },
             "calibrations": {k: c.source_sha256 for k, c in calibrations.items()},
             "bleach_half_life_s": bleach_half_life_s,
@@ -328,6 +344,7 @@ def labelled_fraction(
                 for role, rec in done.items()
             },
             "fluorescent_per_ml_before_controls": float(fluor_total * dilution),
+            "fraction_with_misstated_optics": envelope,
             "too_few_tracks_to_size": {
                 role: rec.seen.n_tracks for role, rec in done.items() if rec.seen is not None
             },
@@ -407,14 +424,14 @@ def _count_sparse(
     model: DepthModel,
     calibration: Calibration | None,
     min_frames: int,
-) -> list[str]:
+) -> tuple[list[str], dict[str, SeenCounts]]:
     """Count the recordings with too few tracks to size; a control's count goes into ``per_role``.
 
     A control's count is spread over the range's classes as the fluorescent particles are (with
     nothing sized in fluorescence, by class width): all of it is subtracted within the range,
     which errs on the side of a lower fraction. With no track at all, the bound is that of
     tracks like the fluorescence capture's (:func:`exocheck.nta.sparse.count_seen`). Returns a
-    warning per such control.
+    warning per such control, and the counts by role.
     """
     fluorescence = done["fluorescence"]
     per_track = track_frames_over_depth(fluorescence.videos, model, calibration)
@@ -425,26 +442,105 @@ def _count_sparse(
     else:
         share = np.diff(np.log(edges)) / math.log(edges[-1] / edges[0])
     rng = np.random.default_rng(SPARSE_SEED)
-    notes = []
+    notes: list[str] = []
+    seen: dict[str, SeenCounts] = {}
     for role, rec in done.items():
         if not rec.sparse:
             continue
         own = None if role == "fluorescence" else reference
-        rec.seen = count_seen(rec.videos, model, calibration, own, min_frames)
+        counted = seen[role] = count_seen(rec.videos, model, calibration, own, min_frames)
         if role == "fluorescence":
             continue
         per_role[role] = (
-            rec.seen.per_ml * share,
-            rec.seen.resample(rng, N_BOOTSTRAP)[:, None] * share,
+            counted.per_ml * share,
+            counted.resample(rng, N_BOOTSTRAP)[:, None] * share,
         )
-        _, high = rec.seen.interval_per_ml()
-        n = rec.seen.n_tracks
+        _, high = counted.interval_per_ml()
+        n = counted.n_tracks
         notes.append(
             f"{ROLES[role]}: {n} track{'' if n == 1 else 's'}, too few to size: counted as "
-            f"{rec.seen.per_ml:.3g}/mL in the cell (95 % interval up to {high:.3g}/mL, Poisson) "
+            f"{counted.per_ml:.3g}/mL in the cell (95 % interval up to {high:.3g}/mL, Poisson) "
             f"and subtracted within {edges[0]:g}-{edges[-1]:g} nm"
         )
-    return notes
+    return notes, seen
+
+
+def _evaluate(
+    done: dict[str, Recording],
+    counts: dict[str, ChannelCounts | None],
+    edges: np.ndarray,
+    model: DepthModel,
+    calibration: Calibration | None,
+    settings: AnalysisSettings,
+    dilution: float,
+    marker: str | None,
+    names: dict[str, list[str]],
+) -> tuple[LabelledFraction, float, list[str], dict[str, SeenCounts]]:
+    """The labelled fraction for one depth model: controls subtracted, classes divided.
+
+    Returns the result, the fluorescent concentration before the controls (in the cell), the
+    warnings for controls with too few tracks to size, and those recordings' counts.
+    """
+    per_role = {
+        role: _on_edges(counts.get(role), edges) for role, rec in done.items() if not rec.sparse
+    }
+    notes, seen = _count_sparse(
+        done, per_role, edges, model, calibration, settings.min_track_frames
+    )
+    if "fluorescence" in seen:  # too few fluorescent tracks to size: counted
+        result = _sparse_fraction(edges, per_role, seen["fluorescence"], dilution, marker, names)
+        return result, seen["fluorescence"].per_ml, notes, seen
+    result = _subtract_and_divide(
+        edges,
+        per_role,
+        _tracks_on_edges(counts.get("fluorescence"), edges),
+        dilution,
+        marker,
+        names,
+    )
+    return result, float(per_role["fluorescence"][0].sum()), notes, seen
+
+
+def misstated_models(model: DepthModel, tolerance: float) -> list[DepthModel]:
+    """The depth models whose optics the stated ones would misstate by ±``tolerance``.
+
+    If the stated sheet width is 30 % over the true one, the true one is the stated ÷ 1.3; each
+    corner of (sheet width, defocus length) ∈ stated ÷ (1 ± tolerance) is returned. None for a
+    tolerance of 0.
+    """
+    if tolerance <= 0:
+        return []
+    factors = (1.0 / (1.0 + tolerance), 1.0 / (1.0 - tolerance))
+    return [
+        replace(
+            model,
+            sheet_fwhm_um=model.sheet_fwhm_um * a,
+            depth_of_field_um=model.depth_of_field_um * b,
+        )
+        for a in factors
+        for b in factors
+    ]
+
+
+def _widen(result: LabelledFraction, other: LabelledFraction) -> LabelledFraction:
+    """``result`` with its intervals (overall and per class) stretched to cover ``other``'s."""
+
+    def cover(a: Interval | None, b: Interval | None) -> Interval | None:
+        if a is None or b is None:
+            return a
+        return Interval(low=min(a.low, b.low), high=max(a.high, b.high))
+
+    classes = [
+        c.model_copy(update={"ci": cover(c.ci, o.ci)})
+        for c, o in zip(result.classes, other.classes, strict=True)
+    ]
+    return result.model_copy(
+        update={
+            "ci": cover(result.ci, other.ci),
+            "labelled_ci": cover(result.labelled_ci, other.labelled_ci),
+            "classes": classes,
+        }
+    )
 
 
 def _sparse_fraction(
