@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from exocheck.nta.analyze import Conditions
+from exocheck.nta.fluorescence import DepthModel
 from exocheck.nta.labelled import labelled_fraction
 from exocheck.simulate import Population, SimulationParams, make_params, simulate
 
@@ -64,8 +65,27 @@ FREE_LABEL = Population(  # antibody aggregates: bright, sized like small vesicl
 )
 
 
-def params(case: str, seed: int, frames: int) -> SimulationParams:
-    """The simulated sample of a case."""
+MATRIX: dict[str, dict[str, Any]] = {
+    "base": {},
+    "thin-sheet": {"sheet_fwhm_um": 4.71},
+    "thick-sheet": {"sheet_fwhm_um": 14.0},
+    "short-defocus": {"defocus_um": 2.0},
+    "long-defocus": {"defocus_um": 5.0},
+    "noisy-camera": {"read_noise_counts": 4.0, "fluorescence": {"background_photons": 12.0}},
+    "bleach-1s": {"bleach_half_life_s": 1.0},
+    "bleach-5s": {"bleach_half_life_s": 5.0},
+    "leaky-filter": {"filter_leakage": 2e-3},
+}
+"""Rows of the robustness matrix: simulator settings that differ from the case's (the sample stays
+the same). A flat-top sheet is not yet simulated."""
+
+STATED = {"true": 1.0, "over": 1.3, "under": 0.7}
+"""Optics stated to the analysis: as simulated, or 30 % over or under (sheet width and defocus
+length alike)."""
+
+
+def params(case: str, seed: int, frames: int, variant: str = "base") -> SimulationParams:
+    """The simulated sample of a case, with a robustness-matrix row's settings."""
     per_ml = 1e9
     extra: dict[str, Any] = {}
     pops = [_ev({"f2": 0.02, "f40": 0.40}.get(case, 0.10), per_ml)]
@@ -75,15 +95,13 @@ def params(case: str, seed: int, frames: int) -> SimulationParams:
         pops.append(FREE_LABEL)
     if case == "bleach":
         extra["bleach_half_life_s"] = 2.0
-    return make_params(
-        populations=pops,
-        frames=frames,
-        seed=seed,
-        photons_per_nm2=200.0,
-        filter_leakage=5e-4,
-        fluorescence={"background_photons": 3.0},
-        **extra,
-    )
+    settings: dict[str, Any] = {
+        "photons_per_nm2": 200.0,
+        "filter_leakage": 5e-4,
+        "fluorescence": {"background_photons": 3.0},
+    }
+    settings |= extra | MATRIX[variant]
+    return make_params(populations=pops, frames=frames, seed=seed, **settings)
 
 
 def _render(p: SimulationParams, folder: Path) -> dict[str, Any]:
@@ -120,16 +138,22 @@ of labelled ones, and a subtracted control adds its own counting noise to the sa
 
 
 def run(
-    case: str, seed: int, frames: int, out: Path, positions: int | None = None
+    case: str,
+    seed: int,
+    frames: int,
+    out: Path,
+    positions: int | None = None,
+    variant: str = "base",
+    stated: str = "true",
 ) -> dict[str, Any]:
     """Simulate (cached), analyse and compare one case; returns the figures."""
     n_pos = positions or POSITIONS.get(case, 3)
     recordings: dict[str, list[Path]] = {"scatter": [], "fluorescence": []}
     truths = []
-    p = params(case, seed, frames)
+    p = params(case, seed, frames, variant)
     for k in range(n_pos):
         pk = p.model_copy(update={"seed": seed * 100 + k})
-        base = out / f"{case}-{seed * 100 + k}-{frames}"
+        base = out / f"{case}-{variant}-{seed * 100 + k}-{frames}"
         truths.append(_render(pk.for_mode("scatter"), base / "scatter"))
         _render(pk.for_mode("fluorescence"), base / "fluorescence")
         recordings["scatter"].append(base / "scatter" / "video.tif")
@@ -148,13 +172,21 @@ def run(
             _render(control.for_mode("fluorescence"), base / "label-only")
             recordings.setdefault("label_only", []).append(base / "label-only" / "video.tif")
     conditions = Conditions(temperature_c=p.temperature_c, refractive_index=1.39)
-    measurement, _ = labelled_fraction(recordings, conditions, sample=f"{case} seed {seed}")
+    model = DepthModel(
+        sheet_fwhm_um=p.sheet_fwhm_um * STATED[stated],
+        depth_of_field_um=p.defocus_um * STATED[stated],
+    )
+    measurement, _ = labelled_fraction(
+        recordings, conditions, model=model, sample=f"{case} {variant} seed {seed}"
+    )
     lab = measurement.labelled
     assert lab is not None
     edges = np.array([c.low_nm for c in lab.classes] + [lab.classes[-1].high_nm])
     per_class, overall = truth_by_class(truths, edges)
     figures = {
         "case": case,
+        "variant": variant,
+        "stated_optics": stated,
         "seed": seed,
         "positions": n_pos,
         "truth": overall,
@@ -178,7 +210,9 @@ def run(
         "warnings": measurement.warnings,
     }
     if case == "free":
-        figures["free_label_extra"] = _free_label_share(out, case, seed, frames, n_pos)
+        figures["free_label_extra"] = _free_label_share(
+            out, f"{case}-{variant}", seed, frames, n_pos
+        )
     return figures
 
 
@@ -211,8 +245,12 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=600)
     parser.add_argument("--positions", type=int, default=None)
     parser.add_argument("--out", type=Path, default=ROOT / "bench-output" / "labelled")
+    parser.add_argument("--variant", choices=sorted(MATRIX), default="base")
+    parser.add_argument("--stated", choices=sorted(STATED), default="true")
     args = parser.parse_args()
-    figures = run(args.case, args.seed, args.frames, args.out, args.positions)
+    figures = run(
+        args.case, args.seed, args.frames, args.out, args.positions, args.variant, args.stated
+    )
     print(json.dumps(figures, indent=1))
 
 
