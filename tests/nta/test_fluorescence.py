@@ -196,21 +196,30 @@ def test_label_only_control_recovers_the_fraction(stained) -> None:
     assert total == pytest.approx(lab.total_per_ml, rel=1e-9)
 
 
-def test_misstated_optics_widen_the_interval_to_the_truth(stained) -> None:
+def test_optics_stated_30_percent_off(stained) -> None:
     """Optics stated 30 % off (sheet width over, defocus length under the simulator's 8 and
-    3 µm): the interval, which covers every corner of a ±30 % misstatement, still covers the
-    truth, and the fractions of those corners are recorded."""
+    3 µm). The profile measured on the scatter tracks does not use them: the answer does not
+    move. Counted with the stated optics instead, the interval covers every corner of a ±30 %
+    misstatement, and the truth."""
+    from exocheck.nta.analyze import AnalysisSettings
     from exocheck.nta.fluorescence import DepthModel
+    from exocheck.nta.labelled import fraction_from_recordings
 
-    measurement, _ = labelled_fraction(
-        stained["recordings"],
-        Conditions(refractive_index=1.39),
-        model=DepthModel(sheet_fwhm_um=8.0 * 1.3, depth_of_field_um=3.0 * 0.7),
-    )
-    lab = measurement.labelled
+    conditions = Conditions(refractive_index=1.39)
+    right, done = labelled_fraction(stained["recordings"], conditions)
+    wrong = DepthModel(sheet_fwhm_um=8.0 * 1.3, depth_of_field_um=3.0 * 0.7)
+    settings = AnalysisSettings()
+    measured = fraction_from_recordings(done, conditions, settings, wrong, {})
+    assert measured.labelled.fraction == right.labelled.fraction
+    assert measured.settings["depth_model"]["measured"]
+    # the fitted sheet is near the simulated 8 µm (the defocus length it fits is that of the
+    # smoothed peak the detector thresholds, longer than the optics' 3 µm)
+    assert 6.0 < measured.settings["depth_model"]["sheet_fwhm_um"] < 10.0
+    stated = fraction_from_recordings(done, conditions, settings, wrong, {}, measure_profile=False)
+    lab = stated.labelled
     edges = np.array([c.low_nm for c in lab.classes] + [lab.classes[-1].high_nm])
     _, truth = truth_by_class(stained["truths"], edges)
-    corners = measurement.diagnostics["fraction_with_misstated_optics"]
+    corners = stated.diagnostics["fraction_at_profile_corners"]
     assert len(corners) == 4
     assert all(lab.ci.low <= f <= lab.ci.high for f in corners.values())
     assert lab.ci.low <= truth <= lab.ci.high, (lab.ci, truth, corners)

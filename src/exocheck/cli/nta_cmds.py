@@ -524,6 +524,15 @@ def labelled_fraction_cmd(
             "cover (0: taken as exact).",
         ),
     ] = 0.3,
+    profile: Annotated[
+        str,
+        typer.Option(
+            "--profile",
+            help="'measured': the axial detection profile measured on the scatter tracks (the "
+            "stated sheet width and defocus length only where it cannot be); 'stated': the "
+            "stated optics, the interval covering ±--optics-tolerance of them.",
+        ),
+    ] = "measured",
     fps: FpsOpt = None,
     pixel_size_um: PixelOpt = None,
     temperature_c: TempOpt = 25.0,
@@ -547,6 +556,8 @@ def labelled_fraction_cmd(
     channel is counted in its own detection volume, and controls recorded like the fluorescence
     capture are subtracted class by class.
     """
+    if profile not in ("measured", "stated"):
+        raise ParameterError(f"--profile must be 'measured' or 'stated', got {profile!r}")
     _writable_folder(out)
     from exocheck.nta.analyze import Conditions
     from exocheck.nta.concentration import Calibration
@@ -612,6 +623,7 @@ def labelled_fraction_cmd(
             sample=sample,
             progress=lambda n: bar.advance(bar.task_ids[0], n),
             optics_tolerance=optics_tolerance,
+            measure_profile=profile == "measured",
         )
     atomic_write_files(
         out,

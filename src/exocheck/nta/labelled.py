@@ -34,6 +34,7 @@ from exocheck.errors import AnalysisError, ParameterError
 from exocheck.nta import checks
 from exocheck.nta.analyze import AnalysisSettings, Conditions, VideoAnalysis, analyze
 from exocheck.nta.concentration import Calibration
+from exocheck.nta.depth_profile import fit_profile, fitted_models
 from exocheck.nta.fluorescence import (
     ChannelCounts,
     DepthModel,
@@ -147,6 +148,7 @@ def labelled_fraction(
     sample: str | None = None,
     progress: Callable[[int], None] | None = None,
     optics_tolerance: float = OPTICS_TOLERANCE,
+    measure_profile: bool = True,
 ) -> tuple[Measurement, dict[str, Recording]]:
     """Labelled concentration and fraction, overall and per size class, with 95 % intervals.
 
@@ -156,8 +158,11 @@ def labelled_fraction(
     depth is absolute and the channels may be recorded with different settings; without them the
     channels must share frame rate, exposure and pixel size, and the shared axial profile
     ``model`` gives their detection depths. ``bleach_half_life_s`` (at the sheet's centre) is
-    measured on the fluorescent tracks when not given. The stated optics (``model``) may be off
-    by ``optics_tolerance`` (relative, sheet width and defocus length): the intervals cover the
+    measured on the fluorescent tracks when not given. With ``measure_profile`` (the default) the
+    axial profile is measured on the scatter tracks (:mod:`exocheck.nta.depth_profile`) and the
+    intervals cover its bootstrap range; where it cannot be measured, or without
+    ``measure_profile``, the stated optics (``model``) are used and may be off by
+    ``optics_tolerance`` (relative, sheet width and defocus length): the intervals cover the
     fractions of every such misstatement's corners (0: the stated optics taken as exact).
 
     Raises
@@ -212,6 +217,43 @@ def labelled_fraction(
                 checks.calibration_optics(calibration, optics, None)
             except ParameterError as exc:
                 raise ParameterError(f"--calibration-{channel}: {exc}") from None
+    measurement = fraction_from_recordings(
+        done,
+        conditions,
+        settings,
+        model,
+        calibrations,
+        marker=marker,
+        size_range_nm=size_range_nm,
+        dilution_factor=dilution_factor,
+        bleach_half_life_s=bleach_half_life_s,
+        sample=sample,
+        optics_tolerance=optics_tolerance,
+        measure_profile=measure_profile,
+    )
+    return measurement, done
+
+
+def fraction_from_recordings(
+    done: dict[str, Recording],
+    conditions: Conditions,
+    settings: AnalysisSettings,
+    model: DepthModel,
+    calibrations: dict[str, Calibration],
+    marker: str | None = None,
+    size_range_nm: tuple[float, float] | None = None,
+    dilution_factor: float | None = None,
+    bleach_half_life_s: float | None = None,
+    sample: str | None = None,
+    optics_tolerance: float = OPTICS_TOLERANCE,
+    measure_profile: bool = True,
+) -> Measurement:
+    """The labelled fraction of recordings already analysed (``labelled_fraction``'s second half).
+
+    Only the counting depends on the depth model: the same analysed recordings can be counted
+    with other stated optics, as the robustness benchmark does. Arguments as for
+    :func:`labelled_fraction`.
+    """
     scatter, fluorescence = done["scatter"], done["fluorescence"]
     assert scatter.measurement is not None and fluorescence.measurement is not None
     for role, rec in done.items():
@@ -241,6 +283,15 @@ def labelled_fraction(
             if rec.size is not None
         }
 
+    # the axial profile measured on the scatter tracks (no bleaching there) replaces the stated
+    # optics; its bootstrap's range, or without a measurement ±optics_tolerance of the stated
+    # optics, is what the interval covers
+    fit = fit_profile(scatter.videos) if measure_profile else None
+    stated = model
+    if fit is not None:
+        model, alternatives = fitted_models(fit, stated)
+    else:
+        alternatives = misstated_models(stated, optics_tolerance)
     for role, counts in counts_for(model).items():
         done[role].counts = counts
     edges = _class_range(scatter, size_range_nm)
@@ -253,10 +304,9 @@ def labelled_fraction(
     )  # fmt: skip
     for role, counted in seen.items():
         done[role].seen = counted
-    # the stated optics may be off: the interval covers the answers of optics misstated by
-    # ±optics_tolerance (each corner of sheet width × defocus length)
+    # the interval covers the answers of each corner of sheet width × defocus length
     envelope: dict[str, float] = {}
-    for alt in misstated_models(model, optics_tolerance):
+    for alt in alternatives:
         other, _, _, _ = _evaluate(
             done, dict(counts_for(alt)), edges, alt, cal_fl, settings, dilution, marker, names
         )
@@ -265,6 +315,12 @@ def labelled_fraction(
         )
         result = _widen(result, other)
     warnings = _warnings(done, fluorescence, model, conditions) + sparse_notes
+    if measure_profile and fit is None:
+        warnings.append(
+            "the axial detection profile could not be measured on the scatter tracks (too few "
+            f"long tracks): the stated optics are used, the interval covering ±{optics_tolerance:.0%} "
+            "of them"
+        )
     complete = scatter.counts.complete_from_nm if scatter.counts else None
     if complete is not None and edges[0] < complete:
         warnings.append(
@@ -318,6 +374,9 @@ def labelled_fraction(
             "depth_model": {
                 "sheet_fwhm_um": model.sheet_fwhm_um,
                 "depth_of_field_um": model.depth_of_field_um,
+                "measured": fit is not None,
+                "stated_sheet_fwhm_um": stated.sheet_fwhm_um,
+                "stated_depth_of_field_um": stated.depth_of_field_um,
                 "optics_tolerance": optics_tolerance,
             },
             "calibrations": {k: c.source_sha256 for k, c in calibrations.items()},
@@ -344,7 +403,7 @@ def labelled_fraction(
                 for role, rec in done.items()
             },
             "fluorescent_per_ml_before_controls": float(fluor_total * dilution),
-            "fraction_with_misstated_optics": envelope,
+            "fraction_at_profile_corners": envelope,
             "too_few_tracks_to_size": {
                 role: rec.seen.n_tracks for role, rec in done.items() if rec.seen is not None
             },
@@ -353,7 +412,7 @@ def labelled_fraction(
         provenance=Provenance(inputs=inputs),
         warnings=warnings,
     )
-    return measurement, done
+    return measurement
 
 
 def _check_settings(done: dict[str, Recording], role: str, calibrated: bool) -> None:
