@@ -30,9 +30,14 @@ MIN_TRACK_FRAMES = 30
 """Tracks at least this long are used: they have crossed focus, so their brightest frame is the
 in-focus peak, and they give many pairs."""
 
-LEVEL_EDGES = np.log(np.array([0.08, 0.15, 0.25, 0.4, 0.6, 0.8, 0.95]))
-"""Bins of ln(peak / brightest frame). Frames close to the threshold are left out: those seen
-are those whose noise lifted them over it, which biases their changes."""
+LEVEL_EDGES = np.log(np.array([0.05, 0.08, 0.13, 0.2, 0.3, 0.45, 0.65]))
+"""Bins of ln(peak / brightest frame). Near focus (levels over 0.65) a frame's change is no
+longer linear in its step along z (the profile's top is flat, its curvature adds to the change),
+and the brightest frame's own noise lowers the levels there: those are left out."""
+
+MIN_OVER_THRESHOLD = 2.0
+"""Frames with a peak under this many times the detection threshold are left out: those seen
+so close to it are those whose noise lifted them over it, which biases their changes."""
 
 MIN_PAIRS = 200
 """Fewest frame pairs (at each lag) for a level to enter the fit."""
@@ -81,7 +86,7 @@ def _pairs(videos: Sequence[VideoAnalysis]) -> tuple[np.ndarray, ...]:
             continue
         d_of = dict(zip(stats["particle"].to_numpy(), stats["d_um2_s"].to_numpy(), strict=True))
         t = v.tracks[v.tracks["particle"].isin(list(d_of))]
-        t = t[t["signal"] > 0].sort_values(["particle", "frame"])
+        t = t[t["signal"] > MIN_OVER_THRESHOLD * v.threshold].sort_values(["particle", "frame"])
         sizes = t.groupby("particle")["frame"].transform("size").to_numpy()
         t = t[sizes >= MIN_TRACK_FRAMES]
         if t.empty:
