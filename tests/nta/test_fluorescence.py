@@ -322,3 +322,38 @@ def test_profile_is_measured_from_brownian_motion_along_z(sheet_um, defocus_um) 
     true_depth = DepthModel(sheet_um, defocus_um).depth_um(ratio)
     fitted = DepthModel(fit.sheet_fwhm_um, fit.depth_of_field_um).depth_um(ratio)
     np.testing.assert_allclose(fitted, true_depth, rtol=0.12)
+
+
+def test_a_near_empty_control_is_counted_not_sized() -> None:
+    """Two short tracks (too few to size): each counts its detections over the slab its
+    brightest frame is seen in, per analysed volume; the interval is Poisson's for 2 tracks, and
+    with none at all the bound is 3.69 reference tracks."""
+    import pandas as pd
+
+    from exocheck.nta.sparse import count_seen, poisson_interval
+
+    class Video:
+        pass
+
+    video = Video()
+    video.tracks = pd.DataFrame(
+        {"particle": [0, 0, 0, 1, 1, 1, 1], "frame": [5, 6, 7, 40, 41, 42, 43],
+         "signal": [30.0, 45.0, 31.0, 22.0, 24.0, 26.0, 21.0]}
+    )  # fmt: skip
+    video.threshold, video.area_um2, video.n_frames = 10.0, 1000.0, 300
+    model = DepthModel()
+    seen = count_seen([video], model)
+    depth = model.depth_um(np.array([4.5, 2.6]))
+    volume_ml = 1000.0 * 1e-12 * 300
+    assert seen.n_tracks == 2
+    assert seen.per_ml == pytest.approx((3 / depth[0] + 4 / depth[1]) / volume_ml)
+    low, high = seen.interval_per_ml()
+    expected = np.array(poisson_interval(2)) * seen.per_ml / 2
+    assert (low, high) == pytest.approx(tuple(expected))
+    video.tracks = video.tracks.iloc[:0]
+    empty = count_seen([video], model, reference_frames_per_um=2.0)
+    assert empty.n_tracks == 0 and empty.per_ml == 0.0
+    assert empty.interval_per_ml()[1] == pytest.approx(3.689 * 2.0 / volume_ml, rel=1e-3)
+    # resamples from the count's posterior: never all zero, mean (n + ½) tracks
+    draws = empty.resample(np.random.default_rng(0), 4000)
+    assert draws.mean() == pytest.approx(0.5 * 2.0 / volume_ml, rel=0.1)
