@@ -15,6 +15,7 @@ the detector's smoothing, which widens the effective defocus length), on the ins
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -134,13 +135,26 @@ def _measure(
     return np.array(levels), np.array(slopes), np.array(counts)
 
 
+@functools.cache
+def _grid() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The grid's (sheet, defocus) pairs, the level bins' centres and ``g`` of each pair there."""
+    sheet, defocus = np.meshgrid(SHEET_GRID_UM, DEFOCUS_GRID_UM, indexing="ij")
+    centres = np.exp(0.5 * (LEVEL_EDGES[:-1] + LEVEL_EDGES[1:]))
+    return (
+        sheet.ravel(),
+        defocus.ravel(),
+        centres,
+        _slope_model(centres, sheet.ravel(), defocus.ravel()),
+    )
+
+
 def _best(levels: np.ndarray, slopes: np.ndarray, counts: np.ndarray) -> tuple[float, float]:
     """The (sheet, defocus) pair of the grid whose ``g`` is closest (weighted by pairs)."""
-    sheet, defocus = np.meshgrid(SHEET_GRID_UM, DEFOCUS_GRID_UM, indexing="ij")
-    model = _slope_model(levels, sheet.ravel(), defocus.ravel())
-    cost = np.sum(counts * (model - slopes) ** 2, axis=1)
+    sheet, defocus, centres, table = _grid()
+    columns = np.searchsorted(centres, levels - 1e-12)
+    cost = np.sum(counts * (table[:, columns] - slopes) ** 2, axis=1)
     i = int(np.argmin(cost))
-    return float(sheet.ravel()[i]), float(defocus.ravel()[i])
+    return float(sheet[i]), float(defocus[i])
 
 
 def fit_profile(
