@@ -236,6 +236,9 @@ def _figures(
         "covered": lab.ci.low <= overall <= lab.ci.high,
         "within": abs(lab.fraction - overall) <= max(0.2 * overall, 0.01),
         "range_nm": [lab.low_nm, lab.high_nm],
+        "total_per_ml": lab.total_per_ml,
+        "labelled_per_ml": lab.labelled_per_ml,
+        "truth_per_ml": _truth_per_ml(truths, lab.low_nm, lab.high_nm),
         "profile_corners": measurement.diagnostics.get("fraction_at_profile_corners"),
         "depth_model": measurement.settings.get("depth_model"),
         "classes": [
@@ -296,6 +299,21 @@ def half_life(seed: int, out: Path) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def _truth_per_ml(truths: list[dict[str, Any]], low_nm: float, high_nm: float) -> dict[str, float]:
+    """Scattering particles and labelled ones in the range, per mL of the boxes."""
+    total = labelled = volume = 0.0
+    for truth in truths:
+        box = truth["box_particles"]
+        scatters = np.array([pop["scatters"] for pop in truth["populations"]])
+        keep = scatters[np.asarray(box["population"])]
+        d = np.asarray(box["diameter_nm"])
+        inside = keep & (d >= low_nm) & (d < high_nm)
+        total += float(inside.sum())
+        labelled += float((inside & np.asarray(box["labelled"], bool)).sum())
+        volume += truth["box_volume_ml"]
+    return {"total": total / volume, "labelled": labelled / volume}
 
 
 def _labelled_d50(truths: list[dict[str, Any]]) -> float:
