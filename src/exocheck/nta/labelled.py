@@ -730,8 +730,10 @@ def _warnings(
             out.append(
                 f"strong photobleaching (half-life {math.log(2) / rate:.2g} s at the sheet's "
                 f"centre): a {d50:.0f} nm particle is seen in {shrink:.0%} of its unbleached "
-                "slab; counts are corrected with a model of it (docs/fluorescence.md), but "
-                "lower the laser power, use flow, or shorten the capture"
+                "slab; counts are corrected with a model of it whose supply of fresh particles "
+                "is assumed, and on simulated captures it over-corrected strong bleaching many "
+                "times over (docs/fluorescence.md): do not trust this fraction; lower the laser "
+                "power, use flow, or shorten the capture"
             )
     n_fl = fluorescence.measurement.tracks.count if fluorescence.measurement else 0
     return _missing_warnings(n_fl, set(done), first=out)
