@@ -26,13 +26,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from exocheck.nta.analyze import Conditions
-from exocheck.nta.labelled import labelled_fraction
+from exocheck.nta.analyze import AnalysisSettings, Conditions, analyze
+from exocheck.nta.fluorescence import DepthModel
+from exocheck.nta.labelled import fraction_from_recordings, labelled_fraction
 from exocheck.simulate import Population, SimulationParams, make_params, simulate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,8 +67,31 @@ FREE_LABEL = Population(  # antibody aggregates: bright, sized like small vesicl
 )
 
 
-def params(case: str, seed: int, frames: int) -> SimulationParams:
-    """The simulated sample of a case."""
+MATRIX: dict[str, dict[str, Any]] = {
+    "base": {},
+    "thin-sheet": {"sheet_fwhm_um": 4.71},
+    "thick-sheet": {"sheet_fwhm_um": 14.0},
+    "short-defocus": {"defocus_um": 2.0},
+    "long-defocus": {"defocus_um": 5.0},
+    "noisy-camera": {"read_noise_counts": 4.0, "fluorescence": {"background_photons": 12.0}},
+    "bleach-1s": {"bleach_half_life_s": 1.0},
+    "bleach-5s": {"bleach_half_life_s": 5.0},
+    "leaky-filter": {"filter_leakage": 2e-3},
+    "flat-top": {"sheet_profile": "flat-top"},
+}
+"""Rows of the robustness matrix: simulator settings that differ from the case's (the sample stays
+the same)."""
+
+STATED = {"measured": (1.0, 1.0), "true": (1.0, 1.0), "over": (1.3, 0.7), "under": (0.7, 1.3)}
+"""Optics given to the analysis: ``measured``, the profile measured on the scatter tracks (the
+default; the stated optics are then not used); or the stated optics alone (``--profile stated``):
+as simulated, ``over`` (sheet 30 % over, defocus length 30 % under) or ``under`` (the reverse).
+Both lengths misstated by the same factor would only scale the profile, which cancels in the
+fraction; misstated apart, they change its shape."""
+
+
+def params(case: str, seed: int, frames: int, variant: str = "base") -> SimulationParams:
+    """The simulated sample of a case, with a robustness-matrix row's settings."""
     per_ml = 1e9
     extra: dict[str, Any] = {}
     pops = [_ev({"f2": 0.02, "f40": 0.40}.get(case, 0.10), per_ml)]
@@ -75,15 +101,13 @@ def params(case: str, seed: int, frames: int) -> SimulationParams:
         pops.append(FREE_LABEL)
     if case == "bleach":
         extra["bleach_half_life_s"] = 2.0
-    return make_params(
-        populations=pops,
-        frames=frames,
-        seed=seed,
-        photons_per_nm2=200.0,
-        filter_leakage=5e-4,
-        fluorescence={"background_photons": 3.0},
-        **extra,
-    )
+    settings: dict[str, Any] = {
+        "photons_per_nm2": 200.0,
+        "filter_leakage": 5e-4,
+        "fluorescence": {"background_photons": 3.0},
+    }
+    settings |= extra | MATRIX[variant]
+    return make_params(populations=pops, frames=frames, seed=seed, **settings)
 
 
 def _render(p: SimulationParams, folder: Path) -> dict[str, Any]:
@@ -120,16 +144,23 @@ of labelled ones, and a subtracted control adds its own counting noise to the sa
 
 
 def run(
-    case: str, seed: int, frames: int, out: Path, positions: int | None = None
-) -> dict[str, Any]:
-    """Simulate (cached), analyse and compare one case; returns the figures."""
+    case: str,
+    seed: int,
+    frames: int,
+    out: Path,
+    positions: int | None = None,
+    variant: str = "base",
+    stated: Sequence[str] = ("measured",),
+    keep_videos: bool = True,
+) -> list[dict[str, Any]]:
+    """Simulate (cached), analyse and compare one case; the figures for each optics statement."""
     n_pos = positions or POSITIONS.get(case, 3)
     recordings: dict[str, list[Path]] = {"scatter": [], "fluorescence": []}
     truths = []
-    p = params(case, seed, frames)
+    p = params(case, seed, frames, variant)
     for k in range(n_pos):
         pk = p.model_copy(update={"seed": seed * 100 + k})
-        base = out / f"{case}-{seed * 100 + k}-{frames}"
+        base = out / f"{case}-{variant}-{seed * 100 + k}-{frames}"
         truths.append(_render(pk.for_mode("scatter"), base / "scatter"))
         _render(pk.for_mode("fluorescence"), base / "fluorescence")
         recordings["scatter"].append(base / "scatter" / "video.tif")
@@ -148,13 +179,55 @@ def run(
             _render(control.for_mode("fluorescence"), base / "label-only")
             recordings.setdefault("label_only", []).append(base / "label-only" / "video.tif")
     conditions = Conditions(temperature_c=p.temperature_c, refractive_index=1.39)
-    measurement, _ = labelled_fraction(recordings, conditions, sample=f"{case} seed {seed}")
+    settings = AnalysisSettings()
+    done: dict[str, Any] = {}
+    results = []
+    for statement in stated:
+        model = DepthModel(
+            sheet_fwhm_um=p.sheet_fwhm_um * STATED[statement][0],
+            depth_of_field_um=p.defocus_um * STATED[statement][1],
+        )
+        name = f"{case} {variant} seed {seed}"
+        measured = statement == "measured"
+        if not done:  # the videos are analysed once; only the counting depends on the optics
+            measurement, done = labelled_fraction(
+                recordings, conditions, settings, model=model, sample=name,
+                measure_profile=measured,
+            )  # fmt: skip
+        else:
+            measurement = fraction_from_recordings(
+                done, conditions, settings, model, {}, sample=name, measure_profile=measured
+            )
+        results.append(_figures(measurement, truths, case, variant, statement, seed, n_pos))
+        if case == "free":
+            results[-1]["free_label_extra"] = _free_label_share(
+                out, f"{case}-{variant}", seed, frames, n_pos
+            )
+    if not keep_videos:  # truths stay; the videos (about 0.2 GB each) go
+        for video in (v for paths in recordings.values() for v in paths):
+            video.unlink(missing_ok=True)
+            (video.parent / "truth.json").rename(video.parent / "truth-only.json")
+    return results
+
+
+def _figures(
+    measurement: Any,
+    truths: list[dict[str, Any]],
+    case: str,
+    variant: str,
+    stated: str,
+    seed: int,
+    n_pos: int,
+) -> dict[str, Any]:
+    """One run's figures against the truth."""
     lab = measurement.labelled
     assert lab is not None
     edges = np.array([c.low_nm for c in lab.classes] + [lab.classes[-1].high_nm])
     per_class, overall = truth_by_class(truths, edges)
-    figures = {
+    return {
         "case": case,
+        "variant": variant,
+        "stated_optics": stated,
         "seed": seed,
         "positions": n_pos,
         "truth": overall,
@@ -163,6 +236,11 @@ def run(
         "covered": lab.ci.low <= overall <= lab.ci.high,
         "within": abs(lab.fraction - overall) <= max(0.2 * overall, 0.01),
         "range_nm": [lab.low_nm, lab.high_nm],
+        "total_per_ml": lab.total_per_ml,
+        "labelled_per_ml": lab.labelled_per_ml,
+        "truth_per_ml": _truth_per_ml(truths, lab.low_nm, lab.high_nm),
+        "profile_corners": measurement.diagnostics.get("fraction_at_profile_corners"),
+        "depth_model": measurement.settings.get("depth_model"),
         "classes": [
             {
                 "nm": [c.low_nm, c.high_nm],
@@ -177,9 +255,65 @@ def run(
         "bleach_half_life_s": measurement.diagnostics["bleach_half_life_s"],
         "warnings": measurement.warnings,
     }
-    if case == "free":
-        figures["free_label_extra"] = _free_label_share(out, case, seed, frames, n_pos)
-    return figures
+
+
+HALF_LIVES_S = (1.0, 2.0, 5.0, 10.0, None)
+"""True half-lives of the bleaching benchmark (None: no bleaching)."""
+
+
+def half_life(seed: int, out: Path) -> list[dict[str, Any]]:
+    """Measured against true bleaching half-life on one fluorescence capture per half-life.
+
+    EVs (lognormal, median 110 nm), all dye-labelled, at 2·10⁹/mL; 320 × 240 px, 600 frames at
+    30 fps; the video is removed once analysed.
+    """
+    from exocheck.nta.fluorescence import estimate_bleach_rate, significant_bleach_rate
+
+    rows = []
+    for true_s in HALF_LIVES_S:
+        p = make_params(
+            populations=[_ev(1.0, 2e9)],
+            frames=600,
+            width_px=320,
+            height_px=240,
+            seed=seed,
+            photons_per_nm2=200.0,
+            bleach_half_life_s=true_s,
+            fluorescence={"background_photons": 3.0},
+        )
+        folder = out / f"half-life-{true_s}-{seed}"
+        simulate(p.for_mode("fluorescence"), folder)
+        _, videos, _ = analyze(
+            [folder / "video.tif"], Conditions(), AnalysisSettings(mode="fluorescence")
+        )
+        (folder / "video.tif").unlink()
+        rate, se = estimate_bleach_rate(videos)
+        used = significant_bleach_rate(rate, se)
+        rows.append(
+            {
+                "true_half_life_s": true_s,
+                "rate_per_s": rate,
+                "se_per_s": se,
+                "measured_half_life_s": math.log(2.0) / used if used else None,
+                "ratio": (math.log(2.0) / used / true_s) if used and true_s else None,
+            }
+        )
+    return rows
+
+
+def _truth_per_ml(truths: list[dict[str, Any]], low_nm: float, high_nm: float) -> dict[str, float]:
+    """Scattering particles and labelled ones in the range, per mL of the boxes."""
+    total = labelled = volume = 0.0
+    for truth in truths:
+        box = truth["box_particles"]
+        scatters = np.array([pop["scatters"] for pop in truth["populations"]])
+        keep = scatters[np.asarray(box["population"])]
+        d = np.asarray(box["diameter_nm"])
+        inside = keep & (d >= low_nm) & (d < high_nm)
+        total += float(inside.sum())
+        labelled += float((inside & np.asarray(box["labelled"], bool)).sum())
+        volume += truth["box_volume_ml"]
+    return {"total": total / volume, "labelled": labelled / volume}
 
 
 def _labelled_d50(truths: list[dict[str, Any]]) -> float:
@@ -206,13 +340,27 @@ def _free_label_share(out: Path, case: str, seed: int, frames: int, positions: i
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("case", choices=["f2", "f10", "f40", "size", "free", "bleach"])
+    parser.add_argument("case", choices=["f2", "f10", "f40", "size", "free", "bleach", "half-life"])
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--frames", type=int, default=600)
     parser.add_argument("--positions", type=int, default=None)
     parser.add_argument("--out", type=Path, default=ROOT / "bench-output" / "labelled")
+    parser.add_argument("--variant", choices=sorted(MATRIX), default="base")
+    parser.add_argument(
+        "--stated", choices=sorted(STATED), nargs="+", default=["measured"],
+        help="optics stated to the analysis (several: one analysis, counted for each)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--drop-videos", action="store_true", help="remove the videos once analysed"
+    )
     args = parser.parse_args()
-    figures = run(args.case, args.seed, args.frames, args.out, args.positions)
+    if args.case == "half-life":
+        print(json.dumps(half_life(args.seed, args.out), indent=1))
+        return
+    figures = run(
+        args.case, args.seed, args.frames, args.out, args.positions, args.variant, args.stated,
+        keep_videos=not args.drop_videos,
+    )  # fmt: skip
     print(json.dumps(figures, indent=1))
 
 

@@ -158,6 +158,32 @@ class Population(BaseModel):
         return out
 
 
+def fluorescent_beads(
+    concentration_per_ml: float,
+    diameter_nm: float = 100.0,
+    fluorophores_per_um2: float = 2000.0,
+    refractive_index: float = 1.59,
+    cv: float = 0.03,
+) -> Population:
+    """A fluorescent bead standard of known concentration, to calibrate a fluorescence channel.
+
+    Every bead carries dye over its surface (Poisson fluorophores, ``fluorophores_per_um2`` × π d²)
+    and scatters as its material does (polystyrene 1.59): through the emission filter it is seen
+    by its fluorescence, as a lab's fluorescent standard is.
+    """
+    return Population(
+        name="fluorescent beads",
+        distribution="monodisperse",
+        diameter_nm=diameter_nm,
+        cv=cv,
+        refractive_index=refractive_index,
+        concentration_per_ml=concentration_per_ml,
+        labelled_fraction=1.0,
+        label="dye",
+        fluorophores_per_um2=fluorophores_per_um2,
+    )
+
+
 class SimulationParams(BaseModel):
     """Every setting of a simulated NTA recording, with typical NanoSight-class defaults.
 
@@ -185,6 +211,10 @@ class SimulationParams(BaseModel):
         Refractive index of the medium. Water/PBS: 1.333.
     sheet_fwhm_um : float
         Full width at half maximum of the illumination profile along z, µm. Typical 5–20.
+    sheet_profile : {"gaussian", "flat-top"}
+        Shape of the illumination along z, with full width at half maximum ``sheet_fwhm_um``:
+        ``gaussian``, or ``flat-top`` (a super-Gaussian of order 8, ``exp(-ln 2 (2z/FWHM)^8)``,
+        as a sheet shaped by a slit or a top-hat beam shaper gives).
     psf_sigma_um : float
         Standard deviation of the in-focus Gaussian PSF, µm (≈ 0.21 λ/NA, plus camera blur).
         Typical 0.2–0.4 for a 20×/0.4 objective.
@@ -244,6 +274,7 @@ class SimulationParams(BaseModel):
     wavelength_nm: float = Field(488.0, ge=200.0, le=2000.0)
     medium_index: float = Field(1.333, gt=1.0, le=3.0)
     sheet_fwhm_um: float = Field(8.0, gt=0.0)
+    sheet_profile: Literal["gaussian", "flat-top"] = "gaussian"
     psf_sigma_um: float = Field(0.25, gt=0.0)
     defocus_um: float = Field(3.0, gt=0.0)
     photons_per_nm2: float = Field(20.0, gt=0.0)
@@ -486,6 +517,12 @@ def _background(params: SimulationParams) -> np.ndarray:
     return bg.astype(np.float32)
 
 
+def _sheet_light(params: SimulationParams, z_um: np.ndarray) -> np.ndarray:
+    """Relative illumination of the light sheet at ``z_um`` (1 at its centre)."""
+    order = 1 if params.sheet_profile == "gaussian" else 4  # exponent (2z/FWHM)^(2·order)
+    return np.exp(-math.log(2.0) * (2.0 * z_um / params.sheet_fwhm_um) ** (2 * order))
+
+
 class Simulation:
     """A simulated recording: iterate :meth:`chunks` for frames; truth accumulates as it goes.
 
@@ -525,7 +562,6 @@ class Simulation:
         gap_s = frame_s - (k_sub - 1) * sub_s
         background = _background(p)
         sigma0_px = p.psf_sigma_um / p.pixel_size_um
-        half_fwhm2 = (p.sheet_fwhm_um / 2.0) ** 2
         noise_sd = p.noise_sd_counts
         drift = np.array(p.drift_um_s, dtype=float)
         fluorescence = p.mode == "fluorescence"
@@ -535,7 +571,7 @@ class Simulation:
             touched = part.step(dt_s, rng)
             if fluorescence:
                 z = part.pos[:, 2]
-                light = np.exp(-math.log(2.0) * z**2 / half_fwhm2)
+                light = _sheet_light(p, z)
                 part.bleach(dt_s, bleach_rate, light, touched, self._bleach_rng)
 
         # first substep of frame 0 sits half a substep into the exposure
@@ -555,7 +591,7 @@ class Simulation:
             x_um = subs[..., 0] + drift[0] * times[:, :, None]
             y_um = subs[..., 1] + drift[1] * times[:, :, None]
             z_um = subs[..., 2]
-            illumination = np.exp(-math.log(2.0) * z_um**2 / half_fwhm2)
+            illumination = _sheet_light(p, z_um)
             sigma_px = sigma0_px * np.sqrt(1.0 + (z_um / p.defocus_um) ** 2)
             if lit is None:
                 photons = part.photons[None, None, :] * illumination / k_sub

@@ -198,12 +198,40 @@ def test_label_only_control_recovers_the_fraction(stained) -> None:
     assert total == pytest.approx(lab.total_per_ml, rel=1e-9)
 
 
+def test_optics_stated_30_percent_off(stained) -> None:
+    """Optics stated 30 % off (sheet width over, defocus length under the simulator's 8 and
+    3 µm). The profile measured on the scatter tracks does not use them: the answer does not
+    move. Counted with the stated optics instead, the interval covers every corner of a ±30 %
+    misstatement, and the truth."""
+    from exocheck.nta.analyze import AnalysisSettings
+    from exocheck.nta.fluorescence import DepthModel
+    from exocheck.nta.labelled import fraction_from_recordings
+
+    conditions = Conditions(refractive_index=1.39)
+    right, done = labelled_fraction(stained["recordings"], conditions)
+    wrong = DepthModel(sheet_fwhm_um=8.0 * 1.3, depth_of_field_um=3.0 * 0.7)
+    settings = AnalysisSettings()
+    measured = fraction_from_recordings(done, conditions, settings, wrong, {})
+    assert measured.labelled.fraction == right.labelled.fraction
+    depth_model = measured.settings["depth_model"]
+    assert depth_model["measured"] and depth_model["stated_sheet_fwhm_um"] == 8.0 * 1.3
+    # (on the scatter tracks the fit reads a sheet of about 10.4 µm with a shorter defocus
+    # length for the simulated 8 and 3 µm: the two lengths trade off; docs/fluorescence.md)
+    stated = fraction_from_recordings(done, conditions, settings, wrong, {}, measure_profile=False)
+    lab = stated.labelled
+    edges = np.array([c.low_nm for c in lab.classes] + [lab.classes[-1].high_nm])
+    _, truth = truth_by_class(stained["truths"], edges)
+    corners = stated.diagnostics["fraction_at_profile_corners"]
+    assert len(corners) == 4
+    assert all(lab.ci.low <= f <= lab.ci.high for f in corners.values())
+    assert lab.ci.low <= truth <= lab.ci.high, (lab.ci, truth, corners)
+
+
 @pytest.mark.parametrize("half_life_s", [None, 1.0])
 def test_bleaching_is_measured_on_the_tracks(tmp_path, half_life_s) -> None:
-    """Without bleaching the tracks show none that counts; a 1 s half-life is seen, and its rate
-    measured low but not above the truth: tracks end when their particle fades, so the fading
-    seen along tracks is the lesser part (55-65 % on simulated captures, see
-    docs/fluorescence.md)."""
+    """Without bleaching the tracks show none that counts; a 1 s half-life is measured within
+    25 % (the acceptance bound; pairs of equally focused frames see the fading whatever ends a
+    track, see docs/fluorescence.md for 1-10 s over three seeds each)."""
     from exocheck.nta.analyze import AnalysisSettings, analyze
     from exocheck.nta.fluorescence import estimate_bleach_rate, significant_bleach_rate
 
@@ -222,7 +250,7 @@ def test_bleaching_is_measured_on_the_tracks(tmp_path, half_life_s) -> None:
         assert measured == 0.0, (rate, se)
     else:
         true_rate = math.log(2) / half_life_s
-        assert 0.45 * true_rate < measured < 1.05 * true_rate, (rate, se)
+        assert 0.75 * true_rate < measured < 1.25 * true_rate, (rate, se)
 
 
 def test_example_scenario_renders_both_modes() -> None:
@@ -246,3 +274,88 @@ def test_fluorescence_settings_cannot_change_the_sample() -> None:
         p.for_mode("fluorescence")
     with pytest.raises(ParameterError, match="fluorescence"):
         make_params(fluorescence={"no_such_setting": 1}).for_mode("fluorescence")
+
+
+def test_poisson_interval_is_garwoods() -> None:
+    """Exact Poisson bounds (Garwood 1936): tabulated 95 % values for 0, 1 and 10 events."""
+    from exocheck.nta.sparse import poisson_interval
+
+    assert poisson_interval(0) == pytest.approx((0.0, 3.689), abs=1e-3)
+    assert poisson_interval(1) == pytest.approx((0.0253, 5.572), abs=1e-3)
+    assert poisson_interval(10) == pytest.approx((4.795, 18.39), abs=1e-2)
+
+
+@pytest.mark.parametrize(("sheet_um", "defocus_um"), [(8.0, 3.0), (4.71, 3.0), (12.0, 5.0)])
+def test_profile_is_measured_from_brownian_motion_along_z(sheet_um, defocus_um) -> None:
+    """Tracks whose peak follows p(z) = Gaussian sheet × 1/(1 + (z/z_R)²) as z diffuses, with 5 %
+    noise per frame: the fitted sheet width is the true one within 10 % (the fit's grid steps by
+    7.8 %), and the detection depth it gives, which is what the counts use, within 12 % from 2
+    to 100 times the threshold. The defocus length alone is less well determined (it trades
+    off against the sheet width; up to +47 % in these cases) and is not asserted."""
+    import pandas as pd
+
+    from exocheck.nta.depth_profile import fit_profile
+
+    rng = np.random.default_rng(1)
+    fps, d_um2_s, n_tracks, n_frames = 30.0, 4.0, 400, 60
+    z = rng.uniform(-1.0, 1.0, (n_tracks, 1)) + np.cumsum(
+        rng.normal(0.0, math.sqrt(2 * d_um2_s / fps), (n_tracks, n_frames)), axis=1
+    )
+    profile = np.exp(-math.log(2) * (2 * z / sheet_um) ** 2) / (1 + (z / defocus_um) ** 2)
+    signal = 200.0 * profile * np.exp(rng.normal(0.0, 0.05, z.shape))
+    tracks = pd.DataFrame(
+        {
+            "particle": np.repeat(np.arange(n_tracks), n_frames),
+            "frame": np.tile(np.arange(n_frames), n_tracks),
+            "signal": signal.ravel(),
+        }
+    )
+    stats = pd.DataFrame({"particle": np.arange(n_tracks), "d_um2_s": np.full(n_tracks, d_um2_s)})
+
+    class Video:
+        pass
+
+    video = Video()
+    video.tracks, video.track_stats, video.fps, video.threshold = tracks, stats, fps, 1.0
+    fit = fit_profile([video], n_bootstrap=0)
+    assert fit is not None
+    assert fit.sheet_fwhm_um == pytest.approx(sheet_um, rel=0.10)
+    ratio = np.array([2.0, 5.0, 20.0, 100.0])
+    true_depth = DepthModel(sheet_um, defocus_um).depth_um(ratio)
+    fitted = DepthModel(fit.sheet_fwhm_um, fit.depth_of_field_um).depth_um(ratio)
+    np.testing.assert_allclose(fitted, true_depth, rtol=0.12)
+
+
+def test_a_near_empty_control_is_counted_not_sized() -> None:
+    """Two short tracks (too few to size): each counts its detections over the slab its
+    brightest frame is seen in, per analysed volume; the interval is Poisson's for 2 tracks, and
+    with none at all the bound is 3.69 reference tracks."""
+    import pandas as pd
+
+    from exocheck.nta.sparse import count_seen, poisson_interval
+
+    class Video:
+        pass
+
+    video = Video()
+    video.tracks = pd.DataFrame(
+        {"particle": [0, 0, 0, 1, 1, 1, 1], "frame": [5, 6, 7, 40, 41, 42, 43],
+         "signal": [30.0, 45.0, 31.0, 22.0, 24.0, 26.0, 21.0]}
+    )  # fmt: skip
+    video.threshold, video.area_um2, video.n_frames = 10.0, 1000.0, 300
+    model = DepthModel()
+    seen = count_seen([video], model)
+    depth = model.depth_um(np.array([4.5, 2.6]))
+    volume_ml = 1000.0 * 1e-12 * 300
+    assert seen.n_tracks == 2
+    assert seen.per_ml == pytest.approx((3 / depth[0] + 4 / depth[1]) / volume_ml)
+    low, high = seen.interval_per_ml()
+    expected = np.array(poisson_interval(2)) * seen.per_ml / 2
+    assert (low, high) == pytest.approx(tuple(expected))
+    video.tracks = video.tracks.iloc[:0]
+    empty = count_seen([video], model, reference_frames_per_um=2.0)
+    assert empty.n_tracks == 0 and empty.per_ml == 0.0
+    assert empty.interval_per_ml()[1] == pytest.approx(3.689 * 2.0 / volume_ml, rel=1e-3)
+    # resamples from the count's posterior: never all zero, mean (n + ½) tracks
+    draws = empty.resample(np.random.default_rng(0), 4000)
+    assert draws.mean() == pytest.approx(0.5 * 2.0 / volume_ml, rel=0.1)

@@ -364,7 +364,7 @@ def _print_summary(measurement, out: Path) -> None:
         ci = size.ci.get(key)
         table.add_row(
             label,
-            f"{value:.1f}",
+            "—" if value is None else f"{value:.1f}",  # nothing sized: a clean control
             f"{ci.low:.1f}–{ci.high:.1f}" if ci else "",
         )
     tag = "" if conc.calibrated else " (uncalibrated)"
@@ -407,12 +407,17 @@ def calibrate_cmd(
     camera_gain: GainOpt = None,
     wavelength_nm: WavelengthOpt = None,
     skip_polarity_check: PolarityOpt = False,
+    mode: ModeOpt = "scatter",
 ) -> None:
     """Calibrate the detection volume with a bead standard of known concentration.
 
     The calibration records the optics it was made on (pixel size, frame rate, exposure, and the
-    camera gain and laser wavelength when given); analyses on other optics refuse it.
+    camera gain and laser wavelength when given); analyses on other optics refuse it. With
+    ``--mode fluorescence``, fluorescent beads recorded through the emission filter calibrate the
+    fluorescence channel (``labelled-fraction --calibration-fluorescence``).
     """
+    if mode not in ("scatter", "fluorescence"):
+        raise ParameterError(f"--mode must be 'scatter' or 'fluorescence', got {mode!r}")
     _start_warm_up(plots=False)
     from exocheck.nta.analyze import Conditions, calibrate
 
@@ -428,7 +433,7 @@ def calibrate_cmd(
         camera_gain=camera_gain,
         wavelength_nm=wavelength_nm,
     )
-    settings = _settings(invert, threshold_sigma, 0, not skip_polarity_check)
+    settings = _settings(invert, threshold_sigma, 0, not skip_polarity_check, mode)
     total = _total_frames([video], conditions)
     _note_compilation()
     with progress_bar("Calibrating", total) as bar:
@@ -516,6 +521,22 @@ def labelled_fraction_cmd(
     depth_of_field_um: Annotated[
         float, typer.Option(help="Defocus length of the objective, µm, for the depth model.")
     ] = 3.0,
+    optics_tolerance: Annotated[
+        float,
+        typer.Option(
+            help="Relative error of the stated sheet width and defocus length that the intervals "
+            "cover (0: taken as exact).",
+        ),
+    ] = 0.3,
+    profile: Annotated[
+        str,
+        typer.Option(
+            "--profile",
+            help="'measured': the axial detection profile measured on the scatter tracks (the "
+            "stated sheet width and defocus length only where it cannot be); 'stated': the "
+            "stated optics, the interval covering ±--optics-tolerance of them.",
+        ),
+    ] = "measured",
     fps: FpsOpt = None,
     pixel_size_um: PixelOpt = None,
     temperature_c: TempOpt = 25.0,
@@ -539,6 +560,8 @@ def labelled_fraction_cmd(
     channel is counted in its own detection volume, and controls recorded like the fluorescence
     capture are subtracted class by class.
     """
+    if profile not in ("measured", "stated"):
+        raise ParameterError(f"--profile must be 'measured' or 'stated', got {profile!r}")
     _writable_folder(out)
     from exocheck.nta.analyze import Conditions
     from exocheck.nta.concentration import Calibration
@@ -603,6 +626,8 @@ def labelled_fraction_cmd(
             bleach_half_life_s=bleach_half_life_s,
             sample=sample,
             progress=lambda n: bar.advance(bar.task_ids[0], n),
+            optics_tolerance=optics_tolerance,
+            measure_profile=profile == "measured",
         )
     atomic_write_files(
         out,

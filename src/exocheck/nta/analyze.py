@@ -563,8 +563,12 @@ def analyze(
     calibration_override: str | None = None,
     allow_reuse: str | None = None,
     checksums: Sequence[str | None] | None = None,
-) -> tuple[Measurement, list[VideoAnalysis], SizeResult]:
+) -> tuple[Measurement, list[VideoAnalysis], SizeResult | None]:
     """Analyse replicate videos of one sample into one measurement record.
+
+    A fluorescence capture with too few tracks to size (a clean control) is not an error: its
+    record counts the tracks seen, with a Poisson interval, and no size distribution
+    (:mod:`exocheck.nta.sparse`); no :class:`SizeResult` is returned for it (None).
 
     ``dilution_factor`` (≥ 1) is how much the sample was diluted before measurement: the record's
     ``concentration.particles_per_ml`` refers to the undiluted sample, ``measured_per_ml`` to the
@@ -593,14 +597,25 @@ def analyze(
     early = list(detections or [])
     early += [None] * (len(paths) - len(early))
     known = list(checksums or [None] * len(paths))
-    videos = [
-        analyze_video(p, conditions, settings, calibration, progress, d, c)
-        for p, d, c in zip(paths, early, known, strict=True)
-    ]
-    reused = checks.check_duplicate_inputs(
-        [str(v.path) for v in videos], [v.sha256 for v in videos], allow_reuse
-    )
-    size = size_videos(videos, conditions, settings)
+    try:
+        videos = [
+            analyze_video(p, conditions, settings, calibration, progress, d, c)
+            for p, d, c in zip(paths, early, known, strict=True)
+        ]
+        reused = checks.check_duplicate_inputs(
+            [str(v.path) for v in videos], [v.sha256 for v in videos], allow_reuse
+        )
+        size = size_videos(videos, conditions, settings)
+    except AnalysisError as exc:
+        from exocheck.nta.sparse import sparse_analysis, too_few_tracks
+
+        if settings.mode != "fluorescence" or not too_few_tracks(exc):
+            raise
+        # a clean control, or a sample that (almost) nothing labels: a result, counted
+        measurement, seen = sparse_analysis(
+            paths, conditions, settings, calibration, sample, dilution_factor, progress, str(exc)
+        )
+        return measurement, seen, None
     warnings: list[str] = []
     if reused:
         warnings.append(f"the same data used twice ({'; '.join(reused)}): {allow_reuse}")

@@ -34,6 +34,7 @@ from exocheck.errors import AnalysisError, ParameterError
 from exocheck.nta import checks
 from exocheck.nta.analyze import AnalysisSettings, Conditions, VideoAnalysis, analyze
 from exocheck.nta.concentration import Calibration
+from exocheck.nta.depth_profile import fit_profile, fitted_models
 from exocheck.nta.fluorescence import (
     ChannelCounts,
     DepthModel,
@@ -42,6 +43,7 @@ from exocheck.nta.fluorescence import (
     significant_bleach_rate,
 )
 from exocheck.nta.sizing import SizeResult
+from exocheck.nta.sparse import SeenCounts, count_seen, track_frames_over_depth
 from exocheck.records import (
     Channel,
     Concentration,
@@ -71,6 +73,10 @@ this share of its unbleached thickness."""
 
 N_BOOTSTRAP = 400
 
+OPTICS_TOLERANCE = 0.3
+"""Default relative error of the stated optics (sheet width, defocus length) that the labelled
+fraction's interval covers."""
+
 ROLES = {
     "scatter": "--scatter",
     "fluorescence": "--fluorescence",
@@ -91,6 +97,12 @@ class Recording:
     size: SizeResult | None = None
     counts: ChannelCounts | None = None
     bleach_rate_per_s: float = 0.0
+    seen: SeenCounts | None = None  # too few tracks to size: the tracks seen, counted
+
+    @property
+    def sparse(self) -> bool:
+        """Whether the recording had too few tracks to size (counted, not sized)."""
+        return self.size is None
 
 
 def _settings_of(videos: Sequence[VideoAnalysis]) -> dict[str, float]:
@@ -115,22 +127,11 @@ def _analyse(
 ) -> Recording:
     mode = "scatter" if role == "scatter" else "fluorescence"
     cond = conditions if mode == "scatter" else replace(conditions, refractive_index=None)
-    try:
-        measurement, videos, size = analyze(
-            list(paths), cond, replace(settings, mode=mode), progress=progress
-        )
-    except AnalysisError as exc:
-        if role in ("unstained", "label_only", "detergent") and (
-            "no particles found" in str(exc) or "no track is" in str(exc)
-        ):
-            # a clean control: nothing, or only a few fleeting spots too short to size
-            return Recording(role, list(paths), None)
-        if role == "fluorescence" and "no particles found" in str(exc):
-            raise AnalysisError(
-                f"{ROLES[role]}: no fluorescent tracks in {', '.join(map(str, paths))}: nothing "
-                "carries the label, or the capture is not in fluorescence mode"
-            ) from None
-        raise
+    # a fluorescence capture with too few tracks to size (a clean control above all) is a result:
+    # its record counts the tracks seen, and it comes without a size (exocheck.nta.sparse)
+    measurement, videos, size = analyze(
+        list(paths), cond, replace(settings, mode=mode), progress=progress
+    )
     return Recording(role, list(paths), measurement, videos, size)
 
 
@@ -146,6 +147,8 @@ def labelled_fraction(
     bleach_half_life_s: float | None = None,
     sample: str | None = None,
     progress: Callable[[int], None] | None = None,
+    optics_tolerance: float = OPTICS_TOLERANCE,
+    measure_profile: bool = True,
 ) -> tuple[Measurement, dict[str, Recording]]:
     """Labelled concentration and fraction, overall and per size class, with 95 % intervals.
 
@@ -155,7 +158,12 @@ def labelled_fraction(
     depth is absolute and the channels may be recorded with different settings; without them the
     channels must share frame rate, exposure and pixel size, and the shared axial profile
     ``model`` gives their detection depths. ``bleach_half_life_s`` (at the sheet's centre) is
-    measured on the fluorescent tracks when not given.
+    measured on the fluorescent tracks when not given. With ``measure_profile`` (the default) the
+    axial profile is measured on the scatter tracks (:mod:`exocheck.nta.depth_profile`) and the
+    intervals cover its bootstrap range; where it cannot be measured, or without
+    ``measure_profile``, the stated optics (``model``) are used and may be off by
+    ``optics_tolerance`` (relative, sheet width and defocus length): the intervals cover the
+    fractions of every such misstatement's corners (0: the stated optics taken as exact).
 
     Raises
     ------
@@ -182,6 +190,8 @@ def labelled_fraction(
         low, high = size_range_nm
         if not (math.isfinite(low) and math.isfinite(high) and 0 < low < high):
             raise ParameterError(f"--size-range-nm: need 0 < LOW < HIGH, got {low:g} {high:g}")
+    if not (math.isfinite(optics_tolerance) and 0.0 <= optics_tolerance < 0.9):
+        raise ParameterError(f"--optics-tolerance must be in [0, 0.9), got {optics_tolerance:g}")
     if bleach_half_life_s is not None and not (
         math.isfinite(bleach_half_life_s) and bleach_half_life_s > 0
     ):
@@ -207,45 +217,110 @@ def labelled_fraction(
                 checks.calibration_optics(calibration, optics, None)
             except ParameterError as exc:
                 raise ParameterError(f"--calibration-{channel}: {exc}") from None
+    measurement = fraction_from_recordings(
+        done,
+        conditions,
+        settings,
+        model,
+        calibrations,
+        marker=marker,
+        size_range_nm=size_range_nm,
+        dilution_factor=dilution_factor,
+        bleach_half_life_s=bleach_half_life_s,
+        sample=sample,
+        optics_tolerance=optics_tolerance,
+        measure_profile=measure_profile,
+    )
+    return measurement, done
+
+
+def fraction_from_recordings(
+    done: dict[str, Recording],
+    conditions: Conditions,
+    settings: AnalysisSettings,
+    model: DepthModel,
+    calibrations: dict[str, Calibration],
+    marker: str | None = None,
+    size_range_nm: tuple[float, float] | None = None,
+    dilution_factor: float | None = None,
+    bleach_half_life_s: float | None = None,
+    sample: str | None = None,
+    optics_tolerance: float = OPTICS_TOLERANCE,
+    measure_profile: bool = True,
+) -> Measurement:
+    """The labelled fraction of recordings already analysed (``labelled_fraction``'s second half).
+
+    Only the counting depends on the depth model: the same analysed recordings can be counted
+    with other stated optics, as the robustness benchmark does. Arguments as for
+    :func:`labelled_fraction`.
+    """
     scatter, fluorescence = done["scatter"], done["fluorescence"]
     assert scatter.measurement is not None and fluorescence.measurement is not None
-    n_boot = N_BOOTSTRAP
-    for k, (role, rec) in enumerate(done.items()):
-        if rec.measurement is None or rec.size is None:
-            continue
-        if role != "scatter":
+    for role, rec in done.items():
+        if role != "scatter" and not rec.sparse:
             if bleach_half_life_s is not None:
                 rec.bleach_rate_per_s = math.log(2.0) / bleach_half_life_s
             else:
                 rate, se = estimate_bleach_rate(rec.videos, model, settings.min_track_frames)
                 rec.bleach_rate_per_s = significant_bleach_rate(rate, se)
-        rec.counts = channel_counts(
-            rec.videos,
-            rec.size,
-            CLASS_EDGES_NM,
-            model,
-            calibrations.get("scatter" if role == "scatter" else "fluorescence"),
-            rec.bleach_rate_per_s,
-            conditions.temperature_c,
-            conditions.viscosity_mpa_s,
-            n_bootstrap=n_boot,
-            seed=k,
-            min_frames=settings.min_track_frames,
-        )
 
+    def counts_for(m: DepthModel) -> dict[str, ChannelCounts]:
+        return {
+            role: channel_counts(
+                rec.videos,
+                rec.size,
+                CLASS_EDGES_NM,
+                m,
+                calibrations.get("scatter" if role == "scatter" else "fluorescence"),
+                rec.bleach_rate_per_s,
+                conditions.temperature_c,
+                conditions.viscosity_mpa_s,
+                n_bootstrap=N_BOOTSTRAP,
+                seed=k,
+                min_frames=settings.min_track_frames,
+            )
+            for k, (role, rec) in enumerate(done.items())
+            if rec.size is not None
+        }
+
+    # the axial profile measured on the scatter tracks (no bleaching there) replaces the stated
+    # optics; its bootstrap's range, or without a measurement ±optics_tolerance of the stated
+    # optics, is what the interval covers
+    fit = fit_profile(scatter.videos) if measure_profile else None
+    stated = model
+    if fit is not None:
+        model, alternatives = fitted_models(fit, stated)
+    else:
+        alternatives = misstated_models(stated, optics_tolerance)
+    for role, counts in counts_for(model).items():
+        done[role].counts = counts
     edges = _class_range(scatter, size_range_nm)
     dilution = dilution_factor or 1.0
-    per_role = {role: _on_edges(rec.counts, edges) for role, rec in done.items()}
-    fluor = per_role["fluorescence"][0]
-    result = _subtract_and_divide(
-        edges,
-        per_role,
-        _tracks_on_edges(fluorescence.counts, edges),
-        dilution,
-        marker,
-        {role: [p.name for p in rec.paths] for role, rec in done.items()},
-    )
-    warnings = _warnings(done, fluorescence, model, conditions)
+    names = {role: [p.name for p in rec.paths] for role, rec in done.items()}
+    cal_fl = calibrations.get("fluorescence")
+    result, fluor_total, sparse_notes, seen = _evaluate(
+        done, {r: rec.counts for r, rec in done.items()}, edges, model, cal_fl, settings, dilution,
+        marker, names,
+    )  # fmt: skip
+    for role, counted in seen.items():
+        done[role].seen = counted
+    # the interval covers the answers of each corner of sheet width × defocus length
+    envelope: dict[str, float] = {}
+    for alt in alternatives:
+        other, _, _, _ = _evaluate(
+            done, dict(counts_for(alt)), edges, alt, cal_fl, settings, dilution, marker, names
+        )
+        envelope[f"sheet {alt.sheet_fwhm_um:.3g} um, defocus {alt.depth_of_field_um:.3g} um"] = (
+            other.fraction
+        )
+        result = _widen(result, other)
+    warnings = _warnings(done, fluorescence, model, conditions) + sparse_notes
+    if measure_profile and fit is None:
+        warnings.append(
+            "the axial detection profile could not be measured on the scatter tracks (too few "
+            f"long tracks): the stated optics are used, the interval covering ±{optics_tolerance:.0%} "
+            "of them"
+        )
     complete = scatter.counts.complete_from_nm if scatter.counts else None
     if complete is not None and edges[0] < complete:
         warnings.append(
@@ -299,6 +374,10 @@ def labelled_fraction(
             "depth_model": {
                 "sheet_fwhm_um": model.sheet_fwhm_um,
                 "depth_of_field_um": model.depth_of_field_um,
+                "measured": fit is not None,
+                "stated_sheet_fwhm_um": stated.sheet_fwhm_um,
+                "stated_depth_of_field_um": stated.depth_of_field_um,
+                "optics_tolerance": optics_tolerance,
             },
             "calibrations": {k: c.source_sha256 for k, c in calibrations.items()},
             "bleach_half_life_s": bleach_half_life_s,
@@ -323,13 +402,17 @@ def labelled_fraction(
                 role: (rec.measurement.tracks.count if rec.measurement else 0)
                 for role, rec in done.items()
             },
-            "fluorescent_per_ml_before_controls": float(fluor.sum() * dilution),
+            "fluorescent_per_ml_before_controls": float(fluor_total * dilution),
+            "fraction_at_profile_corners": envelope,
+            "too_few_tracks_to_size": {
+                role: rec.seen.n_tracks for role, rec in done.items() if rec.seen is not None
+            },
             "scatter_detection_limit_nm": scatter.measurement.diagnostics.get("detection_limit_nm"),
         },
         provenance=Provenance(inputs=inputs),
         warnings=warnings,
     )
-    return measurement, done
+    return measurement
 
 
 def _check_settings(done: dict[str, Recording], role: str, calibrated: bool) -> None:
@@ -387,6 +470,197 @@ def _class_range(scatter: Recording, size_range_nm: tuple[float, float] | None) 
         )
     inner = CLASS_EDGES_NM[(CLASS_EDGES_NM > low) & (CLASS_EDGES_NM < high)]
     return np.concatenate([[low], inner, [high]])
+
+
+SPARSE_SEED = 7
+"""Seed of the resamples of the counts of captures with too few tracks to size."""
+
+
+def _count_sparse(
+    done: dict[str, Recording],
+    per_role: dict[str, tuple[np.ndarray, np.ndarray]],
+    edges: np.ndarray,
+    model: DepthModel,
+    calibration: Calibration | None,
+    min_frames: int,
+) -> tuple[list[str], dict[str, SeenCounts]]:
+    """Count the recordings with too few tracks to size; a control's count goes into ``per_role``.
+
+    A control's count is spread over the range's classes as the fluorescent particles are (with
+    nothing sized in fluorescence, by class width): all of it is subtracted within the range,
+    which errs on the side of a lower fraction. With no track at all, the bound is that of
+    tracks like the fluorescence capture's (:func:`exocheck.nta.sparse.count_seen`). Returns a
+    warning per such control, and the counts by role.
+    """
+    fluorescence = done["fluorescence"]
+    per_track = track_frames_over_depth(fluorescence.videos, model, calibration)
+    reference = float(per_track.mean()) if per_track.size else None
+    fluor = per_role.get("fluorescence")
+    if fluor is not None and fluor[0].sum() > 0:
+        share = np.clip(fluor[0], 0.0, None) / np.clip(fluor[0], 0.0, None).sum()
+    else:
+        share = np.diff(np.log(edges)) / math.log(edges[-1] / edges[0])
+    rng = np.random.default_rng(SPARSE_SEED)
+    notes: list[str] = []
+    seen: dict[str, SeenCounts] = {}
+    for role, rec in done.items():
+        if not rec.sparse:
+            continue
+        own = None if role == "fluorescence" else reference
+        counted = seen[role] = count_seen(rec.videos, model, calibration, own, min_frames)
+        if role == "fluorescence":
+            continue
+        per_role[role] = (
+            counted.per_ml * share,
+            counted.resample(rng, N_BOOTSTRAP)[:, None] * share,
+        )
+        _, high = counted.interval_per_ml()
+        n = counted.n_tracks
+        notes.append(
+            f"{ROLES[role]}: {n} track{'' if n == 1 else 's'}, too few to size: counted as "
+            f"{counted.per_ml:.3g}/mL in the cell (95 % interval up to {high:.3g}/mL, Poisson) "
+            f"and subtracted within {edges[0]:g}-{edges[-1]:g} nm"
+        )
+    return notes, seen
+
+
+def _evaluate(
+    done: dict[str, Recording],
+    counts: dict[str, ChannelCounts | None],
+    edges: np.ndarray,
+    model: DepthModel,
+    calibration: Calibration | None,
+    settings: AnalysisSettings,
+    dilution: float,
+    marker: str | None,
+    names: dict[str, list[str]],
+) -> tuple[LabelledFraction, float, list[str], dict[str, SeenCounts]]:
+    """The labelled fraction for one depth model: controls subtracted, classes divided.
+
+    Returns the result, the fluorescent concentration before the controls (in the cell), the
+    warnings for controls with too few tracks to size, and those recordings' counts.
+    """
+    per_role = {
+        role: _on_edges(counts.get(role), edges) for role, rec in done.items() if not rec.sparse
+    }
+    notes, seen = _count_sparse(
+        done, per_role, edges, model, calibration, settings.min_track_frames
+    )
+    if "fluorescence" in seen:  # too few fluorescent tracks to size: counted
+        result = _sparse_fraction(edges, per_role, seen["fluorescence"], dilution, marker, names)
+        return result, seen["fluorescence"].per_ml, notes, seen
+    result = _subtract_and_divide(
+        edges,
+        per_role,
+        _tracks_on_edges(counts.get("fluorescence"), edges),
+        dilution,
+        marker,
+        names,
+    )
+    return result, float(per_role["fluorescence"][0].sum()), notes, seen
+
+
+def misstated_models(model: DepthModel, tolerance: float) -> list[DepthModel]:
+    """The depth models whose optics the stated ones would misstate by ±``tolerance``.
+
+    If the stated sheet width is 30 % over the true one, the true one is the stated ÷ 1.3; each
+    corner of (sheet width, defocus length) ∈ stated ÷ (1 ± tolerance) is returned. None for a
+    tolerance of 0.
+    """
+    if tolerance <= 0:
+        return []
+    factors = (1.0 / (1.0 + tolerance), 1.0 / (1.0 - tolerance))
+    return [
+        replace(
+            model,
+            sheet_fwhm_um=model.sheet_fwhm_um * a,
+            depth_of_field_um=model.depth_of_field_um * b,
+        )
+        for a in factors
+        for b in factors
+    ]
+
+
+def _widen(result: LabelledFraction, other: LabelledFraction) -> LabelledFraction:
+    """``result`` with its intervals (overall and per class) stretched to cover ``other``'s."""
+
+    def cover(a: Interval | None, b: Interval | None) -> Interval | None:
+        if a is None or b is None:
+            return a
+        return Interval(low=min(a.low, b.low), high=max(a.high, b.high))
+
+    classes = [
+        c.model_copy(update={"ci": cover(c.ci, o.ci)})
+        for c, o in zip(result.classes, other.classes, strict=True)
+    ]
+    return result.model_copy(
+        update={
+            "ci": cover(result.ci, other.ci),
+            "labelled_ci": cover(result.labelled_ci, other.labelled_ci),
+            "classes": classes,
+        }
+    )
+
+
+def _sparse_fraction(
+    edges: np.ndarray,
+    per_role: dict[str, tuple[np.ndarray, np.ndarray]],
+    seen: SeenCounts,
+    scale: float,
+    marker: str | None,
+    inputs: dict[str, list[str]],
+) -> LabelledFraction:
+    """The labelled fraction when the fluorescence capture has too few tracks to size.
+
+    Its tracks are counted (all of them in the range: an upper bound on what lies there) and the
+    controls subtracted; the interval runs from the count's lower Poisson bound less the
+    controls to its upper bound, each over the scatter total's resampled extremes. With no
+    fluorescent track, the fraction is 0 with an upper bound.
+    """
+    total, total_b = per_role["scatter"]
+    control = 0.0
+    subtracted: dict[str, float] = {}
+    for role in ("unstained", "detergent" if "detergent" in per_role else "label_only"):
+        if role in per_role:
+            control += float(per_role[role][0].sum())
+            subtracted[role] = float(per_role[role][0].sum() * scale)
+    all_total = float(total.sum())
+    if not all_total > 0:
+        raise AnalysisError(
+            f"no scatter-channel particles between {edges[0]:g} and {edges[-1]:g} nm"
+        )
+    t_low, t_high = np.percentile(total_b.sum(axis=1), [2.5, 97.5])
+    f_low, f_high = seen.interval_per_ml()
+    labelled = max(seen.per_ml - control, 0.0)
+    lab_low, lab_high = max(f_low - control, 0.0), f_high
+    classes = [
+        LabelledClass(
+            low_nm=float(edges[i]),
+            high_nm=float(edges[i + 1]),
+            total_per_ml=float(total[i] * scale),
+            labelled_per_ml=0.0,
+            fraction=None,
+            ci=None,
+            fluorescent_tracks=0.0,
+        )
+        for i in range(edges.size - 1)
+    ]
+    return LabelledFraction(
+        marker=marker,
+        low_nm=float(edges[0]),
+        high_nm=float(edges[-1]),
+        fraction=float(min(labelled / all_total, 1.0)),
+        ci=Interval(
+            low=float(min(lab_low / max(t_high, all_total), 1.0)),
+            high=float(min(lab_high / max(min(t_low, all_total), 1e-300), 1.0)),
+        ),
+        labelled_per_ml=labelled * scale,
+        labelled_ci=Interval(low=lab_low * scale, high=lab_high * scale),
+        total_per_ml=all_total * scale,
+        classes=classes,
+        subtracted_per_ml=subtracted,
+        inputs=inputs,
+    )
 
 
 def _on_edges(counts: ChannelCounts | None, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -456,8 +730,10 @@ def _warnings(
             out.append(
                 f"strong photobleaching (half-life {math.log(2) / rate:.2g} s at the sheet's "
                 f"centre): a {d50:.0f} nm particle is seen in {shrink:.0%} of its unbleached "
-                "slab; counts are corrected with a model of it (docs/fluorescence.md), but "
-                "lower the laser power, use flow, or shorten the capture"
+                "slab; counts are corrected with a model of it whose supply of fresh particles "
+                "is assumed, and on simulated captures it over-corrected strong bleaching many "
+                "times over (docs/fluorescence.md): do not trust this fraction; lower the laser "
+                "power, use flow, or shorten the capture"
             )
     n_fl = fluorescence.measurement.tracks.count if fluorescence.measurement else 0
     return _missing_warnings(n_fl, set(done), first=out)

@@ -17,6 +17,8 @@ def size_distribution_png(measurement: Measurement, title: str | None = None) ->
     from matplotlib.figure import Figure
 
     size = measurement.size
+    if not size.density:  # nothing sized (a clean fluorescence control): the axes, and why
+        return _empty_png(title or measurement.sample or "Size distribution")
     edges = np.asarray(size.bin_edges_nm)
     density = np.asarray(size.density) / np.diff(edges)  # fraction per nm
     centres = np.sqrt(edges[:-1] * edges[1:])
@@ -73,6 +75,24 @@ def size_distribution_png(measurement: Measurement, title: str | None = None) ->
     ax.set_xlim(0, min(edges[-1], hi))
     ax.grid(alpha=0.3)
     ax.legend(loc="upper right", fontsize=7, frameon=False)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def _empty_png(heading: str) -> bytes:
+    """PNG of empty size axes that say no particle was sized."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4), dpi=120)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    ax.text(0.5, 0.5, "too few tracks to size", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xlabel("Hydrodynamic diameter (nm)")
+    ax.set_ylabel("Number fraction per nm")
+    ax.set_title(heading, fontsize=10)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
