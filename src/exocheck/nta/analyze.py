@@ -714,34 +714,14 @@ def analyze(
         ),
         particles_per_frame=float(np.mean([v.particles_per_frame for v in videos])),
         per_video=[_video_summary(v, size, i, videos) for i, v in enumerate(videos)],
-        channel=Channel(
-            mode="fluorescence" if settings.mode == "fluorescence" else "scatter",
-            laser_wavelength_nm=conditions.wavelength_nm,
-            settings={
-                "fps": first.fps,
-                "exposure_ms": first.exposure_ms,
-                "pixel_size_um": first.pixel_size_um,
-                "min_track_frames": settings.min_track_frames,
-                "threshold_counts": first.threshold,
-            },
+        channel=record_channel(
+            "fluorescence" if settings.mode == "fluorescence" else "scatter",
+            videos,
+            conditions,
+            settings,
         ),
         settings={
-            "conditions": asdict(conditions),
-            "analysis": recorded_settings(settings),
-            "per_video": [
-                {
-                    "file": v.path.name,
-                    "fps": v.fps,
-                    "pixel_size_um": v.pixel_size_um,
-                    "exposure_ms": v.exposure_ms,
-                    "exposure_assumed": v.exposure_assumed,
-                    "frames": v.n_frames,
-                    "search_radius_px": v.search_radius_px,
-                    "threshold_counts": v.threshold,
-                }
-                for v in videos
-            ],
-            "calibration": asdict(calibration) if calibration else None,
+            **recorded_inputs(videos, conditions, settings, calibration),
             "calibration_override": calibration_override if mismatch else None,
             "allow_reuse": allow_reuse if reused else None,
         },
@@ -851,6 +831,56 @@ def _input_hashes(videos: Sequence[VideoAnalysis]) -> dict[str, str]:
     names = [v.path.name for v in videos]
     unique = len(set(names)) == len(names)
     return {(v.path.name if unique else str(v.path)): v.sha256 for v in videos}
+
+
+def record_channel(
+    mode: str,
+    videos: Sequence[VideoAnalysis],
+    conditions: Conditions,
+    settings: AnalysisSettings,
+) -> Channel:
+    """The channel a record states: its mode and the settings that set its detection volume
+    (those of the first video)."""
+    first = videos[0]
+    return Channel(
+        mode=mode,
+        laser_wavelength_nm=conditions.wavelength_nm,
+        settings={
+            "fps": first.fps,
+            "exposure_ms": first.exposure_ms,
+            "pixel_size_um": first.pixel_size_um,
+            "min_track_frames": settings.min_track_frames,
+            "threshold_counts": first.threshold,
+        },
+    )
+
+
+def recorded_inputs(
+    videos: Sequence[VideoAnalysis],
+    conditions: Conditions,
+    settings: AnalysisSettings,
+    calibration: Any,
+) -> dict[str, Any]:
+    """What a record's settings say of its inputs: conditions, analysis settings, each video's
+    optics and the calibration."""
+    return {
+        "conditions": asdict(conditions),
+        "analysis": recorded_settings(settings),
+        "per_video": [
+            {
+                "file": v.path.name,
+                "fps": v.fps,
+                "pixel_size_um": v.pixel_size_um,
+                "exposure_ms": v.exposure_ms,
+                "exposure_assumed": v.exposure_assumed,
+                "frames": v.n_frames,
+                "search_radius_px": v.search_radius_px,
+                "threshold_counts": v.threshold,
+            }
+            for v in videos
+        ],
+        "calibration": asdict(calibration) if calibration else None,
+    }
 
 
 def recorded_settings(settings: AnalysisSettings) -> dict[str, Any]:

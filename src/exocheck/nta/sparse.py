@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -226,10 +226,9 @@ def sparse_analysis(
     or the calibration's depth), with a Poisson interval; its size distribution is empty; a
     warning says why.
     """
-    from exocheck.nta.analyze import _input_hashes, recorded_settings
+    from exocheck.nta.analyze import _input_hashes, record_channel, recorded_inputs
     from exocheck.nta.fluorescence import DepthModel
     from exocheck.records import (
-        Channel,
         Concentration,
         Interval,
         Measurement,
@@ -284,35 +283,8 @@ def sparse_analysis(
             )
             for v, n in zip(videos, lengths, strict=True)
         ],
-        channel=Channel(
-            mode="fluorescence",
-            laser_wavelength_nm=conditions.wavelength_nm,
-            settings={
-                "fps": first.fps,
-                "exposure_ms": first.exposure_ms,
-                "pixel_size_um": first.pixel_size_um,
-                "min_track_frames": settings.min_track_frames,
-                "threshold_counts": first.threshold,
-            },
-        ),
-        settings={
-            "conditions": asdict(conditions),
-            "analysis": recorded_settings(settings),
-            "per_video": [
-                {
-                    "file": v.path.name,
-                    "fps": v.fps,
-                    "pixel_size_um": v.pixel_size_um,
-                    "exposure_ms": v.exposure_ms,
-                    "exposure_assumed": v.exposure_assumed,
-                    "frames": v.n_frames,
-                    "search_radius_px": v.search_radius_px,
-                    "threshold_counts": v.threshold,
-                }
-                for v in videos
-            ],
-            "calibration": asdict(calibration) if calibration else None,
-        },
+        channel=record_channel("fluorescence", videos, conditions, settings),
+        settings=recorded_inputs(videos, conditions, settings, calibration),
         diagnostics={
             "too_few_tracks_to_size": True,
             "tracks_seen": counts.n_tracks,

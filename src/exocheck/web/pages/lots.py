@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -96,81 +97,98 @@ def figure(lot: str, name: str, user: PageUser, svc: Svc) -> Response:
     return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": keep})
 
 
-@router.post("/lots/{lot}/sign")
-async def sign(lot: str, request: Request, user: FormUser, svc: Svc) -> Response:
-    """The signature dialog's form: refusals come back on the lot page, with their reason."""
+async def _dialog(
+    request: Request, svc: Services, lot: str, user, error_key: str, act: Callable[[Any], Any]
+) -> Response:
+    """A lot page dialog's form: ``act(form)``, then back to the lot page; a refusal comes back
+    on the lot page with its reason under ``error_key``."""
     form = await request.form()
     try:
-        svc.sign(
-            user,
-            lot,
-            meaning=str(form.get("meaning") or ""),
-            reason=str(form.get("reason") or ""),
-            password=str(form.get("password") or ""),
-            deviation=str(form.get("deviation") or "") or None,
-        )
+        act(form)
     except NotFound:
         raise
     except ExocheckError as exc:
-        context = _lot_context(svc, lot, user) | {"sign_error": str(exc)}
+        context = _lot_context(svc, lot, user) | {error_key: str(exc)}
         return render(request, "lot.html", context, status=http_status(exc))
     return RedirectResponse(lot_url(lot), status_code=303)
+
+
+def _text(form, name: str) -> str:
+    return str(form.get(name) or "")
+
+
+@router.post("/lots/{lot}/sign")
+async def sign(lot: str, request: Request, user: FormUser, svc: Svc) -> Response:
+    """The signature dialog."""
+    return await _dialog(
+        request,
+        svc,
+        lot,
+        user,
+        "sign_error",
+        lambda form: svc.sign(
+            user,
+            lot,
+            meaning=_text(form, "meaning"),
+            reason=_text(form, "reason"),
+            password=_text(form, "password"),
+            deviation=_text(form, "deviation") or None,
+        ),
+    )
 
 
 @router.post("/lots/{lot}/recall")
 async def recall(lot: str, request: Request, user: FormUser, svc: Svc) -> Response:
-    """The recall dialog's form (QA, password again); refusals come back on the lot page."""
-    form = await request.form()
-    try:
-        svc.recall(
-            user,
-            lot,
-            reason=str(form.get("reason") or ""),
-            password=str(form.get("password") or ""),
-        )
-    except NotFound:
-        raise
-    except ExocheckError as exc:
-        context = _lot_context(svc, lot, user) | {"recall_error": str(exc)}
-        return render(request, "lot.html", context, status=http_status(exc))
-    return RedirectResponse(lot_url(lot), status_code=303)
+    """The recall dialog (QA, password again)."""
+    return await _dialog(
+        request,
+        svc,
+        lot,
+        user,
+        "recall_error",
+        lambda form: svc.recall(
+            user, lot, reason=_text(form, "reason"), password=_text(form, "password")
+        ),
+    )
+
+
+def _measurement_id(form) -> int:
+    text = _text(form, "measurement").strip()
+    if not text.isdigit():
+        raise ParameterError(f"choose the measurement to withdraw (not {text[:20]!r})")
+    return int(text)
 
 
 @router.post("/lots/{lot}/withdraw")
 async def withdraw(lot: str, request: Request, user: FormUser, svc: Svc) -> Response:
-    """The withdrawal dialog's form (password again); refusals come back on the lot page."""
-    form = await request.form()
-    try:
-        text = str(form.get("measurement") or "").strip()
-        if not text.isdigit():
-            raise ParameterError(f"choose the measurement to withdraw (not {text[:20]!r})")
-        svc.withdraw(
+    """The withdrawal dialog (password again)."""
+    return await _dialog(
+        request,
+        svc,
+        lot,
+        user,
+        "withdraw_error",
+        lambda form: svc.withdraw(
             user,
             lot,
-            int(text),
-            reason=str(form.get("reason") or ""),
-            password=str(form.get("password") or ""),
-        )
-    except NotFound:
-        raise
-    except ExocheckError as exc:
-        context = _lot_context(svc, lot, user) | {"withdraw_error": str(exc)}
-        return render(request, "lot.html", context, status=http_status(exc))
-    return RedirectResponse(lot_url(lot), status_code=303)
+            _measurement_id(form),
+            reason=_text(form, "reason"),
+            password=_text(form, "password"),
+        ),
+    )
 
 
 @router.post("/lots/{lot}/results")
 async def add_result(lot: str, request: Request, user: FormUser, svc: Svc) -> Response:
     """Protein, markers or safety tests from the lot page's form."""
-    form = await request.form()
-    try:
-        svc.add_result(user, lot, str(form.get("kind") or ""), dict(form))
-    except NotFound:
-        raise
-    except ExocheckError as exc:
-        context = _lot_context(svc, lot, user) | {"result_error": str(exc)}
-        return render(request, "lot.html", context, status=http_status(exc))
-    return RedirectResponse(lot_url(lot), status_code=303)
+    return await _dialog(
+        request,
+        svc,
+        lot,
+        user,
+        "result_error",
+        lambda form: svc.add_result(user, lot, _text(form, "kind"), dict(form)),
+    )
 
 
 @router.get("/lots/{lot}/upload")
