@@ -56,6 +56,17 @@ def test_vendor_unreliable_flags_undermine_size_and_concentration():
     assert evaluate(parse_specification(SPEC_YAML), accepted).decision == "conforms"
 
 
+def test_a_flag_on_the_concentration_measurement_leaves_the_sizes_alone():
+    record = lognormal_measurement(particles_per_ml=2.1e10)
+    flags = {"Validity of concentration measurement": ["Unreliable", "Valid"]}
+    record.instrument_summary = {"flags": flags}
+    (caveat,) = record_caveats(record)
+    assert caveat.undermines == {"concentration"}
+    result = evaluate(parse_specification(SPEC_YAML), _lot(record))
+    by_name = {c.name: c.result for c in result.criteria}
+    assert by_name["Size mode"] == "pass" and by_name["Particles per vial"] == "inconclusive"
+
+
 def test_unsized_and_mixed_videos_are_named():
     record = lognormal_measurement()
     record.per_video = [VideoSummary(name="a", valid=False), VideoSummary(name="b")]

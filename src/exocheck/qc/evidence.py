@@ -124,10 +124,13 @@ def record_caveats(record: Measurement) -> list[Caveat]:
         )
     unreliable = _vendor_unreliable(record)
     if unreliable:
+        # a flag on the concentration measurement (NanoSight's "Validity of concentration
+        # measurement") says nothing against the sizes; any other flag undermines both
+        only_concentration = all("concentration" in u.lower() for u in unreliable)
         out.append(
             Caveat(
                 "vendor-unreliable",
-                frozenset({"concentration", "size"}),
+                frozenset({"concentration"} if only_concentration else {"concentration", "size"}),
                 "the instrument flags " + "; ".join(unreliable[:3]),
             )
         )
