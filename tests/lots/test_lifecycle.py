@@ -168,7 +168,8 @@ def test_evidence_warnings_make_what_they_undermine_inconclusive(store):
     assert lot_state(store, "NS-002")["status"] == "released"
     document, _ = certificate(store, "NS-002", by="quinn", suffix=".html")
     html = document.content.decode()
-    assert "Deviation accepted" in html and "failed (concentration 0)" in html
+    assert "Accepted deviations" in html and "failed (concentration 0)" in html
+    assert "Accepted by Rita Example" in html and "EVIDENCE WARNINGS" not in html
 
 
 def test_an_inconclusive_lot_is_rejected_not_approved(store):
