@@ -102,3 +102,11 @@ def test_the_web_certificate_is_the_cli_certificate(db_url, tmp_path):
             signed_cli, _ = certificate(store, "NS-020", by="quinn", keyring=Keyring(keys))
         assert signed_cli.kind == "signed" and signed_cli.reissued
         assert signed_web == signed_cli.content and b"/ByteRange" in signed_web
+        # a refused recall (wrong password) changes nothing the certificate says
+        wrong = client.post(
+            "/api/v1/lots/NS-020/recall",
+            headers=quinn,
+            json={"reason": "typo", "password": "not-the-password"},
+        )
+        assert wrong.status_code == 401
+        assert client.get("/api/v1/lots/NS-020/coa.pdf", headers=ana).content == signed_web

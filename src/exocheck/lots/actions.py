@@ -23,7 +23,6 @@ from exocheck.errors import ExocheckError, NotAllowed, ParameterError, StoreErro
 from exocheck.lots.status import state_of
 from exocheck.plausibility import check_record
 from exocheck.qc.lotdata import MarkerPanel, ProteinAssay, SafetyTests
-from exocheck.qc.release import ReleaseResult
 from exocheck.records import Measurement
 from exocheck.store import models as m
 from exocheck.store.base import check_actor
@@ -424,10 +423,3 @@ def withdraw_measurement(
             after=record,
         )
     return record
-
-
-# ---- evaluation -------------------------------------------------------------------------------
-def evaluate(store, lot: str) -> ReleaseResult:
-    """Hold the lot against its specification (withdrawn measurements left out, accepted
-    deviations applied). A signed lot gives its signed result."""
-    return store.evaluate(lot)

@@ -24,8 +24,10 @@ from exocheck.errors import ExocheckError, NotAllowed, ParameterError, StoreErro
 from exocheck.lots.status import lot_state
 from exocheck.store import models as m
 
-#: audit actions of a lot that do not change what its certificate says
-_NOT_STATE = ("certificate.", "signature.refused", "login.", "user.")
+#: audit actions of a lot that do not change what its certificate says: issuing certificates,
+#: and refusals (a refused signature, a wrong password at signing) that change nothing
+_NOT_STATE_PREFIXES = ("certificate.", "login.", "user.")
+_NOT_STATE_SUFFIXES = (".refused", ".failed")
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,12 @@ def lot_revision(store, lot: str) -> int:
         row = store.lot_row(session, lot)
         query = select(func.max(m.AuditEvent.id)).where(
             m.AuditEvent.lot_id == row.id,
-            not_(or_(*(m.AuditEvent.action.startswith(p) for p in _NOT_STATE))),
+            not_(
+                or_(
+                    *(m.AuditEvent.action.startswith(p) for p in _NOT_STATE_PREFIXES),
+                    *(m.AuditEvent.action.endswith(p) for p in _NOT_STATE_SUFFIXES),
+                )
+            ),
         )
         return session.scalar(query) or 0
 

@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, object_session, selectinload
 
 from exocheck.auth.accounts import Accounts, UserView
 from exocheck.auth.roles import can, require
@@ -210,7 +210,7 @@ class Signing:
             result = ReleaseResult.model_validate(lot.release.result)
             return result.decision, result.missing
         if entries is None:
-            entries = _entries(object_session_of(lot), lot.id)
+            entries = _entries(object_session(lot), lot.id)
         key = (lot.id, lot.specification_id, *entries)
         with self._lock:
             if key in self._decisions:
@@ -491,12 +491,6 @@ class Signing:
             "deviation_detail": caveat.detail,
             "measurement_id": measurement_id,
         }
-
-
-def object_session_of(lot: m.Lot) -> Session:
-    from sqlalchemy.orm import object_session
-
-    return object_session(lot)
 
 
 def _entries(session: Session, lot_id: int) -> tuple:
