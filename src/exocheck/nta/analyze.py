@@ -675,12 +675,7 @@ def analyze(
     density = size.weights / size.weights.sum()
     first = videos[0]
     measurement = Measurement(
-        source=Source(
-            instrument="exocheck",
-            software_version=__version__,
-            file_sha256=first.sha256 or None,
-            files=[v.path.name for v in videos],
-        ),
+        source=record_source(videos),
         sample=sample or first.path.stem,
         temperature_c=conditions.temperature_c,
         viscosity_mpa_s=conditions.viscosity_mpa_s,
@@ -831,6 +826,16 @@ def _input_hashes(videos: Sequence[VideoAnalysis]) -> dict[str, str]:
     names = [v.path.name for v in videos]
     unique = len(set(names)) == len(names)
     return {(v.path.name if unique else str(v.path)): v.sha256 for v in videos}
+
+
+def record_source(videos: Sequence[VideoAnalysis]) -> Source:
+    """Where a record comes from: exocheck itself, its videos, the first one's SHA-256."""
+    return Source(
+        instrument="exocheck",
+        software_version=__version__,
+        file_sha256=videos[0].sha256 or None,
+        files=[v.path.name for v in videos],
+    )
 
 
 def record_channel(

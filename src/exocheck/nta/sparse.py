@@ -20,7 +20,6 @@ import numpy as np
 import pandas as pd
 from scipy.stats import chi2
 
-from exocheck import __version__
 from exocheck.errors import AnalysisError
 
 if TYPE_CHECKING:
@@ -226,14 +225,18 @@ def sparse_analysis(
     or the calibration's depth), with a Poisson interval; its size distribution is empty; a
     warning says why.
     """
-    from exocheck.nta.analyze import _input_hashes, record_channel, recorded_inputs
+    from exocheck.nta.analyze import (
+        _input_hashes,
+        record_channel,
+        record_source,
+        recorded_inputs,
+    )
     from exocheck.nta.fluorescence import DepthModel
     from exocheck.records import (
         Concentration,
         Interval,
         Measurement,
         Provenance,
-        Source,
         TrackSummary,
         VideoSummary,
     )
@@ -252,12 +255,7 @@ def sparse_analysis(
         "(Poisson)"
     )
     measurement = Measurement(
-        source=Source(
-            instrument="exocheck",
-            software_version=__version__,
-            file_sha256=first.sha256 or None,
-            files=[v.path.name for v in videos],
-        ),
+        source=record_source(videos),
         sample=sample or first.path.stem,
         temperature_c=conditions.temperature_c,
         viscosity_mpa_s=conditions.viscosity_mpa_s,
