@@ -26,6 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from exocheck.store import models as m
+from exocheck.store.base import aware
 
 STATUSES = ("awaiting data", "in review", "released", "rejected", "recalled")
 #: statuses after which a lot's data can no longer change
@@ -111,7 +112,7 @@ def state_of(
             "by": recall.printed_name,
             "user": recall.username,
             "reason": recall.reason,
-            "at": recall.recalled_at.isoformat() if recall.recalled_at else None,
+            "at": aware(recall.recalled_at).isoformat() if recall.recalled_at else None,
         }
     return LotState(
         lot=lot.number,

@@ -30,7 +30,6 @@ from exocheck.lots import actions
 from exocheck.lots import signatures as lot_signatures
 from exocheck.lots.actions import check_lot_number
 from exocheck.lots.signatures import Signing
-from exocheck.lots.status import FINAL
 from exocheck.store import Store
 from exocheck.store import models as m
 from exocheck.web import uploads
@@ -301,9 +300,7 @@ class Services:
         self.check_lot(lot)
         if file is None or not getattr(file, "filename", None):
             raise ParameterError("send the file as the multipart field 'file'")
-        status = self.signing.lot_state(lot)["status"]
-        if status in FINAL:  # refused before the upload is read (the store refuses it too)
-            raise Conflict(f"lot {lot} is {status}; its data can no longer change")
+        actions.ensure_open(self.store, lot)  # refused before the upload is read
         data = self.settings.data_path
         if uploads.is_video(file.filename):
             conditions = uploads.conditions_from_form(form)  # bad values refused before reading
