@@ -135,7 +135,7 @@ def test_lots_list_searches_pages_and_keeps_a_legacy_number_on_one_line(client, 
             conn.execute(text("UPDATE lots SET number = :n WHERE number = 'LEG-1'"), {"n": LEGACY})
     page_login(client, "ana")
     first = client.get("/").text
-    assert 'Lots 1–50 of <b>56</b>' in first and first.count("<tr data-lot=") == 50
+    assert "Lots 1–50 of <b>56</b>" in first and first.count("<tr data-lot=") == 50
     assert re.search(r'<tr data-lot="LEGACY-[^"]*">\s*<td class="clip" title="' + LEGACY, first)
     assert 'id="status-awaiting-data"' in first and "Awaiting data <b>56</b>" in first
     assert first.index(LEGACY) < first.index("L-054") < first.index("L-006")  # newest first
@@ -201,7 +201,9 @@ def uploads_client(db_url, tmp_path, monkeypatch):
     )
     with TestClient(create_app(settings), base_url="http://testserver") as client:
         client.post(
-            "/api/v1/lots", json={"lot": "L-1", "product": PRODUCT}, headers=api_login(client, "ana")
+            "/api/v1/lots",
+            json={"lot": "L-1", "product": PRODUCT},
+            headers=api_login(client, "ana"),
         )
         yield client
 

@@ -54,9 +54,7 @@ class LotFilter:
             values.append(text or None)
         state = (status or "").strip() or None
         if state is not None and state not in STATUSES:
-            raise ParameterError(
-                f"status {state[:40]!r} is not one of: {', '.join(STATUSES)}"
-            )
+            raise ParameterError(f"status {state[:40]!r} is not one of: {', '.join(STATUSES)}")
         return cls(values[0], values[1], state)
 
     def matches(self, row: dict[str, Any]) -> bool:
