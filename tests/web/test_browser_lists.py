@@ -217,7 +217,7 @@ def test_replicate_videos_with_a_calibration_each_become_a_measurement(
         for field, value in (("fps", "30"), ("pixel_size_um", "0.166"), ("exposure_ms", "15")):
             driver.find_element(By.ID, field).send_keys(value)
         _fits(driver)
-        _shot(driver, "upload")
+        _shot(driver, "upload-replicates")
         driver.find_element(By.ID, "upload-button").click()
         _wait(driver, "replicates")
         rows = driver.find_elements(By.CSS_SELECTOR, "#replicates tr.replicate")
@@ -230,7 +230,7 @@ def test_replicate_videos_with_a_calibration_each_become_a_measurement(
         )
         assert driver.find_element(By.ID, "job-state").text == "done", driver.page_source[-3000:]
         _fits(driver)
-        _shot(driver, "jobs")
+        _shot(driver, "jobs-replicates")
         rows = driver.find_elements(By.CSS_SELECTOR, "#replicates tr.replicate")
         assert [r.get_attribute("data-status") for r in rows] == ["done"] * 3
         links = []

@@ -51,7 +51,7 @@ CONDITION_INPUTS = (
 )
 #: the form field of the dilution before measurement
 DILUTION_INPUT = FormField(
-    "dilution_factor", "Dilution factor (×)", "≥ 1: the concentration is of the undiluted sample"
+    "dilution_factor", "Dilution factor (×)", "≥ 1; result for the undiluted sample"
 )
 #: form fields of a video upload: acquisition conditions (see exocheck.nta.analyze.Conditions)
 CONDITION_FIELDS = tuple(f.name for f in CONDITION_INPUTS)
