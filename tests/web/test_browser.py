@@ -210,7 +210,9 @@ def test_analyst_reviewer_qa_in_a_real_browser(driver, tmp_path, db_url):
         assert driver.find_element(By.ID, "lot-status").text == "released"
         _shot(driver, "lot")
         driver.get(f"{base}/")
-        assert LOT in _wait(driver, "status-released").text
+        row = _wait(driver, "lots").find_element(By.CSS_SELECTOR, f'tr[data-lot="{LOT}"]')
+        assert row.find_element(By.CSS_SELECTOR, "span.status").text == "released"
+        assert driver.find_element(By.ID, "status-released").text == "Released 1"
         _shot(driver, "dashboard")
 
         # the certificate downloads and names the lot

@@ -58,8 +58,11 @@ def test_recall_shows_everywhere_and_the_certificate_is_refused(client, db_url, 
     assert coa.status_code == 403 and "recalled" in coa.json()["detail"]
     page_login(client, "ana")
     dashboard = client.get("/").text
-    column = dashboard.split('id="status-recalled"')[1].split("</div>")[0]
-    assert "NS-001" in column
+    row = dashboard.split('<tr data-lot="NS-001">')[1].split("</tr>")[0]
+    assert '<span class="status recalled">recalled</span>' in row
+    assert "Recalled <b>1</b>" in dashboard
+    recalled = client.get("/", params={"status": "recalled"}).text
+    assert '<tr data-lot="NS-001">' in recalled
     assert "Recalled by" in client.get("/lots/NS-001").text
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -100,6 +100,7 @@ class JobView:
     started_at: datetime | None
     finished_at: datetime | None
     elapsed_s: float | None
+    settings: dict[str, Any] = field(default_factory=dict)  # what the job is recorded with
 
 
 def _view(job: BatchJob) -> JobView:
@@ -121,6 +122,7 @@ def _view(job: BatchJob) -> JobView:
         started_at=aware(job.started_at),
         finished_at=aware(job.finished_at),
         elapsed_s=job.elapsed_s,
+        settings=dict(job.settings or {}),
     )
 
 

@@ -48,6 +48,7 @@ class _Work:
     spec: SampleSpec
     lot: str
     by: str
+    settings: Any = None  # exocheck.nta.analyze.AnalysisSettings
 
 
 class AnalysisQueue:
@@ -61,27 +62,45 @@ class AnalysisQueue:
         self._queue: queue.Queue[_Work | None] = queue.Queue()
         self._notes: dict[int, str] = {}  # job id -> why its measurement was not entered
         self._pending: set[int] = set()  # jobs whose entry into their lot is not decided yet
+        self._lots: dict[int, str] = {}  # job id -> the lot it was queued for
         self._thread: threading.Thread | None = None
         self._client = None
         self._cluster = None
         self._lock = threading.Lock()
 
-    def submit(self, store, spec: SampleSpec, checksum: str, *, lot: str, by: str) -> int:
-        """Record the job of ``spec`` (one video, already checksummed) and queue it."""
+    def submit(
+        self,
+        store,
+        spec: SampleSpec,
+        checksum: str,
+        *,
+        lot: str,
+        by: str,
+        settings: Any = None,
+        calibration: Any = None,
+    ) -> int:
+        """Record the job of ``spec`` (one video, already checksummed) and queue it.
+
+        ``settings`` are the :class:`~exocheck.nta.analyze.AnalysisSettings` (default ones when
+        None); ``calibration`` is the :class:`~exocheck.nta.concentration.Calibration` read from
+        ``spec.calibration``: the job is recorded under the identity the batch runner gives it.
+        """
         from exocheck import __version__
         from exocheck.batch.runner import job_identity
         from exocheck.nta.analyze import AnalysisSettings
         from exocheck.store.jobs import JobTable
 
+        settings = settings if settings is not None else AnalysisSettings()
         reasons = {"calibration_override": None, "allow_reuse": None}
         inputs, inputs_sha, record, settings_sha = job_identity(
-            spec, [checksum], AnalysisSettings(), None, reasons
+            spec, [checksum], settings, calibration, reasons
         )
         job = JobTable(store).get_or_create(
             spec.sample, inputs, inputs_sha, record, settings_sha, __version__
         )
         self._pending.add(job.id)
-        self._queue.put(_Work(job.id, spec, lot, by))
+        self._lots[job.id] = lot
+        self._queue.put(_Work(job.id, spec, lot, by, settings))
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
@@ -118,6 +137,7 @@ class AnalysisQueue:
                 result = run_batch(
                     [work.spec],
                     self.out,
+                    settings=work.settings,
                     client=self._connect(),
                     db=self.url,
                     create_db=False,
@@ -145,7 +165,8 @@ class AnalysisQueue:
             self._cluster.close()
 
     def status(self, store, job_id: int) -> dict[str, Any] | None:
-        """``{"job", "status", "progress", "sample", "lot", "measurement", ...}`` or None."""
+        """``{"job", "status", "progress", "sample", "videos", "lot", "measurement",
+        "calibrated", ...}`` or None (``calibrated``: the job has a bead calibration)."""
         from sqlalchemy.exc import NoResultFound
 
         from exocheck.store.jobs import JobTable
@@ -167,8 +188,10 @@ class AnalysisQueue:
             "status": status,
             "progress": round(job.progress, 3),
             "sample": job.sample,
-            "lot": job.lot,
+            "videos": [str(i.get("name", "")) for i in job.inputs],
+            "lot": job.lot or self._lots.get(job_id),
             "measurement": job.measurement_id,
+            "calibrated": job.settings.get("calibration") is not None,
             "d50_nm": job.d50_nm,
             "particles_per_ml": job.particles_per_ml,
             "error": job.error or note,

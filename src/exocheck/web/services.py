@@ -8,6 +8,7 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +17,7 @@ from sqlalchemy import select
 
 from exocheck.auth import Accounts, SessionView
 from exocheck.auth.roles import require
-from exocheck.batch.manifest import SampleSpec
+from exocheck.batch.manifest import VIDEO_SUFFIXES, SampleSpec
 from exocheck.certify import require_intact_lot
 from exocheck.errors import (
     AccountLocked,
@@ -29,9 +30,12 @@ from exocheck.errors import (
 from exocheck.lots import actions
 from exocheck.lots import signatures as lot_signatures
 from exocheck.lots.actions import check_lot_number
+from exocheck.lots.listing import LotFilter, search_lots
 from exocheck.lots.signatures import Signing
+from exocheck.paging import PER_PAGE, Page
 from exocheck.store import Store
 from exocheck.store import models as m
+from exocheck.store.audit import AuditFilter, iter_audit, search_audit
 from exocheck.web import uploads
 from exocheck.web.analyses import AnalysisQueue
 from exocheck.web.settings import Settings
@@ -293,32 +297,44 @@ class Services:
         return self.lot(number)
 
     async def upload(
-        self, user: SessionView, lot: str, file: UploadFile | None, form: dict[str, Any]
+        self,
+        user: SessionView,
+        lot: str,
+        files: list[UploadFile],
+        form: dict[str, Any],
+        calibration: UploadFile | None = None,
     ) -> tuple[str, dict[str, Any]]:
-        """``("job", {"job": id})`` for a video, ``("measurement", {...})`` for a record."""
+        """``("job", {"job": first id, "jobs": [ids]})`` for replicate videos (one analysis job
+        each), ``("measurement", {...})`` for a record. Every file and setting is checked before
+        anything is kept: a refusal leaves nothing behind."""
         require(user.user.role, "measurement.add")
         self.check_lot(lot)
-        if file is None or not getattr(file, "filename", None):
+        files = [f for f in files if getattr(f, "filename", None)]
+        if calibration is not None and not getattr(calibration, "filename", None):
+            calibration = None
+        if not files:
             raise ParameterError("send the file as the multipart field 'file'")
-        actions.ensure_open(self.store, lot)  # refused before the upload is read
-        data = self.settings.data_path
-        if uploads.is_video(file.filename):
-            conditions = uploads.conditions_from_form(form)  # bad values refused before reading
-            dilution = uploads.dilution_from_form(form)
-            saved = await uploads.save_upload(file, data, self.settings.max_upload_bytes)
-            try:
-                uploads.check_video(saved, conditions)
-            except ExocheckError:
-                saved.discard()
-                raise
-            video = uploads.keep_video(saved, data)
-            sample = re.sub(r"[^A-Za-z0-9._-]", "_", lot).lstrip(".")[:150] or "lot"
-            spec = SampleSpec(
-                f"{sample}-{saved.sha256[:12]}", (video,), conditions, dilution_factor=dilution
+        most = self.settings.max_upload_files
+        if len(files) > most:
+            raise uploads.UploadTooLarge(
+                f"at most {most} files in one upload, not {len(files)}: upload the rest separately"
             )
-            job = self.analyses.submit(self.store, spec, saved.sha256, lot=lot, by=user.user.name)
-            return "job", {"job": job, "status": "queued", "lot": lot}
-        saved = await uploads.save_upload(file, data, self.settings.max_upload_bytes)
+        actions.ensure_open(self.store, lot)  # refused before the upload is read
+        others = [f.filename for f in files if not uploads.is_video(f.filename)]
+        if others and len(files) > 1:
+            raise uploads.UnsupportedUpload(
+                f"several files are replicate videos of one sample ({', '.join(VIDEO_SUFFIXES)}); "
+                f"upload {uploads.safe_name(others[0])} on its own"
+            )
+        if not others:
+            return "job", await self._upload_videos(user, lot, files, form, calibration)
+        if calibration is not None:
+            raise ParameterError(
+                "a calibration is used with videos only: a result or an instrument export "
+                "carries its own concentration"
+            )
+        data = self.settings.data_path
+        saved = await uploads.save_upload(files[0], data, self.settings.max_upload_bytes)
         try:
             record = uploads.read_record(saved)
             measurement = actions.add_measurement(
@@ -341,6 +357,74 @@ class Services:
             "particles_per_ml": record.concentration.particles_per_ml,
             "instrument": record.source.instrument,
         }
+
+    async def _upload_videos(
+        self,
+        user: SessionView,
+        lot: str,
+        files: list[UploadFile],
+        form: dict[str, Any],
+        calibration: UploadFile | None,
+    ) -> dict[str, Any]:
+        """Replicate videos of one sample: each checked (it opens, its frame rate and pixel size
+        are known, the calibration holds for its optics), then kept and queued as its own job."""
+        conditions = uploads.conditions_from_form(form)  # bad values refused before reading
+        dilution = uploads.dilution_from_form(form)
+        settings = uploads.analysis_settings_from_form(form)
+        data = self.settings.data_path
+        limit = self.settings.max_upload_bytes
+        kept: list[uploads.Saved] = []
+        try:
+            cal = cal_file = None
+            if calibration is not None:
+                cal_file = await uploads.save_upload(
+                    calibration, data, min(uploads.MAX_CALIBRATION_BYTES, limit)
+                )
+                kept.append(cal_file)
+                cal = uploads.read_calibration(cal_file)
+            videos: list[uploads.Saved] = []
+            for file in files:
+                left = limit - sum(s.size_bytes for s in kept)
+                videos.append(await uploads.save_upload(file, data, left, limit_bytes=limit))
+                kept.append(videos[-1])
+            seen: dict[str, str] = {}
+            for video in videos:
+                if video.sha256 in seen:
+                    raise ParameterError(
+                        f"{video.name} is the same video as {seen[video.sha256]}: a replicate "
+                        "is a capture of its own"
+                    )
+                seen[video.sha256] = video.name
+                optics = uploads.check_video(video, conditions)
+                if cal is not None:
+                    uploads.check_calibration_optics(cal, optics, video.name)
+        except BaseException:
+            for saved in kept:
+                saved.discard()
+            raise
+        cal_path = uploads.keep_calibration(cal_file, data) if cal_file is not None else None
+        sample = re.sub(r"[^A-Za-z0-9._-]", "_", lot).lstrip(".")[:150] or "lot"
+        jobs = []
+        for video in videos:
+            spec = SampleSpec(
+                f"{sample}-{video.sha256[:12]}",
+                (uploads.keep_video(video, data),),
+                conditions,
+                dilution_factor=dilution,
+                calibration=cal_path,
+            )
+            jobs.append(
+                self.analyses.submit(
+                    self.store,
+                    spec,
+                    video.sha256,
+                    lot=lot,
+                    by=user.user.name,
+                    settings=settings,
+                    calibration=cal,
+                )
+            )
+        return {"job": jobs[0], "jobs": jobs, "status": "queued", "lot": lot}
 
     def add_result(self, user: SessionView, lot: str, kind: str, form: dict[str, Any]) -> int:
         """Protein (``ug_per_ml``, ``method``), a marker panel or safety tests (``NAME=VALUE``
@@ -441,7 +525,33 @@ class Services:
         document, _ = certificate(self.store, lot, by=by, keyring=Keyring(self.settings.keys_dir))
         return document.content
 
-    def audit(self, lot: str | None) -> list[dict[str, Any]]:
-        if lot is not None:
-            self.check_lot(lot)
-        return self.store.history(lot)
+    def audit(
+        self,
+        user: SessionView,
+        wanted: AuditFilter,
+        *,
+        page: int = 1,
+        per_page: int = PER_PAGE,
+        newest_first: bool = False,
+    ) -> Page:
+        """One page of the audit events ``wanted`` matches (:func:`search_audit`); an unknown
+        lot is :class:`NotFound`."""
+        require(user.user.role, "read")
+        if wanted.lot is not None:
+            self.check_lot(wanted.lot)
+        return search_audit(
+            self.store, wanted, page=page, per_page=per_page, newest_first=newest_first
+        )
+
+    def audit_export(self, user: SessionView, wanted: AuditFilter) -> Iterator[dict[str, Any]]:
+        """Every audit event ``wanted`` matches, oldest first, read in batches
+        (:func:`iter_audit`); the same authority and the same filter as :meth:`audit`."""
+        require(user.user.role, "read")
+        if wanted.lot is not None:
+            self.check_lot(wanted.lot)
+        return iter_audit(self.store, wanted)
+
+    def lots(self, wanted: LotFilter, *, page: int = 1, per_page: int = PER_PAGE) -> Page:
+        """One page of the lots ``wanted`` matches, newest first (:func:`search_lots` over
+        :meth:`overview`)."""
+        return search_lots(self.overview(), wanted, page=page, per_page=per_page)

@@ -9,7 +9,8 @@ variable                      meaning
                               per-user data folder)
 ``EXOCHECK_IDLE_TIMEOUT_MIN`` minutes of inactivity that end a session (15)
 ``EXOCHECK_LOCKOUT_AFTER``    wrong passwords in a row that lock an account (5)
-``EXOCHECK_MAX_UPLOAD_MB``    largest upload accepted, MB (500)
+``EXOCHECK_MAX_UPLOAD_MB``    largest upload accepted, MB, all its files together (500)
+``EXOCHECK_MAX_UPLOAD_FILES`` most replicate videos in one upload (10)
 ``EXOCHECK_SECURE_COOKIES``   ``auto`` (Secure when the request came over HTTPS), ``true``, ``false``
 ``EXOCHECK_SCHEDULER``        Dask scheduler for analyses (default: one local worker process)
 ``EXOCHECK_ANALYSIS_WORKERS`` local Dask worker processes for analyses (1)
@@ -40,6 +41,7 @@ class Settings(BaseSettings):
     idle_timeout_min: float = Field(15.0, gt=0)
     lockout_after: int = Field(5, ge=1)
     max_upload_mb: float = Field(500.0, gt=0)
+    max_upload_files: int = Field(10, ge=1, le=100)
     secure_cookies: Literal["auto", "true", "false"] = "auto"
     scheduler: str | None = None
     analysis_workers: int = Field(1, ge=1)

@@ -1,9 +1,10 @@
-"""Uploads: bounded, checked, and either imported at once or queued as an analysis.
+"""Uploads: bounded, checked, and either imported at once or queued as analyses.
 
 A file is streamed to a private folder while its size is counted (over the limit: refused,
-nothing kept) and its SHA-256 computed. A video (by its suffix) becomes an analysis job; an
-exocheck ``result.json`` or an instrument export is read at once and entered in the lot; anything
-else is refused with one line and nothing stored.
+nothing kept) and its SHA-256 computed. Videos (by their suffix) are replicates of one sample:
+each becomes an analysis job of its own, with the acquisition conditions and the bead
+calibration chosen on the form; an exocheck ``result.json`` or an instrument export is read at
+once and entered in the lot; anything else is refused with one line and nothing stored.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import hashlib
 import re
 import secrets
 import shutil
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,21 +23,43 @@ from exocheck.batch.manifest import VIDEO_SUFFIXES
 from exocheck.errors import ExocheckError, FormatError, ParameterError
 
 CHUNK_BYTES = 1 << 20
-#: form fields of a video upload: acquisition conditions (see exocheck.nta.analyze.Conditions)
-CONDITION_FIELDS = (
-    "fps",
-    "pixel_size_um",
-    "temperature_c",
-    "exposure_ms",
-    "viscosity_mpa_s",
-    "refractive_index",
-    "camera_gain",
-    "wavelength_nm",
+#: the largest calibration file taken (one made by ``exocheck calibrate`` is about 1 kB)
+MAX_CALIBRATION_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class FormField:
+    """A number field of the upload form: its name (the API's), the label a person reads (with
+    the unit), and a hint."""
+
+    name: str
+    label: str
+    hint: str = ""
+    default: str = ""
+
+
+#: acquisition conditions of a video upload, in form order (see exocheck.nta.analyze.Conditions)
+CONDITION_INPUTS = (
+    FormField("fps", "Frame rate (frames/s)", "blank: from the file"),
+    FormField("pixel_size_um", "Pixel size (µm)", "blank: from the file"),
+    FormField("temperature_c", "Temperature (°C)", "of the sample during the capture", "25"),
+    FormField("exposure_ms", "Exposure (ms)", "blank: from the file, else half a frame"),
+    FormField("viscosity_mpa_s", "Viscosity (mPa·s)", "blank: water at that temperature"),
+    FormField("refractive_index", "Particle refractive index", "optional: for the detection limit"),
+    FormField("camera_gain", "Camera gain", "compared with the calibration's"),
+    FormField("wavelength_nm", "Laser wavelength (nm)", "compared with the calibration's"),
 )
+#: the form field of the dilution before measurement
+DILUTION_INPUT = FormField(
+    "dilution_factor", "Dilution factor (×)", "≥ 1; result for the undiluted sample"
+)
+#: form fields of a video upload: acquisition conditions (see exocheck.nta.analyze.Conditions)
+CONDITION_FIELDS = tuple(f.name for f in CONDITION_INPUTS)
+LABELS = {f.name: f.label for f in (*CONDITION_INPUTS, DILUTION_INPUT)}
 
 
 class UploadTooLarge(ExocheckError):
-    """The upload is over the configured limit."""
+    """The upload is over the configured limit (its size, or its number of files)."""
 
 
 class UnsupportedUpload(ExocheckError):
@@ -65,8 +88,12 @@ def safe_name(name: str | None) -> str:
     return base[-150:]
 
 
-async def save_upload(upload: UploadFile, folder: Path, max_bytes: int) -> Saved:
-    """Stream ``upload`` into a new private folder under ``folder``, at most ``max_bytes``."""
+async def save_upload(
+    upload: UploadFile, folder: Path, max_bytes: int, *, limit_bytes: int | None = None
+) -> Saved:
+    """Stream ``upload`` into a new private folder under ``folder``, at most ``max_bytes``
+    (what is left of the limit ``limit_bytes`` on the files of one upload together, when
+    given: the message then says so)."""
     name = safe_name(upload.filename)
     target_dir = folder / "incoming" / secrets.token_hex(8)
     target_dir.mkdir(parents=True, exist_ok=False)
@@ -78,8 +105,11 @@ async def save_upload(upload: UploadFile, folder: Path, max_bytes: int) -> Saved
             while block := await upload.read(CHUNK_BYTES):
                 size += len(block)
                 if size > max_bytes:
+                    together = " (all files together)" if limit_bytes is not None else ""
+                    limit = limit_bytes if limit_bytes is not None else max_bytes
                     raise UploadTooLarge(
-                        f"{name}: the upload is larger than the limit of {max_bytes / 2**20:g} MB"
+                        f"{name}: the upload is larger than the limit of {limit / 2**20:g} MB"
+                        f"{together}"
                     )
                 digest.update(block)
                 out.write(block)
@@ -95,33 +125,40 @@ def is_video(name: str) -> bool:
     return Path(name).suffix.lower() in VIDEO_SUFFIXES
 
 
+def _number(form: dict[str, Any], name: str) -> float | None:
+    raw = form.get(name)
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None
+    try:
+        return float(str(raw).strip())
+    except ValueError:
+        raise ParameterError(f"{LABELS[name]} ({name}): not a number: {str(raw)[:40]!r}") from None
+
+
 def conditions_from_form(form: dict[str, Any]):
     """Acquisition conditions of a video from the upload's form fields (blank: from the file)."""
     from exocheck.nta.analyze import Conditions
 
-    values: dict[str, float] = {}
-    for field in CONDITION_FIELDS:
-        raw = form.get(field)
-        if raw is None or (isinstance(raw, str) and not raw.strip()):
-            continue
-        try:
-            values[field] = float(str(raw).strip())
-        except ValueError:
-            raise ParameterError(f"{field}: not a number: {str(raw)[:40]!r}") from None
-    return Conditions(**values)
+    values = {name: _number(form, name) for name in CONDITION_FIELDS}
+    return Conditions(**{k: v for k, v in values.items() if v is not None})
 
 
 def dilution_from_form(form: dict[str, Any]) -> float | None:
-    raw = form.get("dilution_factor")
-    if raw is None or not str(raw).strip():
-        return None
-    try:
-        value = float(str(raw).strip())
-    except ValueError:
-        raise ParameterError(f"dilution_factor: not a number: {str(raw)[:40]!r}") from None
-    if not value >= 1:
-        raise ParameterError(f"dilution_factor must be ≥ 1, got {value:g}")
+    value = _number(form, "dilution_factor")
+    if value is not None and not value >= 1:
+        raise ParameterError(f"{LABELS['dilution_factor']} must be ≥ 1, got {value:g}")
     return value
+
+
+def analysis_settings_from_form(form: dict[str, Any]):
+    """The analysis settings of a video upload: the defaults, for now.
+
+    This is the one place where the form chooses how videos are analysed: a named, approved
+    analysis method picked on the form will be turned into its settings here.
+    """
+    from exocheck.nta.analyze import AnalysisSettings
+
+    return AnalysisSettings()
 
 
 def read_record(saved: Saved):
@@ -144,9 +181,23 @@ def read_record(saved: Saved):
         ) from None
 
 
-def check_video(saved: Saved, conditions) -> None:
+def read_calibration(saved: Saved):
+    """The bead calibration in an uploaded file, checked as ``--calibration`` is on the command
+    line (:meth:`~exocheck.nta.concentration.Calibration.load`); a bad one is refused in one
+    line naming the upload, never the server's path."""
+    from exocheck.nta.concentration import Calibration
+
+    try:
+        return Calibration.load(saved.path)
+    except ExocheckError as exc:
+        message = str(exc).replace(str(saved.path), saved.name)
+        raise FormatError(f"calibration {message}") from None
+
+
+def check_video(saved: Saved, conditions) -> dict[str, float | None]:
     """Refuse, before any job exists, a video that cannot be opened or lacks the frame rate or
-    pixel size (neither in the file nor in the form)."""
+    pixel size (neither in the file nor in the form); otherwise its optics (the form's values,
+    else the file's), as a calibration is compared with."""
     from exocheck.io.video import open_video
 
     try:
@@ -164,8 +215,29 @@ def check_video(saved: Saved, conditions) -> None:
     ]
     if missing:
         raise ParameterError(
-            f"{saved.name}: the file does not say its {' and '.join(missing)}; "
-            "give them as form fields"
+            f"{saved.name}: the file does not say its {' and '.join(LABELS[n] for n in missing)}:"
+            f" enter them on the form (fields {', '.join(missing)})"
+        )
+    exposure = conditions.exposure_ms if conditions.exposure_ms is not None else meta.exposure_ms
+    return {
+        "pixel_size_um": conditions.pixel_size_um or meta.pixel_size_um,
+        "fps": conditions.fps or meta.fps,
+        "exposure_ms": exposure,
+        "camera_gain": conditions.camera_gain,
+        "wavelength_nm": conditions.wavelength_nm,
+    }
+
+
+def check_calibration_optics(calibration, optics: dict[str, float | None], video: str) -> None:
+    """Refuse a calibration made on other optics than the video's (pixel size, frame rate,
+    exposure, gain, wavelength, as :func:`exocheck.optics.optics_differences` compares them)."""
+    from exocheck.optics import optics_differences
+
+    differences = optics_differences(asdict(calibration), optics)
+    if differences:
+        raise ParameterError(
+            f"{video}: the calibration was made on other optics ({'; '.join(differences)}): "
+            "choose a calibration made on the optics of these videos"
         )
 
 
@@ -182,4 +254,27 @@ def keep_video(saved: Saved, folder: Path) -> Path:
     return final
 
 
-__all__ = ["CONDITION_FIELDS", "FormatError", "Saved", "UnsupportedUpload", "UploadTooLarge"]
+def keep_calibration(saved: Saved, folder: Path) -> Path:
+    """Move an uploaded calibration to ``folder/calibrations/<sha256>.json`` (kept: the jobs
+    that use it read it there)."""
+    final_dir = folder / "calibrations"
+    final_dir.mkdir(parents=True, exist_ok=True)
+    final = final_dir / f"{saved.sha256}.json"
+    if final.exists():
+        saved.discard()
+    else:
+        saved.path.replace(final)
+        shutil.rmtree(saved.path.parent, ignore_errors=True)
+    return final
+
+
+__all__ = [
+    "CONDITION_FIELDS",
+    "CONDITION_INPUTS",
+    "DILUTION_INPUT",
+    "FormField",
+    "FormatError",
+    "Saved",
+    "UnsupportedUpload",
+    "UploadTooLarge",
+]

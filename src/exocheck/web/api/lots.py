@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from exocheck.paging import check_paging
+from exocheck.store.audit import AuditFilter
 from exocheck.web.deps import ApiUser, Svc
 from exocheck.web.services import NotFound
 
@@ -92,14 +94,16 @@ def get_lot(lot: str, user: ApiUser, svc: Svc) -> dict[str, Any]:
 )
 async def add_measurement(lot: str, request: Request, user: ApiUser, svc: Svc):
     """Multipart ``file``: an exocheck ``result.json`` or an instrument export → 201 with the
-    measurement; a video (with ``fps``, ``pixel_size_um``, ``temperature_c`` and optional
-    ``exposure_ms``, ``viscosity_mpa_s``, ``refractive_index``, ``dilution_factor``) → 202
-    ``{"job": ID}``."""
+    measurement; one or more videos (several ``file`` parts: replicates of one sample, each
+    analysed as its own job; at most ``EXOCHECK_MAX_UPLOAD_FILES``, all together at most
+    ``EXOCHECK_MAX_UPLOAD_MB``), with ``fps``, ``pixel_size_um``, ``temperature_c`` and optional
+    ``exposure_ms``, ``viscosity_mpa_s``, ``refractive_index``, ``camera_gain``,
+    ``wavelength_nm``, ``dilution_factor`` and a bead ``calibration`` file (JSON from
+    ``exocheck calibrate``) → 202 ``{"job": FIRST_ID, "jobs": [ID, ...]}``."""
     form = await request.form()
-    file = form.get("file")
-    kind, body = await svc.upload(
-        user, lot, file if hasattr(file, "filename") else None, dict(form)
-    )
+    files = [f for f in form.getlist("file") if hasattr(f, "filename")]
+    calibration = next((f for f in form.getlist("calibration") if hasattr(f, "filename")), None)
+    kind, body = await svc.upload(user, lot, files, dict(form), calibration)
     return JSONResponse(body, status_code=202 if kind == "job" else 201)
 
 
@@ -187,10 +191,41 @@ def coa(lot: str, user: ApiUser, svc: Svc) -> Response:
     )
 
 
-@router.get("/audit")
-def audit(user: ApiUser, svc: Svc, lot: str | None = None) -> list[dict[str, Any]]:
-    """The audit trail (of one lot with ``?lot=``), oldest first."""
-    return svc.audit(lot)
+@router.get(
+    "/audit",
+    responses={200: {"headers": {"X-Total-Count": {"description": "events matching in all"}}}},
+)
+def audit(
+    request: Request,
+    response: Response,
+    user: ApiUser,
+    svc: Svc,
+    lot: str | None = None,
+    user_name: Annotated[str | None, Query(alias="user")] = None,
+    action: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    page: str | None = None,
+    per_page: str | None = None,
+) -> list[dict[str, Any]]:
+    """The audit trail, oldest first, one page at a time (``page`` from 1, ``per_page`` events,
+    50 by default, at most 500): of one lot (``lot``, 404 when unknown), one user (``user``),
+    one action or family of actions (``action=signature`` gives ``signature.refused`` and
+    ``signature.failed``), from ``since`` to ``until`` (ISO dates, a date until the end of that
+    day, or date-times; UTC). ``X-Total-Count`` says how many events match; ``Link`` gives the
+    next and previous pages."""
+    wanted = AuditFilter.parse(lot=lot, user=user_name, action=action, since=since, until=until)
+    number, size = check_paging(page, per_page)
+    found = svc.audit(user, wanted, page=number, per_page=size)
+    response.headers["X-Total-Count"] = str(found.total)
+    links = []
+    for rel, target in (("prev", found.page - 1), ("next", found.page + 1)):
+        if 1 <= target <= found.pages:
+            url = request.url.include_query_params(page=target, per_page=size)
+            links.append(f'<{url}>; rel="{rel}"')
+    if links:
+        response.headers["Link"] = ", ".join(links)
+    return found.items
 
 
 def _ascii(text: str) -> str:

@@ -11,12 +11,14 @@ from fastapi.responses import RedirectResponse, Response
 
 from exocheck.auth.roles import can
 from exocheck.errors import ExocheckError, ParameterError
+from exocheck.lots.listing import LotFilter, status_counts
 from exocheck.lots.signatures import SIGNERS
 from exocheck.lots.status import FINAL, STATUSES
+from exocheck.paging import Page, check_paging
 from exocheck.web.deps import FormUser, PageUser, Svc
-from exocheck.web.pages.common import render
+from exocheck.web.pages.common import query_url, render
 from exocheck.web.services import NotFound, Services, http_status
-from exocheck.web.uploads import CONDITION_FIELDS
+from exocheck.web.uploads import CONDITION_INPUTS, DILUTION_INPUT
 
 router = APIRouter()
 
@@ -27,17 +29,43 @@ def lot_url(lot: str, tail: str = "") -> str:
 
 
 @router.get("/")
-def dashboard(request: Request, user: PageUser, svc: Svc) -> Response:
-    rows = svc.overview()
-    groups = {status: [r for r in rows if r["status"] == status] for status in STATUSES}
+def dashboard(
+    request: Request,
+    user: PageUser,
+    svc: Svc,
+    lot: str | None = None,
+    product: str | None = None,
+    status: str | None = None,
+    page: str | None = None,
+) -> Response:
+    """The lots, newest first, 50 a page, searched by lot number, product and status; the
+    number of lots of each status (of those the search's text matches) links to them."""
+    form = {
+        k: (v or "").strip() for k, v in (("lot", lot), ("product", product), ("status", status))
+    }
+    error, code = None, 200
+    try:
+        wanted = LotFilter.parse(**form)
+        number, size = check_paging(page)
+        found = svc.lots(wanted, page=number, per_page=size)
+    except ExocheckError as exc:
+        wanted, error, code, found = LotFilter(), str(exc), http_status(exc), Page()
     return render(
         request,
         "dashboard.html",
         {
-            "groups": groups,
+            "page": found,
+            "form": form,
+            "error": error,
+            "counts": status_counts(svc.overview(), wanted),
+            "statuses": STATUSES,
             "products": svc.store.list_products(),
             "can_create": can(user.user.role, "lot.create"),
+            "page_url": lambda n: query_url("/", form, page=n),
+            "status_url": lambda s: query_url("/", form, status=s, page=None),
+            "filtered": any(form.values()),
         },
+        status=code,
     )
 
 
@@ -191,59 +219,108 @@ async def add_result(lot: str, request: Request, user: FormUser, svc: Svc) -> Re
     )
 
 
+def _upload_context(svc: Services, lot: str) -> dict[str, Any]:
+    return {
+        "lot": lot,
+        "fields": CONDITION_INPUTS,
+        "dilution": DILUTION_INPUT,
+        "max_mb": svc.settings.max_upload_mb,
+        "max_files": svc.settings.max_upload_files,
+    }
+
+
 @router.get("/lots/{lot}/upload")
 def upload_form(lot: str, request: Request, user: PageUser, svc: Svc) -> Response:
     svc.check_lot(lot)
-    return render(
-        request,
-        "upload.html",
-        {"lot": lot, "fields": CONDITION_FIELDS, "max_mb": svc.settings.max_upload_mb},
-    )
+    return render(request, "upload.html", _upload_context(svc, lot))
+
+
+def _files(form, name: str) -> list[Any]:
+    return [f for f in form.getlist(name) if hasattr(f, "filename")]
 
 
 @router.post("/lots/{lot}/upload")
 async def upload(lot: str, request: Request, user: FormUser, svc: Svc) -> Response:
+    """Replicate videos (each analysed as its own job, then the page that follows them), or one
+    result or instrument export (entered at once, then the lot's page)."""
     form = await request.form()
-    file = form.get("file")
+    calibration = next(iter(_files(form, "calibration")), None)
     try:
-        kind, body = await svc.upload(
-            user, lot, file if hasattr(file, "filename") else None, dict(form)
-        )
+        kind, body = await svc.upload(user, lot, _files(form, "file"), dict(form), calibration)
     except NotFound:
         raise
     except ExocheckError as exc:
-        return render(
-            request,
-            "upload.html",
-            {
-                "lot": lot,
-                "fields": CONDITION_FIELDS,
-                "max_mb": svc.settings.max_upload_mb,
-                "error": str(exc),
-            },
-            status=http_status(exc),
-        )
+        context = _upload_context(svc, lot) | {"error": str(exc), "values": dict(form)}
+        return render(request, "upload.html", context, status=http_status(exc))
     if kind == "job":
-        return RedirectResponse(f"/jobs/{body['job']}", status_code=303)
+        return RedirectResponse(jobs_url(body["jobs"]), status_code=303)
     return RedirectResponse(lot_url(lot), status_code=303)
 
 
-def _job(svc: Services, job_id: int) -> dict[str, Any]:
-    status = svc.analyses.status(svc.store, job_id)
-    if status is None:
-        raise NotFound(f"no job {job_id}")
-    return status
+def jobs_url(ids: list[int]) -> str:
+    """The page that follows the jobs ``ids`` (the replicates of one upload)."""
+    return f"/jobs/{ids[0]}" if len(ids) == 1 else f"/jobs?ids={','.join(map(str, ids))}"
+
+
+#: the most jobs one page follows
+MAX_JOBS_SHOWN = 100
+
+
+def _jobs(svc: Services, ids: list[int]) -> dict[str, Any]:
+    """The jobs ``ids`` as the page shows them, with their state together: ``done`` when every
+    one is, ``failed`` when all have ended and one failed, else ``running`` or ``queued``."""
+    jobs = []
+    for job_id in ids:
+        status = svc.analyses.status(svc.store, job_id)
+        if status is None:
+            raise NotFound(f"no job {job_id}")
+        jobs.append(status)
+    states = {j["status"] for j in jobs}
+    if states == {"done"}:
+        state = "done"
+    elif states <= {"done", "failed"}:
+        state = "failed"
+    elif states == {"queued"}:
+        state = "queued"
+    else:
+        state = "running"
+    lots = {j["lot"] for j in jobs if j["lot"]}
+    return {
+        "jobs": jobs,
+        "state": state,
+        "ended": sum(j["status"] in ("done", "failed") for j in jobs),
+        "lot": lots.pop() if len(lots) == 1 else None,
+        "poll_url": jobs_url(ids),
+    }
+
+
+def _job_ids(text: str) -> list[int]:
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if (
+        not parts
+        or len(parts) > MAX_JOBS_SHOWN
+        or not all(p.isdigit() and len(p) < 10 for p in parts)
+    ):
+        raise ParameterError(f"ids: up to {MAX_JOBS_SHOWN} job numbers separated by commas")
+    return list(dict.fromkeys(int(p) for p in parts))
+
+
+def _jobs_page(request: Request, svc: Services, ids: list[int]) -> Response:
+    """The page of the jobs, or (for htmx, which polls it while they run) its live part."""
+    live = request.headers.get("hx-request") == "true"
+    return render(request, "jobs_status.html" if live else "jobs.html", _jobs(svc, ids))
+
+
+@router.get("/jobs")
+def jobs_page(request: Request, user: PageUser, svc: Svc, ids: str = "") -> Response:
+    """The replicates of one upload (``?ids=4,5,6``): each one's state, D50, concentration and
+    record, followed live until all have ended."""
+    return _jobs_page(request, svc, _job_ids(ids))
 
 
 @router.get("/jobs/{job_id}")
 def job_page(job_id: int, request: Request, user: PageUser, svc: Svc) -> Response:
-    return render(request, "job.html", {"job": _job(svc, job_id)})
-
-
-@router.get("/jobs/{job_id}/status")
-def job_status(job_id: int, request: Request, user: PageUser, svc: Svc) -> Response:
-    """The live part of the job page (htmx polls it until the job ends)."""
-    return render(request, "job_status.html", {"job": _job(svc, job_id)})
+    return _jobs_page(request, svc, [job_id])
 
 
 @router.get("/lots/{lot}/coa.pdf")
@@ -251,8 +328,3 @@ def coa(lot: str, user: PageUser, svc: Svc) -> Response:
     from exocheck.web.api.lots import coa as api_coa
 
     return api_coa(lot, user, svc)
-
-
-@router.get("/audit")
-def audit(request: Request, user: PageUser, svc: Svc, lot: str | None = None) -> Response:
-    return render(request, "audit.html", {"events": svc.audit(lot or None), "lot": lot})
