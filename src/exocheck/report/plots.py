@@ -14,6 +14,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 from matplotlib.ticker import FuncFormatter
+from matplotlib.transforms import Bbox
 
 from exocheck.qc.comparability import ControlChart
 from exocheck.records import SizeDistribution
@@ -41,8 +42,18 @@ _LABEL_GAP_PT = 3.0
 
 
 def _svg(fig: Figure) -> str:
+    """The figure as SVG text: trimmed to its drawing at top and bottom, but always the full
+    figure width (wider only where a label or legend runs past it), so that every figure of the
+    certificate, drawn at the same width, prints its text at the same size."""
+    tight = fig.get_tightbbox(fig.canvas.get_renderer())
+    box = Bbox(
+        [
+            [min(0.0, tight.x0), tight.y0 - 0.04],
+            [max(fig.get_figwidth(), tight.x1), tight.y1 + 0.04],
+        ]
+    )
     buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", bbox_inches="tight")
+    fig.savefig(buffer, format="svg", bbox_inches=box)
     plt.close(fig)
     return buffer.getvalue()
 
@@ -124,7 +135,7 @@ def size_distribution_figure(
             color="#888888",
             alpha=0.25,
             lw=0,
-            label=f"below the detection limit ({detection_limit_nm:.0f} nm): not seen",
+            label=f"not detected (< {detection_limit_nm:.0f} nm)",
         )
     upper = float(
         edges[np.searchsorted(np.cumsum(dist.density), 0.999) if len(dist.density) else -1]
