@@ -223,9 +223,12 @@ _KINDS = {
 }
 
 
-def _citation(record_id: int, kind: str, record: dict[str, Any]) -> dict[str, Any]:
+def _citation(
+    record_id: int, kind: str, record: dict[str, Any], measured_at: datetime | None = None
+) -> dict[str, Any]:
     """Method, instrument and calibration of one stored measurement, as the record states
-    them; each part ``None`` where the record has none (the certificate says "not recorded")."""
+    them; each part ``None`` where the record has none (the certificate says "not recorded").
+    ``measured_at``: when it was measured, where the record itself states no date."""
     what = _KINDS.get(kind, kind)
     if kind == "nta" and isinstance(record.get("labelled"), dict):
         marker = record["labelled"].get("marker")
@@ -265,7 +268,7 @@ def _citation(record_id: int, kind: str, record: dict[str, Any]) -> dict[str, An
         }
     elif kind == "nta" and (record.get("concentration") or {}).get("calibrated") is False:
         cal = {"none": "uncalibrated (nominal detection volume)"}
-    measured = _parse_day(record.get("date"))
+    measured = _parse_day(record.get("date")) or _parse_day(measured_at)
     due = _parse_day(cal.get("due"))
     overdue = measured is not None and due is not None and due < measured
     return {
@@ -288,10 +291,16 @@ def method_citations(store, lot: str) -> list[dict[str, Any]]:
         row = store.lot_row(session, lot)
         withdrawn = set(store.withdrawn_of(row))
         rows = sorted(
-            ((x.id, x.kind, x.data) for x in row.measurements if x.id not in withdrawn),
+            (
+                (x.id, x.kind, x.data, x.measured_at)
+                for x in row.measurements
+                if x.id not in withdrawn
+            ),
             key=lambda r: r[0],
         )
-    return [_citation(i, kind, data if isinstance(data, dict) else {}) for i, kind, data in rows]
+    return [
+        _citation(i, kind, data if isinstance(data, dict) else {}, at) for i, kind, data, at in rows
+    ]
 
 
 def storage_conditions(store, product: str) -> list[dict[str, Any]]:
@@ -529,6 +538,7 @@ def coa_context(
         "missing": state["missing"],
         "final_signer": _final_signer(info, state, person),
         "person": person,
+        "accepted_by": _acceptances(result.caveats, state, person),
         "letterhead": letterhead,
         "detection_limit_nm": limit_nm,
         "limit_notes": detection_limit_notes(spec, limit_nm) if data.nta is not None else {},
@@ -550,6 +560,31 @@ def coa_context(
         .astimezone()
         .strftime("%Y-%m-%d %H:%M %Z"),
     }
+
+
+def _acceptances(caveats, state: dict[str, Any], person: Callable[..., str]) -> dict[str, str]:
+    """Who accepted each accepted deviation, named as everywhere on the certificate
+    (:func:`people`), by caveat code: the ``deviation accepted`` signature the lot's data
+    credit with it (same printed name, role and reason); the store's own line where none
+    matches."""
+    out = {}
+    for caveat in caveats:
+        if not caveat.accepted:
+            continue
+        out[caveat.code] = caveat.accepted
+        for s in state.get("signatures", []):
+            head = f"{s['printed_name']} ({s['role']}), "
+            if (
+                s["meaning"] == "deviation accepted"
+                and s.get("deviation") == caveat.code
+                and caveat.accepted.startswith(head)
+                and caveat.accepted.endswith(s["reason"])
+            ):
+                out[caveat.code] = (
+                    f"{person(s['user'], s['printed_name'])}, role {s['role']}, "
+                    f"{s['signed_at'][:10]}: {s['reason']}"
+                )
+    return out
 
 
 def _final_signer(
