@@ -170,6 +170,8 @@ def test_evidence_warnings_make_what_they_undermine_inconclusive(store):
     html = document.content.decode()
     assert "Accepted deviations" in html and "failed (concentration 0)" in html
     assert "Accepted by Rita Example" in html and "EVIDENCE WARNINGS" not in html
+    # named as everywhere on the certificate: printed name and user name
+    assert html.count("Accepted by Rita Example (rita), role reviewer, ") == 2
 
 
 def test_an_inconclusive_lot_is_rejected_not_approved(store):

@@ -21,7 +21,7 @@ from exocheck.certify.audit import (
     verify_audit_trail,
 )
 from exocheck.certify.certificate import IssuedCertificate, issue_certificate
-from exocheck.certify.keys import Keyring, KeyringError, PublicKey, load_public_keys
+from exocheck.certify.keys import Keyring, KeyringError, Letterhead, PublicKey, load_public_keys
 from exocheck.certify.status import recall_lot, verify_certificate_status
 from exocheck.certify.verify import Verification, VerificationFailed, verify_path, verify_pdf
 
@@ -30,6 +30,7 @@ __all__ = [
     "IssuedCertificate",
     "Keyring",
     "KeyringError",
+    "Letterhead",
     "PublicKey",
     "RecordsAltered",
     "Verification",

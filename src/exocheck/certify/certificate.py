@@ -331,6 +331,7 @@ def issue_certificate(
         store,
         lot,
         expiry=expiry,
+        letterhead=keyring.letterhead(),
         certificate=data
         | {
             "qr_png": "data:image/png;base64,"

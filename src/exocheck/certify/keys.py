@@ -12,13 +12,22 @@ A key id is the first 16 hex digits of the SHA-256 of the public key (DER Subjec
 Rotation retires the active key of a use: its private key file is deleted, its public key stays,
 so that certificates signed with it still verify. ``export-public`` writes every public key and
 certificate (active and retired) in one JSON file for recipients.
+
+The keyring also holds the organisation's letterhead, set once with the keys: its name, an
+optional postal address and an optional logo (PNG or SVG, at most :data:`MAX_LOGO_BYTES`, copied
+into the folder with its SHA-256 in ``keyring.json``). Every certificate shows it in its header.
+Keyrings made before the letterhead existed have none: they keep working, with the name only.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
+import re
+import struct
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,12 +41,23 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
 from exocheck.errors import ParameterError
-from exocheck.records import atomic_write_text
+from exocheck.records import atomic_write_bytes, atomic_write_text
 
 ENV_VAR = "EXOCHECK_KEYS_DIR"
 KEYRING_FORMAT = "exocheck.keyring/1"
 PUBLIC_FORMAT = "exocheck.public-keys/1"
 USES = ("data", "pdf")
+#: the largest logo file accepted (bytes): a letterhead mark, not a photograph
+MAX_LOGO_BYTES = 256 * 1024
+#: the largest PNG logo accepted, in pixels on either side
+MAX_LOGO_PX = 2000
+#: the longest postal address accepted: characters, lines
+MAX_ADDRESS_CHARS = 300
+MAX_ADDRESS_LINES = 5
+_LOGO_TYPES = {".png": "image/png", ".svg": "image/svg+xml"}
+#: SVG elements that run code or pull in other documents; a logo needs none of them
+_SVG_FORBIDDEN = {"script", "foreignobject", "iframe", "object", "embed", "audio", "video"}
+_EXTERNAL_CSS = re.compile(r"@import|url\(\s*['\"]?(?!#)", re.IGNORECASE)
 
 
 class KeyringError(ParameterError):
@@ -87,6 +107,121 @@ def _algorithm(public_key: Any) -> str:
     if isinstance(public_key, rsa.RSAPublicKey):
         return f"RSA {public_key.key_size}"
     return type(public_key).__name__
+
+
+def clean_address(address: str | None) -> str | None:
+    """The postal address as the certificate prints it: lines (``\\n`` or ``;`` between
+    them) with their blanks collapsed; ``None`` for none. Raises :class:`ParameterError` for
+    control characters, more than :data:`MAX_ADDRESS_LINES` lines or
+    :data:`MAX_ADDRESS_CHARS` characters."""
+    if address is None:
+        return None
+    lines = [" ".join(line.split()) for line in re.split(r"[\n;]", address)]
+    lines = [line for line in lines if line]
+    if not lines:
+        return None
+    text = "\n".join(lines)
+    if any((ord(c) < 32 and c != "\n") or ord(c) == 127 for c in text):
+        raise ParameterError("the address holds control characters")
+    if len(lines) > MAX_ADDRESS_LINES or len(text) > MAX_ADDRESS_CHARS:
+        raise ParameterError(
+            f"the address is longer than {MAX_ADDRESS_LINES} lines or "
+            f"{MAX_ADDRESS_CHARS} characters"
+        )
+    return text
+
+
+def _png_size_px(content: bytes) -> tuple[int, int]:
+    if content[:8] != b"\x89PNG\r\n\x1a\n" or content[12:16] != b"IHDR" or len(content) < 24:
+        raise ParameterError("not a PNG image")
+    return struct.unpack(">II", content[16:24])
+
+
+def _check_svg(content: bytes) -> None:
+    """Refuse an SVG that is not a plain drawing: no DTD or entities, no scripts, event
+    handlers or embedded documents, no reference to anything outside the file."""
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ParameterError("an SVG logo must be UTF-8 text") from None
+    if re.search(r"<!(DOCTYPE|ENTITY)", text, re.IGNORECASE):
+        raise ParameterError("an SVG logo may not declare a DOCTYPE or entities")
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError as exc:
+        raise ParameterError(f"not a readable SVG ({exc})") from None
+    if root.tag.rsplit("}", 1)[-1] != "svg":
+        raise ParameterError("not an SVG image (its root element is not <svg>)")
+    if root.get("viewBox") is None and (root.get("width") is None or root.get("height") is None):
+        raise ParameterError("an SVG logo needs a viewBox (or width and height) to be sized")
+    for element in root.iter():
+        tag = str(element.tag).rsplit("}", 1)[-1].lower()
+        if tag in _SVG_FORBIDDEN:
+            raise ParameterError(f"an SVG logo may not contain <{tag}>")
+        if tag == "style" and _EXTERNAL_CSS.search(element.text or ""):
+            raise ParameterError("an SVG logo may not load other files (url() or @import)")
+        for name, value in element.attrib.items():
+            local = name.rsplit("}", 1)[-1].lower()
+            if local.startswith("on"):
+                raise ParameterError(f"an SVG logo may not carry event handlers ({local})")
+            if local == "href" and not value.strip().startswith(("#", "data:image/")):
+                raise ParameterError("an SVG logo may not link to other files")
+            if local == "style" and _EXTERNAL_CSS.search(value):
+                raise ParameterError("an SVG logo may not load other files (url() or @import)")
+
+
+def check_logo(path: str | Path) -> tuple[bytes, str]:
+    """The content and media type of a logo file, validated: ``.png`` or ``.svg``, at most
+    :data:`MAX_LOGO_BYTES`; a PNG of at most :data:`MAX_LOGO_PX` pixels a side; an SVG that is
+    a plain drawing (see :func:`_check_svg`). Raises :class:`ParameterError` naming the file."""
+    path = Path(path)
+    media_type = _LOGO_TYPES.get(path.suffix.lower())
+    if media_type is None:
+        raise ParameterError(f"{path}: a logo is a .png or .svg file")
+    try:
+        size = path.stat().st_size
+        if size > MAX_LOGO_BYTES:
+            raise ParameterError(
+                f"{path}: the logo is {size} bytes, more than {MAX_LOGO_BYTES // 1024} KiB"
+            )
+        content = path.read_bytes()
+    except OSError as exc:
+        raise ParameterError(f"{path}: cannot read the logo ({exc.strerror})") from None
+    if not content:
+        raise ParameterError(f"{path}: the logo file is empty")
+    try:
+        if media_type == "image/png":
+            width, height = _png_size_px(content)
+            if not (0 < width <= MAX_LOGO_PX and 0 < height <= MAX_LOGO_PX):
+                raise ParameterError(
+                    f"the logo is {width}×{height} px; at most {MAX_LOGO_PX} px a side"
+                )
+        else:
+            _check_svg(content)
+    except ParameterError as exc:
+        raise ParameterError(f"{path}: {exc}") from None
+    return content, media_type
+
+
+@dataclass(frozen=True)
+class Letterhead:
+    """Who issues the certificates, as their header shows it."""
+
+    organisation: str
+    address: str | None = None
+    logo: bytes | None = None
+    logo_media_type: str | None = None
+
+    @property
+    def address_lines(self) -> list[str]:
+        return self.address.split("\n") if self.address else []
+
+    @property
+    def logo_data_uri(self) -> str | None:
+        """The logo as a ``data:`` URI for the certificate's HTML (``None`` without one)."""
+        if self.logo is None:
+            return None
+        return f"data:{self.logo_media_type};base64," + base64.b64encode(self.logo).decode()
 
 
 def _write_secret(path: Path, content: bytes) -> None:
@@ -209,6 +344,61 @@ class Keyring:
         """Base URL of the public verification page (the QR code points under it)."""
         return self._index().get("public_url")
 
+    def letterhead(self) -> Letterhead:
+        """The organisation's name, address and logo (a keyring without them: the name only).
+        Raises :class:`KeyringError` when the logo file is missing or no longer the one set."""
+        index = self._index()
+        logo = index.get("logo")
+        content = media_type = None
+        if logo:
+            path = self.folder / logo["file"]
+            try:
+                content = path.read_bytes()
+            except OSError:
+                raise KeyringError(f"{path}: the letterhead's logo is missing") from None
+            if hashlib.sha256(content).hexdigest() != logo["sha256"]:
+                raise KeyringError(
+                    f"{path}: the logo changed since it was set (set it again with "
+                    "'exocheck keys letterhead --logo')"
+                )
+            media_type = logo["media_type"]
+        return Letterhead(index["organisation"], index.get("address"), content, media_type)
+
+    def set_letterhead(
+        self,
+        *,
+        address: str | None = None,
+        logo: str | Path | None = None,
+        remove_logo: bool = False,
+    ) -> Letterhead:
+        """Set the address (``""``: none) and/or the logo (copied into the keyring) of an
+        existing keyring; what is not given stays. Nothing changes when either is refused."""
+        index = self._index()
+        cleaned = clean_address(address) if address is not None else index.get("address")
+        checked = check_logo(logo) if logo is not None else None
+        if checked is not None:
+            old = index.get("logo")
+            self._store_logo(index, checked)
+            if old and old["file"] != index["logo"]["file"]:
+                (self.folder / old["file"]).unlink(missing_ok=True)
+        elif remove_logo and index.get("logo"):
+            (self.folder / index["logo"]["file"]).unlink(missing_ok=True)
+            index["logo"] = None
+        index["address"] = cleaned
+        self._save(index)
+        return self.letterhead()
+
+    def _store_logo(self, index: dict[str, Any], checked: tuple[bytes, str]) -> None:
+        """Copy a checked logo into the folder and record it (file, type, SHA-256)."""
+        content, media_type = checked
+        name = "logo" + {v: k for k, v in _LOGO_TYPES.items()}[media_type]
+        atomic_write_bytes(self.folder / name, content)
+        index["logo"] = {
+            "file": name,
+            "media_type": media_type,
+            "sha256": hashlib.sha256(content).hexdigest(),
+        }
+
     def _prepare_folder(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         os.chmod(self.folder, 0o700)
@@ -258,15 +448,26 @@ class Keyring:
         index["active"][use] = kid
         return kid
 
-    def init(self, organisation: str, *, public_url: str | None = None) -> dict[str, str]:
+    def init(
+        self,
+        organisation: str,
+        *,
+        public_url: str | None = None,
+        address: str | None = None,
+        logo: str | Path | None = None,
+    ) -> dict[str, str]:
         """Create the keyring: an Ed25519 data key and a P-256 key with a self-signed
         certificate. Refuses to overwrite an existing keyring (use :meth:`rotate`).
-        ``public_url`` is the base URL of the public verification page."""
+        ``public_url`` is the base URL of the public verification page; ``address`` and
+        ``logo`` (a PNG or SVG file, see :func:`check_logo`) complete the letterhead of the
+        certificates. Every argument is checked before anything is written."""
         if public_url is not None and not public_url.startswith(("https://", "http://")):
             raise ParameterError(f"the public URL must start with https:// ({public_url!r})")
         organisation = " ".join((organisation or "").split())
         if not organisation:
             raise ParameterError("name the organisation that issues the certificates (--org)")
+        address = clean_address(address)
+        checked_logo = check_logo(logo) if logo is not None else None
         if self.exists():
             raise KeyringError(
                 f"{self.folder} already holds a keyring; rotate its keys with "
@@ -277,9 +478,13 @@ class Keyring:
             "format": KEYRING_FORMAT,
             "organisation": organisation,
             "public_url": public_url,
+            "address": address,
+            "logo": None,
             "active": {},
             "keys": [],
         }
+        if checked_logo is not None:
+            self._store_logo(index, checked_logo)
         data = self._add(index, "data", ed25519.Ed25519PrivateKey.generate())
         pdf_key = ec.generate_private_key(ec.SECP256R1())
         pdf = self._add(index, "pdf", pdf_key, [self_signed_certificate(pdf_key, organisation)])

@@ -32,6 +32,17 @@ LOTS = {"EXO-DEMO-001": 1.4e9, "EXO-DEMO-002": 0.6e9}
 # Laser power × collection efficiency, the same for beads and samples (the simulator's default):
 # vesicles below about 100 nm scatter too little to be seen, as on real instruments.
 PHOTONS_PER_NM2 = 20.0
+# The demo organisation's letterhead (a made-up address and a drawn mark: a vesicle and its
+# lipid bilayer), shown on the certificates as an organisation's own would be.
+DEMO_ADDRESS = "Quality Control, 1 Example Way; Demo City 00000; Nowhere"
+DEMO_LOGO_SVG = """<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 120 40" width="120" height="40">
+<circle cx="20" cy="20" r="17" fill="none" stroke="#1f3b73" stroke-width="3"/>
+<circle cx="20" cy="20" r="11" fill="#4c72b0"/>
+<circle cx="15" cy="16" r="3" fill="#ffffff"/>
+<rect x="44" y="12" width="70" height="5" fill="#1f3b73"/>
+<rect x="44" y="23" width="52" height="5" fill="#4c72b0"/>
+</svg>
+"""
 
 
 def _fraction_above(limit_nm: float, median_nm: float, gsd: float) -> float:
@@ -139,7 +150,13 @@ def demo_cmd(
     if keyring.exists():
         for stale in keyring.folder.iterdir():
             stale.unlink()
-    keyring.init("exocheck demo laboratory", public_url="https://verify.example.org")
+    (out / "logo.svg").write_text(DEMO_LOGO_SVG, encoding="utf-8")
+    keyring.init(
+        "exocheck demo laboratory",
+        public_url="https://verify.example.org",
+        address=DEMO_ADDRESS,
+        logo=out / "logo.svg",
+    )
     public_keys = keyring.export_public(out / "public-keys.json")
     coas: list[Path] = []
     with Store.open(url) as store:

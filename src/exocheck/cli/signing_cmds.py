@@ -36,6 +36,25 @@ KeysOption = Annotated[
 ]
 
 
+AddressOption = Annotated[
+    str | None,
+    typer.Option(
+        "--address",
+        help="Postal address on the certificates' letterhead (lines separated by ';').",
+        show_default=False,
+    ),
+]
+LogoOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--logo",
+        help="Logo on the certificates' letterhead: a PNG (at most 2000 px a side) or a "
+        "plain SVG, at most 256 KiB; copied into the keyring folder.",
+        show_default=False,
+    ),
+]
+
+
 def _keyring(folder: Path | None):
     from exocheck.certify import Keyring
 
@@ -58,17 +77,42 @@ def keys_init(
             "URL/verify/<certificate id>).",
         ),
     ] = None,
+    address: AddressOption = None,
+    logo: LogoOption = None,
     keys: KeysOption = None,
 ) -> None:
-    """Create the signing keys: Ed25519 for data, P-256 with a self-signed X.509 for PDFs."""
+    """Create the signing keys: Ed25519 for data, P-256 with a self-signed X.509 for PDFs;
+    with the organisation's letterhead (name, address, logo) that every certificate shows."""
     ring = _keyring(keys)
-    ids = ring.init(org, public_url=public_url)
+    ids = ring.init(org, public_url=public_url, address=address, logo=logo)
     console.print(
         f"keys created in {ring.folder} (private keys readable by you only): data "
         f"Ed25519 {ids['data']}, PDF ECDSA P-256 {ids['pdf']} (self-signed)",
         highlight=False,
         soft_wrap=True,
     )
+
+
+@keys_app.command("letterhead")
+def keys_letterhead(
+    address: AddressOption = None,
+    logo: LogoOption = None,
+    no_logo: Annotated[
+        bool, typer.Option("--no-logo", help="Remove the logo from the letterhead.")
+    ] = False,
+    keys: KeysOption = None,
+) -> None:
+    """Show, or set, the letterhead of an existing keyring (what is not given stays)."""
+    if logo is not None and no_logo:
+        raise ParameterError("--logo and --no-logo exclude each other")
+    ring = _keyring(keys)
+    if address is not None or logo is not None or no_logo:
+        head = ring.set_letterhead(address=address, logo=logo, remove_logo=no_logo)
+    else:
+        head = ring.letterhead()
+    where = " / ".join(head.address_lines) or "no address"
+    mark = f"logo {head.logo_media_type}, {len(head.logo)} bytes" if head.logo else "no logo"
+    console.print(f"{head.organisation}; {where}; {mark}", highlight=False, soft_wrap=True)
 
 
 @keys_app.command("rotate")

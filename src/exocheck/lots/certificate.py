@@ -157,7 +157,8 @@ def certificate(
             used_study,
         )
     at = _revision_time(store, revision)
-    html = render_html(store, lot, expiry=expiry, draft=True, generated_at=at)
+    head = keyring.letterhead() if keyring is not None and keyring.exists() else None
+    html = render_html(store, lot, expiry=expiry, draft=True, generated_at=at, letterhead=head)
     if suffix == ".pdf":
         return CertificateDocument("draft", render_pdf(html), "application/pdf"), used_study
     return CertificateDocument("draft", html.encode("utf-8"), "text/html"), used_study

@@ -1,22 +1,29 @@
 """Certificate of analysis: HTML (Jinja2) and PDF (WeasyPrint).
 
-The certificate shows the product and lot, the specification version, what the particle
-measurement rests on (date, analyst, instrument and software version, videos and tracks,
-dilution, temperature, calibration, or a prominent "uncalibrated"), every criterion with value,
-limit and result, the decision in words that follow it (released, rejected, or a draft with a
+The certificate shows the issuing organisation (name, address and logo of the keyring's
+letterhead), the product and lot, the specification version, what the particle measurement rests
+on (date, analyst, instrument and software version, videos and tracks, dilution, temperature,
+calibration, or a prominent "uncalibrated", and the detection limit below which particles are
+not seen), every criterion with value, limit and result (each size or count claim stated
+relative to the detection limit), the method, instrument and calibration of every measurement
+("not recorded" where a record names none), the storage conditions of the product's stability
+studies, the decision in words that follow it (released, rejected, or a draft with a
 watermark on every page), the signer's comment, the size distribution with the specification
 window shaded, the particle count against the label claim, the product's control chart (limits
 only from :data:`~exocheck.qc.comparability.MIN_LOTS_FOR_LIMITS` lots, never below zero), the
-SHA-256 of every raw input, and who signed when. An optional section gives the particles per unit
+SHA-256 of every raw input, and who signed when, every person by printed name and user name
+("Quinn Quist (quinn)"). An optional section gives the particles per unit
 predicted at expiry (from a stability study), rendered only when given.
 """
 
 from __future__ import annotations
 
 import base64
-from datetime import datetime
+import math
+from collections.abc import Callable
+from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import BaseModel, ConfigDict
@@ -33,6 +40,7 @@ from exocheck.qc.release import (
     concentration_caveat,
     fmt,
     is_control_role,
+    quantities_used,
     quantity_value,
     role_name,
 )
@@ -44,6 +52,9 @@ from exocheck.qc.specification import (
 )
 from exocheck.records import atomic_write_bytes, atomic_write_text
 from exocheck.report import plots
+
+if TYPE_CHECKING:
+    from exocheck.certify.keys import Letterhead
 
 
 class ExpiryPrediction(BaseModel):
@@ -78,7 +89,7 @@ def _environment() -> Environment:
     return env
 
 
-def _size_figure(lot_data, spec: Specification) -> str | None:
+def _size_figure(lot_data, spec: Specification, limit_nm: float | None) -> str | None:
     nta = lot_data.nta
     if nta is None or not nta.size.density:
         return None
@@ -100,7 +111,7 @@ def _size_figure(lot_data, spec: Specification) -> str | None:
         )
         if v is not None
     }
-    return _data_uri(plots.size_distribution_svg(nta.size, windows, marks))
+    return _data_uri(plots.size_distribution_svg(nta.size, windows, marks, limit_nm))
 
 
 def _claim_figure(lot_data, spec: Specification) -> str | None:
@@ -115,7 +126,231 @@ def _claim_figure(lot_data, spec: Specification) -> str | None:
     )
 
 
-def _chart(product_lots, lot: str, claim: float | None, spec: Specification):
+def detection_limit_nm(record) -> float | None:
+    """The detection limit (nm) a particle record states: the smallest diameter whose in-focus
+    scatter reaches the detection threshold (``diagnostics.detection_limit_nm``, recorded by
+    :func:`exocheck.nta.analyze.detection_limit_nm`); ``None`` when the record has none (no
+    refractive index given, or an instrument export)."""
+    if record is None:
+        return None
+    value = (record.diagnostics or {}).get("detection_limit_nm")
+    if isinstance(value, int | float) and math.isfinite(value) and value > 0:
+        return float(value)
+    return None
+
+
+def detection_limit_notes(spec: Specification, limit_nm: float | None) -> dict[str, str]:
+    """What each size or count criterion of ``spec`` claims, relative to the detection limit,
+    by criterion name: a size fraction is a fraction of the particles above the limit (a window
+    reaching below it says that its lower part is not seen), a size statistic is one of those
+    particles, a count counts only them. Without a recorded limit, each says that particles
+    below the unknown limit are not counted. Criteria of neither kind have no note."""
+    notes: dict[str, str] = {}
+    above = (
+        f"particles above the detection limit of {limit_nm:.0f} nm"
+        if limit_nm is not None
+        else "particles the instrument detected (detection limit not recorded)"
+    )
+    for c in spec.criteria:
+        used = quantities_used(c)
+        if isinstance(c, SizeFractionCriterion):
+            low, high = c.window_nm
+            note = f"of {above}"
+            if limit_nm is not None and high <= limit_nm:
+                note += (
+                    f"; the whole range {low:g}–{high:g} nm lies below the detection limit: "
+                    "its particles are not seen"
+                )
+            elif limit_nm is not None and low < limit_nm:
+                note += (
+                    f"; the range starts below the limit: particles of {low:g}–{limit_nm:.0f} nm "
+                    "are not seen and not counted"
+                )
+        elif "size" in used:
+            note = f"of {above}"
+            low = getattr(c, "min", None)
+            if limit_nm is not None and low is not None and low < limit_nm:
+                note += (
+                    f"; the lower limit ({low:g} nm) is below the detection limit: smaller "
+                    "values cannot be seen"
+                )
+        elif "concentration" in used:
+            note = f"counts only {above}"
+        else:
+            continue
+        notes[c.name] = note
+    return notes
+
+
+def _parse_day(value: Any) -> date | None:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.strip().replace("Z", "+00:00")).date()
+        except ValueError:
+            return None
+    return None
+
+
+def _entry(record: dict[str, Any], key: str) -> dict[str, Any] | str | None:
+    """``record[key]``, or the same key in its ``settings`` or ``instrument_summary``: a dict,
+    a plain text, or ``None`` for nothing usable."""
+    for where in (record, record.get("settings"), record.get("instrument_summary")):
+        if isinstance(where, dict):
+            value = where.get(key)
+            if isinstance(value, dict) and value:
+                return value
+            if isinstance(value, str) and value.strip():
+                return value.strip()
+    return None
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = " ".join(str(value).split())
+    return text or None
+
+
+_KINDS = {
+    "nta": "particle measurement (NTA)",
+    "protein": "protein assay",
+    "markers": "marker panel",
+    "safety": "safety tests",
+}
+
+
+def _citation(
+    record_id: int, kind: str, record: dict[str, Any], measured_at: datetime | None = None
+) -> dict[str, Any]:
+    """Method, instrument and calibration of one stored measurement, as the record states
+    them; each part ``None`` where the record has none (the certificate says "not recorded").
+    ``measured_at``: when it was measured, where the record itself states no date."""
+    what = _KINDS.get(kind, kind)
+    if kind == "nta" and isinstance(record.get("labelled"), dict):
+        marker = record["labelled"].get("marker")
+        what = f"labelled fraction{f' ({marker})' if marker else ''} (NTA)"
+    method = _entry(record, "method")
+    if isinstance(method, dict):
+        name, version = _text(method.get("name")), _text(method.get("version"))
+        method_text = name and f"{name}{f', version {version}' if version else ''}"
+        method_version = bool(version)
+    else:
+        method_text, method_version = _text(method), False
+    instrument = _entry(record, "instrument")
+    source = record.get("source") if isinstance(record.get("source"), dict) else {}
+    if isinstance(instrument, dict):
+        model, serial = _text(instrument.get("model")), _text(instrument.get("serial"))
+    else:
+        model = _text(instrument)
+        if model is None and source.get("instrument") not in (None, "exocheck"):
+            model = _text(source.get("instrument"))  # a vendor export names its instrument
+        summary = record.get("instrument_summary")
+        serial = _text(summary.get("serial")) if isinstance(summary, dict) else None
+    calibration = _entry(record, "calibration")
+    cal: dict[str, Any] = {}
+    if isinstance(calibration, dict):
+        standard = _text(calibration.get("standard"))
+        bead = calibration.get("bead_diameter_nm")
+        known = calibration.get("known_concentration_per_ml")
+        if standard is None and isinstance(bead, int | float):
+            standard = f"{bead:g} nm bead standard"
+            if isinstance(known, int | float):
+                standard += f" at {fmt(known)} /mL"
+        cal = {
+            "standard": standard,
+            "lot": _text(calibration.get("lot")),
+            "date": _text(calibration.get("date")),
+            "due": _text(calibration.get("due")),
+        }
+    elif kind == "nta" and (record.get("concentration") or {}).get("calibrated") is False:
+        cal = {"none": "uncalibrated (nominal detection volume)"}
+    measured = _parse_day(record.get("date")) or _parse_day(measured_at)
+    due = _parse_day(cal.get("due"))
+    overdue = measured is not None and due is not None and due < measured
+    return {
+        "id": record_id,
+        "what": what,
+        "method": method_text,
+        "method_version": method_version,
+        "instrument_model": model,
+        "instrument_serial": serial,
+        "calibration": cal,
+        "calibration_overdue": overdue,
+        "measured": measured,
+    }
+
+
+def method_citations(store, lot: str) -> list[dict[str, Any]]:
+    """The method, instrument and calibration of every measurement of ``lot`` that counts
+    (withdrawn ones left out), oldest first, read from the stored records (:func:`_citation`)."""
+    with store.read() as session:
+        row = store.lot_row(session, lot)
+        withdrawn = set(store.withdrawn_of(row))
+        rows = sorted(
+            (
+                (x.id, x.kind, x.data, x.measured_at)
+                for x in row.measurements
+                if x.id not in withdrawn
+            ),
+            key=lambda r: r[0],
+        )
+    return [
+        _citation(i, kind, data if isinstance(data, dict) else {}, at) for i, kind, data, at in rows
+    ]
+
+
+def storage_conditions(store, product: str) -> list[dict[str, Any]]:
+    """What the product's stability studies say of storage: each study's name, the conditions
+    it holds, the labelled one (the protocol's, or the study's only one; ``None`` when neither
+    names one) and its storage class."""
+    from exocheck.errors import ExocheckError
+
+    out = []
+    for study in store.list_studies(product):
+        protocol = study.get("protocol") or {}
+        try:
+            labelled = store.study_condition(study["study"]).label
+        except ExocheckError:  # several conditions and none named on the label
+            labelled = None
+        out.append(
+            {
+                "study": study["study"],
+                "conditions": study["conditions"],
+                "labelled": labelled,
+                "storage": protocol.get("storage"),
+                "lots": len(study["lots"]),
+                "attribute": study["attribute"],
+            }
+        )
+    return out
+
+
+def people(store, state: dict[str, Any]) -> Callable[..., str]:
+    """``person(user, printed=None)``: how the certificate names a person, the same way
+    everywhere: "Quinn Quist (quinn)", the printed name (from the user accounts, else from a
+    signature) with the user name; the user name alone where no other printed name is known."""
+    from exocheck.auth.accounts import Accounts
+
+    names = {u.name: u.printed_name for u in Accounts(store).list_users()}
+    for s in state.get("signatures", []):
+        names.setdefault(s["user"], s["printed_name"])
+
+    def person(user: str | None, printed: str | None = None) -> str:
+        if not user:
+            return printed or "—"
+        printed = printed or names.get(user)
+        return f"{printed} ({user})" if printed and printed != user else user
+
+    return person
+
+
+def _chart(
+    product_lots, lot: str, claim: float | None, spec: Specification, unit_name: str = "unit"
+):
     points = [(d.lot, particles_per_unit(d)) for d in product_lots]
     points = [(name, v) for name, v in points if v is not None]
     if len(points) < 2:
@@ -137,7 +372,9 @@ def _chart(product_lots, lot: str, claim: float | None, spec: Specification):
                 cap = capability(values, *limits, attribute="particles per unit")
             except AnalysisError:
                 cap = None
-    svg = plots.control_chart_svg(chart, lot, "particles per unit", limits, with_limits=enough)
+    svg = plots.control_chart_svg(
+        chart, lot, f"particles per {unit_name}", limits, with_limits=enough
+    )
     return {
         "figure": _data_uri(svg),
         "chart": chart,
@@ -231,6 +468,8 @@ def _basis(info: dict[str, Any], data) -> dict[str, Any] | None:
         "dilution": nta.concentration.dilution_factor or nta.dilution_factor,
         "temperature_c": nta.temperature_c,
         "calibration": calibrated,
+        "detection_limit_nm": detection_limit_nm(nta),
+        "refractive_index": (settings.get("conditions") or {}).get("refractive_index"),
         "caveat": caveat,
         "warnings": nta.warnings,
         "inputs": inputs,
@@ -248,12 +487,15 @@ def coa_context(
     expiry: ExpiryPrediction | dict | None = None,
     draft: bool = False,
     generated_at: datetime | None = None,
+    letterhead: Letterhead | None = None,
 ) -> dict[str, Any]:
     """Everything the certificate template shows, gathered from the store.
 
     ``draft`` marks the document as an unsigned copy (watermarked on every page, even for a
     signed-off lot); ``generated_at`` is the time it states (default: now; a draft states the
-    time of the lot's last change, so the same lot state gives the same document).
+    time of the lot's last change, so the same lot state gives the same document);
+    ``letterhead`` (:meth:`exocheck.certify.Keyring.letterhead`) is the issuing organisation
+    its header shows.
     """
     from exocheck.lots.status import lot_state
 
@@ -264,11 +506,17 @@ def coa_context(
     data = store.lot_data(lot)
     product = next(p for p in store.list_products() if p["product"] == info["product"])
     chart, _ = _chart(
-        store.product_lot_data(info["product"]), lot, data.particles_per_unit_claim, spec
+        store.product_lot_data(info["product"]),
+        lot,
+        data.particles_per_unit_claim,
+        spec,
+        data.unit_name,
     )
     if isinstance(expiry, dict):
         expiry = ExpiryPrediction.model_validate(expiry)
     basis = _basis(info, data)
+    limit_nm = detection_limit_nm(data.nta)
+    person = people(store, state)
     inputs = (basis["inputs"] if basis else _labelled_inputs(data)) + [
         {
             "filename": a["filename"],
@@ -288,11 +536,18 @@ def coa_context(
         "status": _STATED.get(state["status"]),
         "lot_status": state["status"],
         "missing": state["missing"],
-        "final_signer": _final_signer(info, state),
+        "final_signer": _final_signer(info, state, person),
+        "person": person,
+        "accepted_by": _acceptances(result.caveats, state, person),
+        "letterhead": letterhead,
+        "detection_limit_nm": limit_nm,
+        "limit_notes": detection_limit_notes(spec, limit_nm) if data.nta is not None else {},
+        "citations": method_citations(store, lot),
+        "storage": storage_conditions(store, info["product"]),
         "draft": draft or _STATED.get(state["status"]) is None,
         "caveats": result.caveats,
         "withdrawn": [x for x in info["measurements"] if x.get("withdrawn")],
-        "size_figure": _size_figure(data, spec),
+        "size_figure": _size_figure(data, spec, limit_nm),
         "claim_figure": _claim_figure(data, spec),
         "chart": chart,
         "nta": data.nta,
@@ -307,15 +562,41 @@ def coa_context(
     }
 
 
-def _final_signer(info: dict[str, Any], state: dict[str, Any]) -> str | None:
-    """Who signed the lot off: the approver of its release record, else whoever signed it
-    ``rejected``."""
+def _acceptances(caveats, state: dict[str, Any], person: Callable[..., str]) -> dict[str, str]:
+    """Who accepted each accepted deviation, named as everywhere on the certificate
+    (:func:`people`), by caveat code: the ``deviation accepted`` signature the lot's data
+    credit with it (same printed name, role and reason); the store's own line where none
+    matches."""
+    out = {}
+    for caveat in caveats:
+        if not caveat.accepted:
+            continue
+        out[caveat.code] = caveat.accepted
+        for s in state.get("signatures", []):
+            head = f"{s['printed_name']} ({s['role']}), "
+            if (
+                s["meaning"] == "deviation accepted"
+                and s.get("deviation") == caveat.code
+                and caveat.accepted.startswith(head)
+                and caveat.accepted.endswith(s["reason"])
+            ):
+                out[caveat.code] = (
+                    f"{person(s['user'], s['printed_name'])}, role {s['role']}, "
+                    f"{s['signed_at'][:10]}: {s['reason']}"
+                )
+    return out
+
+
+def _final_signer(
+    info: dict[str, Any], state: dict[str, Any], person: Callable[..., str]
+) -> str | None:
+    """Who signed the lot off (named by ``person``, see :func:`people`): the approver of its
+    release record, else whoever signed it ``rejected``."""
     if info["approved_by"]:
-        names = {s["user"]: s["printed_name"] for s in state["signatures"]}
-        return names.get(info["approved_by"], info["approved_by"])
+        return person(info["approved_by"])
     for s in reversed(state["signatures"]):
         if s["meaning"] == "rejected":
-            return s["printed_name"]
+            return person(s["user"], s["printed_name"])
     return None
 
 
@@ -327,12 +608,20 @@ def render_html(
     certificate: dict[str, Any] | None = None,
     draft: bool = False,
     generated_at: datetime | None = None,
+    letterhead: Letterhead | None = None,
 ) -> str:
     """The certificate of analysis of ``lot`` as a standalone HTML page. ``certificate`` (from
     :mod:`exocheck.certify`) adds the certificate id, the signatures and the QR code of the
     verification URL; the page then prints the criteria values that ``coa.json`` states.
-    ``draft`` and ``generated_at``: see :func:`coa_context`."""
-    context = coa_context(store, lot, expiry=expiry, draft=draft, generated_at=generated_at)
+    ``draft``, ``generated_at`` and ``letterhead``: see :func:`coa_context`."""
+    context = coa_context(
+        store,
+        lot,
+        expiry=expiry,
+        draft=draft,
+        generated_at=generated_at,
+        letterhead=letterhead,
+    )
     return _environment().get_template("coa.html").render(**context, certificate=certificate)
 
 
@@ -355,14 +644,51 @@ def pdf_unavailable() -> str | None:
     return None
 
 
+#: a last page whose text reaches less far down than this (a fraction of its text area) is
+#: nearly empty: the certificate is laid out again, its figures smaller, to pull it onto the
+#: page before (a signature block alone on a page reads as if the page had been left blank)
+MIN_LAST_PAGE_FILL = 0.25
+#: the page's top and bottom margins (coa.css ``@page``), in CSS pixels (96 per inch)
+_PAGE_MARGIN_PX = 16 / 25.4 * 96
+#: successively more compact layouts tried against a nearly empty last page
+_COMPACT_CSS = (
+    "img.figure { width: 88%; } h2 { margin-top: 7pt; } th, td { padding: 1.8pt 4pt; }",
+    "img.figure { width: 76%; } h2 { margin-top: 5pt; } th, td { padding: 1.2pt 3pt; }",
+)
+
+
+def last_page_fill(document) -> float:
+    """How far down its text area the last page of a rendered certificate (a WeasyPrint
+    document) is filled, from the position of the end marker ``#coa-end``: 0 to 1."""
+    page = document.pages[-1]
+    anchor = page.anchors.get("coa-end")
+    if anchor is None:
+        return 1.0
+    body = page.height - 2 * _PAGE_MARGIN_PX
+    return min(max((anchor[1] - _PAGE_MARGIN_PX) / body, 0.0), 1.0)
+
+
 def render_pdf(html: str) -> bytes:
-    """Render certificate HTML to PDF bytes with WeasyPrint."""
+    """Render certificate HTML to PDF bytes with WeasyPrint.
+
+    Where the last page would be nearly empty (:data:`MIN_LAST_PAGE_FILL`), the certificate is
+    laid out again with smaller figures and tighter tables, and the first layout that needs a
+    page less is taken; where none does, the full-size layout stays. The text is the same in
+    every layout."""
     missing = pdf_unavailable()
     if missing is not None:
         raise ParameterError(f"{missing}; or write .html instead")
     from weasyprint import HTML
 
-    return HTML(string=html).write_pdf()
+    document = HTML(string=html).render()
+    if len(document.pages) > 1 and last_page_fill(document) < MIN_LAST_PAGE_FILL:
+        for css in _COMPACT_CSS:
+            compact = HTML(string=html.replace("</head>", f"<style>{css}</style></head>", 1))
+            tried = compact.render()
+            if len(tried.pages) < len(document.pages):
+                document = tried
+                break
+    return document.write_pdf()
 
 
 def write_coa(
