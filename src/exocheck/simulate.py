@@ -258,6 +258,18 @@ class SimulationParams(BaseModel):
     fluorescence : dict
         Settings that differ in the fluorescence capture (e.g. ``gain``, ``background_photons``,
         ``fps``, ``frames``), applied by :meth:`for_mode`; the sample stays the same.
+    camera : {"scmos", "emccd"}
+        ``scmos``: shot noise plus read noise. ``emccd``: the electron-multiplying register
+        adds the excess noise factor √2 (each photo-electron's gain is exponentially distributed;
+        the counts are ``gain`` × a gamma draw of the electrons).
+    ring_um_per_um : float
+        Out-of-focus rings: 0 (default) draws a Gaussian spot that widens with defocus. Above 0, a
+        particle at height z is drawn as a ring of radius ``ring_um_per_um`` × |z| (twelve spots of
+        the in-focus width on a circle, plus a tenth of the light at the centre), the look of a
+        defocused large bead on a wide-field microscope.
+    jpeg_quality : int or None
+        Each frame is JPEG-compressed at this quality (1–95) and decoded again (block artefacts,
+        smeared dim spots); None (default) leaves frames as recorded.
     """
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -293,6 +305,9 @@ class SimulationParams(BaseModel):
     filter_leakage: float = Field(0.0, ge=0.0, le=1.0)
     filter_wavelength_nm: float = Field(500.0, ge=200.0, le=2000.0)
     fluorescence: dict[str, Any] = Field(default_factory=dict)
+    camera: Literal["scmos", "emccd"] = "scmos"
+    ring_um_per_um: float = Field(0.0, ge=0.0, le=5.0)
+    jpeg_quality: int | None = Field(None, ge=1, le=95)
 
     def for_mode(self, mode: Literal["scatter", "fluorescence"]) -> SimulationParams:
         """The same sample recorded in ``mode``, with the ``fluorescence`` settings applied."""
@@ -505,6 +520,53 @@ def _render(
     return image.astype(np.float32).reshape(shape)
 
 
+_RING_POINTS = 12
+
+
+def _ring_spots(
+    frame_idx: np.ndarray,
+    x_px: np.ndarray,
+    y_px: np.ndarray,
+    sigma_px: np.ndarray,
+    photons: np.ndarray,
+    radius_px: np.ndarray,
+    sigma0_px: float,
+) -> tuple[np.ndarray, ...]:
+    """Spots drawn as rings: where the ring radius exceeds the in-focus width, each spot becomes
+    :data:`_RING_POINTS` spots of the in-focus width on a circle plus a tenth of its light at
+    the centre (with its widened width); closer to focus it stays one spot."""
+    ring = radius_px > sigma0_px
+    angles = 2 * np.pi * np.arange(_RING_POINTS) / _RING_POINTS
+    r = radius_px[ring, None]
+    parts = [
+        (frame_idx[~ring], x_px[~ring], y_px[~ring], sigma_px[~ring], photons[~ring]),
+        (frame_idx[ring], x_px[ring], y_px[ring], sigma_px[ring], 0.1 * photons[ring]),
+        (
+            np.repeat(frame_idx[ring], _RING_POINTS),
+            (x_px[ring, None] + r * np.cos(angles)).ravel(),
+            (y_px[ring, None] + r * np.sin(angles)).ravel(),
+            np.full(int(ring.sum()) * _RING_POINTS, sigma0_px),
+            np.repeat(0.9 * photons[ring] / _RING_POINTS, _RING_POINTS),
+        ),
+    ]
+    return tuple(np.concatenate([part[k] for part in parts]) for k in range(5))
+
+
+def _jpeg(frames: np.ndarray, quality: int) -> np.ndarray:
+    """Each 8-bit frame JPEG-compressed at ``quality`` and decoded again."""
+    import io
+
+    from PIL import Image
+
+    out = np.empty_like(frames)
+    for k, frame in enumerate(frames):
+        buffer = io.BytesIO()
+        Image.fromarray(frame).save(buffer, format="JPEG", quality=quality)
+        buffer.seek(0)
+        out[k] = np.asarray(Image.open(buffer).convert("L"))
+    return out
+
+
 def _background(params: SimulationParams) -> np.ndarray:
     """Smooth static background, photons per pixel (a broad stray-light lobe across the field)."""
     p = params
@@ -599,17 +661,23 @@ class Simulation:
                 emitted = lit * p.photons_per_fluorophore + p.filter_leakage * part.photons
                 photons = emitted * illumination / k_sub
             fidx = np.broadcast_to(np.arange(n_f)[:, None, None], photons.shape)
-            expected = _render(
-                (n_f, p.height_px, p.width_px),
+            spots = (
                 fidx.ravel(),
                 (x_um / p.pixel_size_um).ravel(),
                 (y_um / p.pixel_size_um).ravel(),
                 sigma_px.ravel(),
                 photons.ravel(),
             )
+            if p.ring_um_per_um > 0:
+                spots = _ring_spots(
+                    *spots, np.abs(z_um).ravel() * p.ring_um_per_um / p.pixel_size_um, sigma0_px
+                )
+            expected = _render((n_f, p.height_px, p.width_px), *spots)
             self._record_truth(start, x_um, y_um, z_um, photons, sigma_px, noise_sd)
             signal = expected
             counts = self._camera(signal, background, self._noise_rng)
+            if p.jpeg_quality is not None:
+                counts = _jpeg(counts, p.jpeg_quality)
             yield counts
 
     def _camera(
@@ -620,14 +688,16 @@ class Simulation:
         # Shot noise and read noise in one Gaussian draw of variance gain²·λ + read² (the normal
         # limit of Poisson statistics, accurate for the >= ~10 photons per pixel of a lit NTA
         # background); exact Poisson where particles add light.
-        counts = np.sqrt(p.gain**2 * lam + p.read_noise_counts**2)
+        excess = 2.0 if p.camera == "emccd" else 1.0  # EM register: excess noise factor² = 2
+        counts = np.sqrt(excess * p.gain**2 * lam + p.read_noise_counts**2)
         counts *= rng.standard_normal(lam.shape, dtype=np.float32)
         counts += p.gain * lam
         lit = signal > 0.5
         n_lit = int(lit.sum())
-        counts[lit] = p.gain * rng.poisson(lam[lit]) + p.read_noise_counts * rng.standard_normal(
-            n_lit
-        )
+        electrons = rng.poisson(lam[lit]).astype(float)
+        if p.camera == "emccd":  # each electron's gain exponential: the sum is a gamma draw
+            electrons = np.where(electrons > 0, rng.gamma(np.maximum(electrons, 1.0)), 0.0)
+        counts[lit] = p.gain * electrons + p.read_noise_counts * rng.standard_normal(n_lit)
         counts += p.offset_counts
         np.rint(counts, out=counts)
         np.clip(counts, 0, 255, out=counts)

@@ -57,6 +57,13 @@ class LocateSettings:
         Iterations of the Gaussian-mask refinement (0 = plain centroid).
     background_frames : int
         Frames from the start of the video used for the static background (temporal median).
+    scale_search : bool
+        When one object gives several maxima (out-of-focus rings, large defocused particles: a
+        clear excess of close pairs of maxima within a frame, see :func:`multi_maxima`), detect at
+        a scale (smoothing, window, mask and separation grown together) at which a typical ring
+        is one blob (:func:`ring_scale_factor`), so that one object is one detection, found at its
+        centre. Where the configured scale shows no clear excess (the spots of NTA videos), it is
+        kept.
     """
 
     smoothing_sigma_px: float = 1.0
@@ -67,6 +74,7 @@ class LocateSettings:
     background_frames: int = 100
     mask_sigma_px: float = 1.5
     mask_iterations: int = 6
+    scale_search: bool = True
 
     def __post_init__(self) -> None:
         if not self.smoothing_sigma_px > 0:
@@ -248,6 +256,113 @@ class LocateResult:
     threshold: float
     n_frames: int
     raw_noise_sigma: float = 0.0
+    settings: LocateSettings | None = None  # the settings detection used (scale search applied)
+
+
+MULTI_MAXIMA_PER_FEATURE = 0.2
+"""Excess close pairs per detection above which objects are taken to give several maxima."""
+MULTI_MAXIMA_Z = 5.0
+"""... and the excess must also stand this many Poisson standard deviations above chance."""
+PAIR_BINS = 20
+"""Distance bins of the close-pair count (:func:`multi_maxima`)."""
+
+
+@dataclass(frozen=True)
+class PairExcess:
+    """Close pairs of detections within frames, against independent placement."""
+
+    per_feature: float  # excess pairs per detection
+    z: float  # excess in Poisson standard deviations of the expected count
+    median_distance_px: float  # median distance of the excess pairs (nan without excess)
+
+    @property
+    def clear(self) -> bool:
+        """Whether objects clearly give several maxima each."""
+        return self.per_feature >= MULTI_MAXIMA_PER_FEATURE and self.z >= MULTI_MAXIMA_Z
+
+
+def multi_maxima(
+    features: pd.DataFrame | dict[str, np.ndarray],
+    width: int,
+    height: int,
+    r_min_px: float,
+    r_max_px: float,
+) -> PairExcess:
+    """Excess of close pairs of detections within frames over independent placement.
+
+    Independent particles are placed at random with respect to each other: the number of pairs
+    at distances between ``r_min_px`` (the detector's minimum separation: no pair is closer) and
+    ``r_max_px`` in a frame of ``n`` detections is about n(n−1)/2 · π (r_max² − r_min²) / area
+    (edge effects aside). Several maxima from one object (the spots of an out-of-focus ring, the
+    lobes of a large particle) add pairs at distances up to the object's size; the median
+    distance of the excess (counted in :data:`PAIR_BINS` bins, negative bins as zero) measures
+    that size.
+    """
+    from scipy.spatial import cKDTree
+
+    frame = np.asarray(features["frame"])
+    x = np.asarray(features["x"], dtype=np.float64)
+    y = np.asarray(features["y"], dtype=np.float64)
+    if frame.size < 2:
+        return PairExcess(0.0, 0.0, float("nan"))
+    order = np.argsort(frame, kind="stable")
+    frame, x, y = frame[order], x[order], y[order]
+    bounds = np.flatnonzero(np.diff(frame)) + 1
+    edges = np.linspace(r_min_px, r_max_px, PAIR_BINS + 1)
+    observed = np.zeros(PAIR_BINS)
+    pairs = 0.0
+    for xs, ys in zip(np.split(x, bounds), np.split(y, bounds), strict=True):
+        n = xs.size
+        if n < 2:
+            continue
+        tree = cKDTree(np.column_stack([xs, ys]))
+        near = tree.sparse_distance_matrix(tree, r_max_px, output_type="ndarray")
+        distance = near["v"][near["i"] < near["j"]]
+        observed += np.histogram(distance, edges)[0]
+        pairs += n * (n - 1) / 2.0
+    expected = pairs * np.pi * np.diff(edges**2) / float(width * height)
+    excess = float(observed.sum() - expected.sum())
+    z = excess / max(float(np.sqrt(expected.sum())), 1.0)
+    positive = np.clip(observed - expected, 0.0, None)
+    median = float("nan")
+    if positive.sum() > 0:
+        cumulative = np.cumsum(positive) / positive.sum()
+        k = int(np.searchsorted(cumulative, 0.5))
+        below = cumulative[k - 1] if k > 0 else 0.0
+        share = (0.5 - below) / max(cumulative[k] - below, 1e-12)
+        median = float(edges[k] + share * (edges[k + 1] - edges[k]))
+    return PairExcess(excess / frame.size, z, median)
+
+
+def ring_scale_factor(pairs: PairExcess, settings: LocateSettings) -> float:
+    """How much to grow the detection scale so that a ring-shaped object is one blob.
+
+    Pairs of maxima on one ring of radius R lie a chord apart, on average (4/π)·R; a ring blurred
+    by a Gaussian of σ has its maximum at the centre once σ ≥ R/√2. The typical ring's radius is
+    taken from the median distance of the excess pairs.
+    """
+    if not pairs.clear or not np.isfinite(pairs.median_distance_px):
+        return 1.0
+    radius_px = pairs.median_distance_px * np.pi / 4.0
+    return max(1.0, radius_px / np.sqrt(2.0) / settings.smoothing_sigma_px)
+
+
+def _scaled(settings: LocateSettings, factor: float) -> LocateSettings:
+    """``settings`` with smoothing, mask, window and separation grown by ``factor``."""
+    from dataclasses import replace
+
+    return replace(
+        settings,
+        smoothing_sigma_px=settings.smoothing_sigma_px * factor,
+        mask_sigma_px=settings.mask_sigma_px * factor,
+        radius_px=max(settings.radius_px, round(settings.radius_px * factor)),
+    )
+
+
+def _pair_range_px(settings: LocateSettings) -> tuple[float, float]:
+    """Distances between which pairs of maxima are counted: from the detector's separation (no
+    two maxima are closer) to six times it (the spots of a ring several spot widths across)."""
+    return float(settings.radius_px), 6.0 * settings.radius_px
 
 
 def locate_video(
@@ -269,17 +384,29 @@ def locate_video(
         start0, chunk0 = next(iterator)
     except StopIteration:
         raise AnalysisError("the video has no frames") from None
-    smoothed0 = preprocess(chunk0, background, settings)
-    sigma = noise_sigma(smoothed0)
     raw = chunk0[: min(8, chunk0.shape[0])].astype(np.float32)
     raw_sigma = noise_sigma(raw - np.median(raw, axis=0))
     raw_sigma *= np.sqrt(raw.shape[0] / max(raw.shape[0] - 1, 1))  # median of n removes ~1/n
-    if settings.threshold_counts is not None:
-        threshold = settings.threshold_counts
-    else:
-        if sigma <= 0:
-            raise AnalysisError("the video has no measurable noise (constant frames?)")
-        threshold = settings.threshold_sigma * sigma
+    base = settings
+
+    def first_chunk(settings: LocateSettings) -> tuple[float, float, dict[str, np.ndarray]]:
+        smoothed0 = preprocess(chunk0, background, settings)
+        sigma = noise_sigma(smoothed0)
+        if settings.threshold_counts is not None:
+            threshold = settings.threshold_counts
+        else:
+            if sigma <= 0:
+                raise AnalysisError("the video has no measurable noise (constant frames?)")
+            threshold = settings.threshold_sigma * sigma
+        return sigma, threshold, _features(smoothed0, threshold, settings, start0, raw_sigma, None)
+
+    sigma, threshold, first = first_chunk(settings)
+    if base.scale_search:
+        pairs = multi_maxima(first, chunk0.shape[2], chunk0.shape[1], *_pair_range_px(base))
+        factor = ring_scale_factor(pairs, base)
+        if factor > 1.0:
+            settings = _scaled(base, factor)
+            sigma, threshold, first = first_chunk(settings)
 
     buffers = threading.local()  # one smoothed-frames buffer per worker thread, reused
 
@@ -291,7 +418,7 @@ def locate_video(
         buffers.out = smoothed
         return _features(smoothed, threshold, settings, start, raw_sigma, rows)
 
-    parts = [_features(smoothed0, threshold, settings, start0, raw_sigma, None)]
+    parts = [first]
     if progress:
         progress(chunk0.shape[0])
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
@@ -312,7 +439,9 @@ def locate_video(
     columns = {c: np.concatenate([p[c] for p in parts]) for c in FEATURE_COLUMNS}
     order = np.lexsort((columns["x"], columns["y"], columns["frame"]))  # stable, by frame, y, x
     features = pd.DataFrame({c: v[order] for c, v in columns.items()})
-    return LocateResult(features, background, sigma, float(threshold), n_frames, raw_sigma)
+    return LocateResult(
+        features, background, sigma, float(threshold), n_frames, raw_sigma, settings
+    )
 
 
 def detect_video(

@@ -64,7 +64,7 @@ def seen_video(
     from exocheck.nta import checks
     from exocheck.nta.analyze import CHUNK_FRAMES, VideoAnalysis, _resolve
     from exocheck.nta.concentration import analysed_area_um2, concentration_per_ml
-    from exocheck.nta.link import link, search_radius_px, split_at_jumps
+    from exocheck.nta.link import link, linking_radius_px, split_at_jumps
     from exocheck.nta.locate import detect_video
 
     path = Path(path)
@@ -84,8 +84,15 @@ def seen_video(
         else (meta.exposure_ms if meta.exposure_ms is not None else 0.5 * 1000.0 / fps)
     )
     located = detect_video(path, settings.locate, CHUNK_FRAMES, progress, settings.workers)
-    radius = search_radius_px(
-        settings.link, fps, pixel_size_um, conditions.temperature_c, conditions.viscosity_mpa_s
+    radius = linking_radius_px(
+        located.features,
+        settings.link,
+        fps,
+        pixel_size_um,
+        conditions.temperature_c,
+        conditions.viscosity_mpa_s,
+        meta.width,
+        meta.height,
     )
     columns = [*located.features.columns, "particle"]
     tracks = pd.DataFrame({c: pd.Series(dtype=float) for c in columns})
@@ -93,7 +100,8 @@ def seen_video(
         linked = split_at_jumps(link(located.features, radius, settings.link.memory))
         lengths = linked.groupby("particle")["frame"].transform("size")
         tracks = linked[lengths >= 3].reset_index(drop=True)
-    area = analysed_area_um2(meta.width, meta.height, settings.locate.radius_px, pixel_size_um)
+    used = located.settings or settings.locate
+    area = analysed_area_um2(meta.width, meta.height, used.radius_px, pixel_size_um)
     conc, per_frame = 0.0, 0.0
     if not tracks.empty:
         conc, per_frame = concentration_per_ml(tracks, meta.n_frames, area, located.threshold, None)
