@@ -97,3 +97,14 @@ def test_slow_beads_link_within_a_radius_from_their_steps(rings) -> None:
     # a fixed radius is used as given
     fixed = LinkSettings(search_radius_px=50.0)
     assert linking_radius_px(located.features, fixed, 2.0, 0.175, 25.0, None, 640, 480) == 50.0
+
+
+def test_the_record_states_the_detection_scale(rings) -> None:
+    """The scale detection used is part of what the record says of each video."""
+    from exocheck.nta.analyze import AnalysisSettings, Conditions, analyze, recorded_inputs
+
+    settings = AnalysisSettings()
+    _, videos, _ = analyze([rings / "video.tif"], Conditions(), settings)
+    per_video = recorded_inputs(videos, Conditions(), settings, None)["per_video"][0]
+    assert per_video["detection_sigma_px"] == pytest.approx(videos[0].detection_sigma_px)
+    assert per_video["detection_sigma_px"] > 3.0

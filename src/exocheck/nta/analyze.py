@@ -145,6 +145,7 @@ class VideoAnalysis:
     particles_per_frame: float
     concentration_per_ml: float
     area_um2: float = 0.0
+    detection_sigma_px: float = 1.0  # smoothing detection used (grown for ring-shaped objects)
     step_lag_frames: int = 1
     bleach_rate_per_s: float = 0.0  # fluorescence: fluorophores' bleaching at the sheet's centre
     saturated_fraction: float | None = None  # fluorescence: share of tracks at full scale
@@ -280,6 +281,7 @@ def analyze_video(
         particles_per_frame=per_frame,
         concentration_per_ml=conc,
         area_um2=area,
+        detection_sigma_px=used.smoothing_sigma_px,
     )
 
 
@@ -943,6 +945,7 @@ def recorded_inputs(
                 "exposure_assumed": v.exposure_assumed,
                 "frames": v.n_frames,
                 "search_radius_px": v.search_radius_px,
+                "detection_sigma_px": v.detection_sigma_px,
                 "threshold_counts": v.threshold,
             }
             for v in videos

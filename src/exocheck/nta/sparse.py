@@ -125,6 +125,7 @@ def seen_video(
         particles_per_frame=per_frame,
         concentration_per_ml=conc,
         area_um2=area,
+        detection_sigma_px=used.smoothing_sigma_px,
     )
 
 
