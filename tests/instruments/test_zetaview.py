@@ -170,7 +170,9 @@ def test_header_variants(tmp_path, micro):
     path = _write(tmp_path, export.txt)
     assert detect_format(path) == "zetaview"
     m = read_measurement(path)
-    assert m.instrument_summary["serial"] == "0123"
+    # the cell's serial is not the instrument's: an instrument register matches on the latter
+    assert m.instrument_summary["serial"] is None
+    assert m.instrument_summary["cell serial"] == "0123"
     assert m.instrument_summary["Sample remarks"] == ["diluted in PBS"]
     assert m.settings["exposure [us]"] == "1.500"  # the same key for both spellings
     assert m.settings["diffusion coefficient"][1] == "\u00b5m\u00b2/s"

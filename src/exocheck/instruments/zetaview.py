@@ -258,7 +258,9 @@ def read_zetaview(path: str | Path) -> Measurement:
         "from_distribution": {k: v for k, v in computed.items() if v is not None},
         "measured concentration (sum of table) per ml": measured,
         "Analyze": _value(header, "analyze"),
-        "serial": _value(header, "zetaview s/n", "cell s/n"),
+        # the instrument's serial; the measurement cell (a replaceable part) has its own
+        "serial": _value(header, "zetaview s/n"),
+        "cell serial": _value(header, "cell s/n"),
         "Sample remarks": remarks,
         "Positions": _value(header, "positions"),
     }
