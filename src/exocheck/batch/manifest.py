@@ -44,7 +44,11 @@ MAX_SAMPLE_CHARS = 200
 class SampleSpec:
     """One sample of a batch: its name, replicate videos and settings.
 
-    ``conditions`` is an :class:`exocheck.nta.analyze.Conditions`.
+    ``conditions`` is an :class:`exocheck.nta.analyze.Conditions`. A sample analysed under a
+    method (:func:`exocheck.methods.methods.for_samples`) carries the method's analysis
+    ``settings``, the ``stamp`` its record gets (with the ``notes`` for its warnings), the
+    calibration itself (``stored_calibration``, a stored one) and the ``override`` reason for
+    values given against the file or the method.
     """
 
     sample: str
@@ -52,6 +56,11 @@ class SampleSpec:
     conditions: Any
     dilution_factor: float | None = None
     calibration: Path | None = None
+    settings: Any = None
+    stamp: dict[str, Any] | None = None
+    notes: tuple[str, ...] = ()
+    stored_calibration: Any = None
+    override: str | None = None
 
 
 def condition_columns() -> tuple[str, ...]:

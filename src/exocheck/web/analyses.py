@@ -73,9 +73,15 @@ class AnalysisQueue:
         from exocheck.nta.analyze import AnalysisSettings
         from exocheck.store.jobs import JobTable
 
-        reasons = {"calibration_override": None, "allow_reuse": None}
+        reasons = {
+            "calibration_override": None,
+            "allow_reuse": None,
+            "override": spec.override,
+            "method": spec.stamp,
+        }
+        settings = spec.settings if spec.settings is not None else AnalysisSettings()
         inputs, inputs_sha, record, settings_sha = job_identity(
-            spec, [checksum], AnalysisSettings(), None, reasons
+            spec, [checksum], settings, spec.stored_calibration, reasons
         )
         job = JobTable(store).get_or_create(
             spec.sample, inputs, inputs_sha, record, settings_sha, __version__

@@ -30,6 +30,7 @@ from exocheck.lots import actions
 from exocheck.lots import signatures as lot_signatures
 from exocheck.lots.actions import check_lot_number
 from exocheck.lots.signatures import Signing
+from exocheck.methods.stamps import method_label
 from exocheck.store import Store
 from exocheck.store import models as m
 from exocheck.web import uploads
@@ -302,20 +303,48 @@ class Services:
             raise ParameterError("send the file as the multipart field 'file'")
         actions.ensure_open(self.store, lot)  # refused before the upload is read
         data = self.settings.data_path
+        method = uploads.text_field(form, "method", 210)
+        override = uploads.text_field(form, "override")
         if uploads.is_video(file.filename):
-            conditions = uploads.conditions_from_form(form)  # bad values refused before reading
+            from exocheck.nta.checks import check_override, video_contradictions
+
+            values = uploads.values_from_form(form)  # bad values refused before reading
             dilution = uploads.dilution_from_form(form)
+            applied = None
+            if method is not None:
+                from exocheck.methods.methods import prepare
+
+                applied = prepare(
+                    self.store,
+                    method,
+                    instrument=uploads.text_field(form, "instrument", 200),
+                    given=values,
+                    calibration=uploads.text_field(form, "calibration", 20),
+                    override=override,
+                )
+                conditions = applied.conditions
+            else:
+                conditions = uploads.conditions_from_form(form)
             saved = await uploads.save_upload(file, data, self.settings.max_upload_bytes)
             try:
                 uploads.check_video(saved, conditions)
+                check_override(video_contradictions([saved.path], conditions), override)
             except ExocheckError:
                 saved.discard()
                 raise
             video = uploads.keep_video(saved, data)
             sample = re.sub(r"[^A-Za-z0-9._-]", "_", lot).lstrip(".")[:150] or "lot"
             spec = SampleSpec(
-                f"{sample}-{saved.sha256[:12]}", (video,), conditions, dilution_factor=dilution
+                f"{sample}-{saved.sha256[:12]}",
+                (video,),
+                conditions,
+                dilution_factor=dilution,
+                override=override,
             )
+            if applied is not None:
+                from exocheck.methods.methods import for_samples
+
+                spec = for_samples(applied, [spec], override)[0]
             job = self.analyses.submit(self.store, spec, saved.sha256, lot=lot, by=user.user.name)
             return "job", {"job": job, "status": "queued", "lot": lot}
         saved = await uploads.save_upload(file, data, self.settings.max_upload_bytes)
@@ -328,6 +357,7 @@ class Services:
                 by=user.user.name,
                 original_file=saved.path,
                 allow_reuse=(str(form.get("allow_reuse") or "").strip() or None),
+                method=method,
             )
         finally:
             saved.discard()
@@ -340,6 +370,7 @@ class Services:
             "d50_nm": record.size.d50_nm,
             "particles_per_ml": record.concentration.particles_per_ml,
             "instrument": record.source.instrument,
+            "method": method or method_label(record),
         }
 
     def add_result(self, user: SessionView, lot: str, kind: str, form: dict[str, Any]) -> int:

@@ -95,9 +95,10 @@ def is_video(name: str) -> bool:
     return Path(name).suffix.lower() in VIDEO_SUFFIXES
 
 
-def conditions_from_form(form: dict[str, Any]):
-    """Acquisition conditions of a video from the upload's form fields (blank: from the file)."""
-    from exocheck.nta.analyze import Conditions
+def values_from_form(form: dict[str, Any]) -> dict[str, float]:
+    """The acquisition values the upload's form fields give (blank: not given), each within
+    physical sense for its unit (:func:`exocheck.methods.units.check_value`)."""
+    from exocheck.methods.units import check_values
 
     values: dict[str, float] = {}
     for field in CONDITION_FIELDS:
@@ -108,7 +109,23 @@ def conditions_from_form(form: dict[str, Any]):
             values[field] = float(str(raw).strip())
         except ValueError:
             raise ParameterError(f"{field}: not a number: {str(raw)[:40]!r}") from None
-    return Conditions(**values)
+    check_values(values, style="field")
+    return values
+
+
+def conditions_from_form(form: dict[str, Any]):
+    """Acquisition conditions of a video from the upload's form fields (blank: from the file)."""
+    from exocheck.nta.analyze import Conditions
+
+    return Conditions(**values_from_form(form))
+
+
+def text_field(form: dict[str, Any], name: str, limit: int = 2000) -> str | None:
+    """A text field of the form as one line (None when blank)."""
+    text = " ".join(str(form.get(name) or "").split())
+    if len(text) > limit:
+        raise ParameterError(f"{name}: at most {limit} characters")
+    return text or None
 
 
 def dilution_from_form(form: dict[str, Any]) -> float | None:

@@ -94,7 +94,10 @@ async def add_measurement(lot: str, request: Request, user: ApiUser, svc: Svc):
     """Multipart ``file``: an exocheck ``result.json`` or an instrument export → 201 with the
     measurement; a video (with ``fps``, ``pixel_size_um``, ``temperature_c`` and optional
     ``exposure_ms``, ``viscosity_mpa_s``, ``refractive_index``, ``dilution_factor``) → 202
-    ``{"job": ID}``."""
+    ``{"job": ID}``. ``method`` (``NAME[@VERSION]``, approved) analyses a video under the method
+    on ``instrument`` (a serial of the register; ``calibration``: a stored calibration's id, by
+    default the instrument's newest), or enters an export as made under it; ``override`` is the
+    reason to use a value that contradicts the file or the method."""
     form = await request.form()
     file = form.get("file")
     kind, body = await svc.upload(
