@@ -659,10 +659,10 @@ def for_samples(applied: Applied, samples: Sequence[Any], override: str | None) 
             for name in ACQUISITION
             if getattr(spec.conditions, name) != getattr(applied.conditions, name)
         }
-        differences = [
-            f"sample {spec.sample}: {d}"
-            for d in check_override(contradictions(applied.document, given), override)
-        ]
+        differences = check_override(
+            [f"sample {spec.sample}: {d}" for d in contradictions(applied.document, given)],
+            override,
+        )
         stamped = applied.stamp
         if differences:
             before = (stamped.get("override") or {}).get("differences", [])
