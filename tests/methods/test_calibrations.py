@@ -164,3 +164,19 @@ def test_an_expired_record_without_validity_is_not_flagged():
     record.settings = {"calibration": {"valid_until": "2000-01-01T00:00:00+00:00"}}
     (caveat,) = record_caveats(record)
     assert caveat.code == "calibration-expired" and caveat.undermines == {"concentration"}
+
+
+def test_instruments_methods_and_calibrations_are_sealed(exo, beads, lab):
+    """The rows an analysis cites are in the audit chain: an edit past exocheck is named."""
+    assert exo(*stored_calibration_args(beads, lab)).code == 0
+    intact = exo("audit", "verify", "--db", lab)
+    assert intact.code == 0 and "3 of 3 record(s) match their hash" in intact.stdout, intact.stdout
+    with sqlite3.connect(lab) as connection:
+        connection.execute("UPDATE calibrations SET span = 0.1 WHERE id = 1")
+        connection.execute("UPDATE methods SET approved_by = 'ana' WHERE name = ?", (METHOD,))
+    broken = exo("audit", "verify", "--db", lab)
+    assert broken.code == 1
+    assert "calibration 1: its stored content no longer matches" in broken.stdout + broken.stderr
+    assert (
+        f"method {METHOD}@1: its stored content no longer matches" in broken.stdout + broken.stderr
+    )
