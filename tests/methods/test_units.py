@@ -81,7 +81,7 @@ def test_command_line_refuses_nm_typed_as_um(exo, beads, tmp_path):
 
 
 def test_method_document_is_checked(tmp_path):
-    from exocheck.methods.methods import MethodError, parse_method
+    from exocheck.methods.document import MethodError, parse_method
 
     text = METHOD_YAML.replace("pixel_size_um: 0.166", "pixel_size_um: 166")
     with pytest.raises(MethodError, match=r"acquisition.*pixel_size_um 166: above 5 µm; was it nm"):

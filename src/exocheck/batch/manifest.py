@@ -9,8 +9,8 @@ column                 meaning
 =====================  =========================================================================
 ``sample``             sample name (required): also the name of its output folder ``DIR/<sample>``
 ``video``              video file (required), relative to the manifest's folder unless absolute
-``fps``                frame rate, overrides the file's
-``pixel_size_um``      pixel size in µm, overrides the file's
+``fps``                frame rate (against the file's own: only with an override reason)
+``pixel_size_um``      pixel size in µm (likewise)
 ``temperature_c``      sample temperature, °C (default 25)
 ``exposure_ms``        exposure per frame, ms
 ``viscosity_mpa_s``    medium viscosity, mPa·s (default: water at the temperature)

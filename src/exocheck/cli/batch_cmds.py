@@ -224,7 +224,7 @@ def batch_cmd(
             )
     applied = None
     if method is not None:
-        from exocheck.methods.methods import prepare
+        from exocheck.methods.apply import prepare
 
         with open_store(db) as store:
             applied = prepare(
@@ -260,7 +260,7 @@ def batch_cmd(
             expand_inputs(list(videos or [])), conditions, **sample_defaults
         )
     if applied is not None:
-        from exocheck.methods.methods import for_samples
+        from exocheck.methods.apply import for_samples
 
         samples = for_samples(applied, samples, override)
     elif override is not None:

@@ -192,7 +192,8 @@ def calibrate_cmd(
         )
         differences: list[str] = []
         if method is not None:
-            from exocheck.methods.methods import document_of, method_row, resolve_settings
+            from exocheck.methods.apply import resolve_settings
+            from exocheck.methods.methods import document_of, method_row
 
             with store.read() as session:
                 doc = document_of(method_row(session, method, approved=True))

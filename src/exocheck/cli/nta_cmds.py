@@ -54,9 +54,18 @@ def register(app: typer.Typer) -> None:
     app.command("labelled-fraction")(labelled_fraction_cmd)
 
 
-FpsOpt = Annotated[float | None, typer.Option("--fps", help="Frame rate (overrides the file).")]
+FpsOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--fps", help="Frame rate (default: the file's; against the file's, with --override)."
+    ),
+]
 PixelOpt = Annotated[
-    float | None, typer.Option("--pixel-size-um", help="Pixel size, µm (overrides the file).")
+    float | None,
+    typer.Option(
+        "--pixel-size-um",
+        help="Pixel size, µm (default: the file's; against the file's, with --override).",
+    ),
 ]
 TempOpt = Annotated[
     float | None,
@@ -365,7 +374,7 @@ def analyze_cmd(
     applied = None
     if method is not None:
         from exocheck.cli.store_cmds import open_store
-        from exocheck.methods.methods import prepare
+        from exocheck.methods.apply import prepare
 
         stored = calibration
         if calibration is not None and Path(calibration).exists():
@@ -421,7 +430,7 @@ def analyze_cmd(
     for note in filter(None, map(lossy_frames, videos)):  # folders of JPEG frames
         measurement.warnings.append(note)
     if applied is not None:
-        from exocheck.methods.methods import stamp
+        from exocheck.methods.stamps import stamp
 
         stamp(measurement, applied)
     write_outputs(out, measurement, analyses)  # rendered first, then written all or nothing
@@ -513,7 +522,7 @@ def _print_summary(measurement, out: Path) -> None:
 
 def _method_line(measurement) -> str:
     """``method nta-ev@1 on instrument NS-1, calibration 3`` or ``no method: ...``."""
-    from exocheck.methods.methods import method_of
+    from exocheck.methods.stamps import method_of
 
     method = method_of(measurement)
     if method is None:

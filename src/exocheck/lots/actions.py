@@ -286,8 +286,9 @@ def add_measurement(
     the audit trail keeps. A record outside physical bounds (dilution, a concentration that is
     not finite or whose particles would not fit in the volume) is refused.
     """
+    from exocheck.methods.apply import declare
     from exocheck.methods.instruments import match_instrument, stated_serial
-    from exocheck.methods.methods import declare, method_label
+    from exocheck.methods.stamps import method_label
 
     try:
         check_record(measurement)

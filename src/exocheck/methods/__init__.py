@@ -8,8 +8,10 @@ calibration, and its certificate cites all three. This package keeps them:
 * :mod:`~exocheck.methods.calibrations`: bead calibrations accepted only on one narrow peak of
   the certified size, from a standard within its expiry; stored, and expiring after the
   method's interval;
-* :mod:`~exocheck.methods.methods`: versioned methods approved by QA (four eyes), whose settings
-  an analysis uses and whose name, version, instrument and calibration its record carries;
+* :mod:`~exocheck.methods.methods`: versioned methods (:mod:`~exocheck.methods.document`)
+  approved by QA (four eyes); :mod:`~exocheck.methods.apply`: an analysis under a method uses
+  its settings, and its record carries the method's name and version, the instrument and the
+  calibration (:mod:`~exocheck.methods.stamps`);
 * :mod:`~exocheck.methods.units`: values outside physical sense for their unit, and the unit
   probably meant.
 

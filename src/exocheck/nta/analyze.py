@@ -942,7 +942,9 @@ def calibrate(
         np.sum(1.0 / rel_of_feature) / (area * known_concentration_per_ml * 1e-12 * v.n_frames)
     )
     # the beads' size distribution, for the acceptance check (no intervals needed)
-    sized = size_videos([v], conditions, replace(settings, sizing=replace(settings.sizing, n_bootstrap=0)))
+    sized = size_videos(
+        [v], conditions, replace(settings, sizing=replace(settings.sizing, n_bootstrap=0))
+    )
     return Calibration(
         depth_um=depth_um,
         bead_brightness_ratio=reference,

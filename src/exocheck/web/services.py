@@ -312,7 +312,7 @@ class Services:
             dilution = uploads.dilution_from_form(form)
             applied = None
             if method is not None:
-                from exocheck.methods.methods import prepare
+                from exocheck.methods.apply import prepare
 
                 applied = prepare(
                     self.store,
@@ -342,7 +342,7 @@ class Services:
                 override=override,
             )
             if applied is not None:
-                from exocheck.methods.methods import for_samples
+                from exocheck.methods.apply import for_samples
 
                 spec = for_samples(applied, [spec], override)[0]
             job = self.analyses.submit(self.store, spec, saved.sha256, lot=lot, by=user.user.name)
