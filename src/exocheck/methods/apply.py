@@ -45,7 +45,7 @@ TEMPERATURE_TOLERANCE_C = 0.5
 @dataclass(frozen=True)
 class Applied:
     """What an analysis under a method uses: its conditions, settings and calibration, and the
-    stamp its record carries (:func:`stamp`)."""
+    stamp its record carries (:func:`exocheck.methods.stamps.stamp`)."""
 
     conditions: Any  # exocheck.nta.analyze.Conditions
     settings: Any  # exocheck.nta.analyze.AnalysisSettings
