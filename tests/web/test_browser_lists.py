@@ -213,7 +213,7 @@ def test_replicate_videos_with_a_calibration_each_become_a_measurement(
             "Pixel size (µm)"
         )
         driver.find_element(By.ID, "file").send_keys("\n".join(str(v) for v in videos))
-        driver.find_element(By.ID, "calibration").send_keys(str(calibration))
+        driver.find_element(By.ID, "calibration_file").send_keys(str(calibration))
         for field, value in (("fps", "30"), ("pixel_size_um", "0.166"), ("exposure_ms", "15")):
             driver.find_element(By.ID, field).send_keys(value)
         _fits(driver)

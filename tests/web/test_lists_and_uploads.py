@@ -220,9 +220,9 @@ def _nothing_kept(db_url: str, data: Path) -> None:
 
 def _post(client, csrf: str, files: list[tuple[str, bytes]], **fields) -> object:
     parts = [("file", (name, content)) for name, content in files]
-    if "calibration" in fields:
-        name, content = fields.pop("calibration")
-        parts.append(("calibration", (name, content)))
+    if "calibration_file" in fields:
+        name, content = fields.pop("calibration_file")
+        parts.append(("calibration_file", (name, content)))
     data = {"csrf_token": csrf, "fps": "30", "pixel_size_um": "0.166", "exposure_ms": "15"}
     return client.post("/lots/L-1/upload", data=data | fields, files=parts, follow_redirects=False)
 
@@ -236,7 +236,7 @@ def test_replicates_and_their_calibration_become_one_job_each(uploads_client, db
         client,
         csrf,
         [(v.name, v.read_bytes()) for v in videos],
-        calibration=(cal.name, cal.read_bytes()),
+        calibration_file=(cal.name, cal.read_bytes()),
     )
     assert response.status_code == 303, response.text
     ids = re.fullmatch(r"/jobs\?ids=(\d+),(\d+)", response.headers["location"]).groups()
@@ -276,7 +276,7 @@ def test_upload_form_has_labels_with_units_and_room_for_methods(uploads_client):
         assert f">{label}</label>" in form
     assert '<label for="pixel_size_um">pixel_size_um</label>' not in form
     assert re.search(r'<input id="file" name="file" type="file" multiple', form)
-    assert 'name="calibration" type="file"' in form and 'id="analysis-method"' in form
+    assert 'name="calibration_file" type="file"' in form and 'id="analysis-method"' in form
     assert "up to 3" in form
 
 
@@ -300,13 +300,13 @@ def test_a_refused_upload_is_one_line_and_keeps_nothing(uploads_client, db_url, 
         "mixed": ([("a.tif", one), ("result.json", b"{}")], {}, 415, "on its own"),
         "bad calibration": (
             [("a.tif", one)],
-            {"calibration": ("cal.json", b'{"schema": "something else"}')},
+            {"calibration_file": ("cal.json", b'{"schema": "something else"}')},
             422,
             "calibration cal.json: not an exocheck calibration",
         ),
         "other optics": (
             [("a.tif", one), ("b.tif", two)],
-            {"calibration": ("cal.json", _calibration(tmp_path, 0.35).read_bytes())},
+            {"calibration_file": ("cal.json", _calibration(tmp_path, 0.35).read_bytes())},
             422,
             "the calibration was made on other optics (pixel size 0.166",
         ),
@@ -320,8 +320,8 @@ def test_a_refused_upload_is_one_line_and_keeps_nothing(uploads_client, db_url, 
     assert 'value="0.166"' in page.text  # the form comes back as it was filled in
     _nothing_kept(db_url, tmp_path / "data")
     parts = [("file", (n, c)) for n, c in files]
-    if "calibration" in fields:
-        parts.append(("calibration", fields["calibration"]))
+    if "calibration_file" in fields:
+        parts.append(("calibration_file", fields["calibration_file"]))
     api = client.post(
         "/api/v1/lots/L-1/measurements",
         headers=api_login(client, "ana"),

@@ -48,7 +48,6 @@ class _Work:
     spec: SampleSpec
     lot: str
     by: str
-    settings: Any = None  # exocheck.nta.analyze.AnalysisSettings
 
 
 class AnalysisQueue:
@@ -68,30 +67,26 @@ class AnalysisQueue:
         self._cluster = None
         self._lock = threading.Lock()
 
-    def submit(
-        self,
-        store,
-        spec: SampleSpec,
-        checksum: str,
-        *,
-        lot: str,
-        by: str,
-        settings: Any = None,
-        calibration: Any = None,
-    ) -> int:
-        """Record the job of ``spec`` (one video, already checksummed) and queue it.
-
-        ``settings`` are the :class:`~exocheck.nta.analyze.AnalysisSettings` (default ones when
-        None); ``calibration`` is the :class:`~exocheck.nta.concentration.Calibration` read from
-        ``spec.calibration``: the job is recorded under the identity the batch runner gives it.
-        """
+    def submit(self, store, spec: SampleSpec, checksum: str, *, lot: str, by: str) -> int:
+        """Record the job of ``spec`` (one video, already checksummed) and queue it, under the
+        identity the batch runner gives it (its analysis settings, default ones when the sample
+        has none; its calibration, stored or read from ``spec.calibration``)."""
         from exocheck import __version__
         from exocheck.batch.runner import job_identity
         from exocheck.nta.analyze import AnalysisSettings
+        from exocheck.nta.concentration import Calibration
         from exocheck.store.jobs import JobTable
 
-        settings = settings if settings is not None else AnalysisSettings()
-        reasons = {"calibration_override": None, "allow_reuse": None}
+        reasons = {
+            "calibration_override": None,
+            "allow_reuse": None,
+            "override": spec.override,
+            "method": spec.stamp,
+        }
+        settings = spec.settings if spec.settings is not None else AnalysisSettings()
+        calibration = spec.stored_calibration
+        if calibration is None and spec.calibration is not None:
+            calibration = Calibration.load(spec.calibration)  # as the batch runner reads it
         inputs, inputs_sha, record, settings_sha = job_identity(
             spec, [checksum], settings, calibration, reasons
         )
@@ -100,7 +95,7 @@ class AnalysisQueue:
         )
         self._pending.add(job.id)
         self._lots[job.id] = lot
-        self._queue.put(_Work(job.id, spec, lot, by, settings))
+        self._queue.put(_Work(job.id, spec, lot, by))
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
@@ -137,7 +132,6 @@ class AnalysisQueue:
                 result = run_batch(
                     [work.spec],
                     self.out,
-                    settings=work.settings,
                     client=self._connect(),
                     db=self.url,
                     create_db=False,

@@ -32,6 +32,7 @@ from exocheck.lots import signatures as lot_signatures
 from exocheck.lots.actions import check_lot_number
 from exocheck.lots.listing import LotFilter, search_lots
 from exocheck.lots.signatures import Signing
+from exocheck.methods.stamps import method_label
 from exocheck.paging import PER_PAGE, Page
 from exocheck.store import Store
 from exocheck.store import models as m
@@ -302,16 +303,25 @@ class Services:
         lot: str,
         files: list[UploadFile],
         form: dict[str, Any],
-        calibration: UploadFile | None = None,
+        calibration_file: UploadFile | None = None,
     ) -> tuple[str, dict[str, Any]]:
         """``("job", {"job": first id, "jobs": [ids]})`` for replicate videos (one analysis job
         each), ``("measurement", {...})`` for a record. Every file and setting is checked before
-        anything is kept: a refusal leaves nothing behind."""
+        anything is kept: a refusal leaves nothing behind.
+
+        ``form`` may name an approved ``method`` (with its ``instrument`` and optionally a stored
+        ``calibration`` id) and an ``override`` reason; ``calibration_file`` is a bead
+        calibration JSON uploaded with the videos."""
         require(user.user.role, "measurement.add")
         self.check_lot(lot)
         files = [f for f in files if getattr(f, "filename", None)]
-        if calibration is not None and not getattr(calibration, "filename", None):
-            calibration = None
+        if calibration_file is not None and not getattr(calibration_file, "filename", None):
+            calibration_file = None
+        if hasattr(form.get("calibration"), "filename"):
+            raise ParameterError(
+                "calibration is the id of a stored calibration: send a calibration file as the "
+                "field 'calibration_file'"
+            )
         if not files:
             raise ParameterError("send the file as the multipart field 'file'")
         most = self.settings.max_upload_files
@@ -320,6 +330,7 @@ class Services:
                 f"at most {most} files in one upload, not {len(files)}: upload the rest separately"
             )
         actions.ensure_open(self.store, lot)  # refused before the upload is read
+        method = uploads.text_field(form, "method", 210)
         others = [f.filename for f in files if not uploads.is_video(f.filename)]
         if others and len(files) > 1:
             raise uploads.UnsupportedUpload(
@@ -327,8 +338,8 @@ class Services:
                 f"upload {uploads.safe_name(others[0])} on its own"
             )
         if not others:
-            return "job", await self._upload_videos(user, lot, files, form, calibration)
-        if calibration is not None:
+            return "job", await self._upload_videos(user, lot, files, form, calibration_file)
+        if calibration_file is not None or uploads.text_field(form, "calibration", 20):
             raise ParameterError(
                 "a calibration is used with videos only: a result or an instrument export "
                 "carries its own concentration"
@@ -344,6 +355,7 @@ class Services:
                 by=user.user.name,
                 original_file=saved.path,
                 allow_reuse=(str(form.get("allow_reuse") or "").strip() or None),
+                method=method,
             )
         finally:
             saved.discard()
@@ -356,6 +368,7 @@ class Services:
             "d50_nm": record.size.d50_nm,
             "particles_per_ml": record.concentration.particles_per_ml,
             "instrument": record.source.instrument,
+            "method": method or method_label(record),
         }
 
     async def _upload_videos(
@@ -364,24 +377,57 @@ class Services:
         lot: str,
         files: list[UploadFile],
         form: dict[str, Any],
-        calibration: UploadFile | None,
+        calibration_file: UploadFile | None,
     ) -> dict[str, Any]:
         """Replicate videos of one sample: each checked (it opens, its frame rate and pixel size
-        are known, the calibration holds for its optics), then kept and queued as its own job."""
-        conditions = uploads.conditions_from_form(form)  # bad values refused before reading
+        are known, nothing given contradicts the file or the method without a reason, the
+        calibration holds for its optics), then kept and queued as its own job."""
+        from exocheck.nta.checks import check_override, video_contradictions
+
+        values = uploads.values_from_form(form)  # bad values refused before reading
         dilution = uploads.dilution_from_form(form)
-        settings = uploads.analysis_settings_from_form(form)
+        method = uploads.text_field(form, "method", 210)
+        override = uploads.text_field(form, "override")
+        stored = uploads.text_field(form, "calibration", 20)
+        instrument = uploads.text_field(form, "instrument", 200)
+        if method is None and instrument is not None:
+            raise ParameterError("instrument names the instrument of an analysis under a method")
+        if stored is not None and calibration_file is not None:
+            raise ParameterError(
+                "choose a stored calibration or upload a calibration file, not both"
+            )
         data = self.settings.data_path
         limit = self.settings.max_upload_bytes
         kept: list[uploads.Saved] = []
         try:
             cal = cal_file = None
-            if calibration is not None:
+            if calibration_file is not None:
                 cal_file = await uploads.save_upload(
-                    calibration, data, min(uploads.MAX_CALIBRATION_BYTES, limit)
+                    calibration_file, data, min(uploads.MAX_CALIBRATION_BYTES, limit)
                 )
                 kept.append(cal_file)
                 cal = uploads.read_calibration(cal_file)
+            applied = None
+            if method is not None:
+                from exocheck.methods.apply import prepare
+
+                applied = prepare(
+                    self.store,
+                    method,
+                    instrument=instrument,
+                    given=values,
+                    calibration=cal if cal is not None else stored,
+                    override=override,
+                )
+                conditions, cal = applied.conditions, applied.calibration
+            else:
+                from exocheck.nta.analyze import Conditions
+
+                conditions = Conditions(**values)
+                if stored is not None:
+                    from exocheck.methods.calibrations import load_calibration
+
+                    cal = load_calibration(self.store, stored)
             videos: list[uploads.Saved] = []
             for file in files:
                 left = limit - sum(s.size_bytes for s in kept)
@@ -396,13 +442,20 @@ class Services:
                     )
                 seen[video.sha256] = video.name
                 optics = uploads.check_video(video, conditions)
+                check_override(video_contradictions([video.path], conditions), override)
                 if cal is not None:
                     uploads.check_calibration_optics(cal, optics, video.name)
         except BaseException:
             for saved in kept:
                 saved.discard()
             raise
-        cal_path = uploads.keep_calibration(cal_file, data) if cal_file is not None else None
+        cal_path = None
+        if cal_file is not None:
+            if applied is None:
+                cal_path = uploads.keep_calibration(cal_file, data)
+            else:  # under a method the calibration travels in the sample itself
+                cal_file.discard()
+        stored_cal = cal if applied is None and stored is not None else None
         sample = re.sub(r"[^A-Za-z0-9._-]", "_", lot).lstrip(".")[:150] or "lot"
         jobs = []
         for video in videos:
@@ -412,17 +465,15 @@ class Services:
                 conditions,
                 dilution_factor=dilution,
                 calibration=cal_path,
+                stored_calibration=stored_cal,
+                override=override,
             )
+            if applied is not None:
+                from exocheck.methods.apply import for_samples
+
+                spec = for_samples(applied, [spec], override)[0]
             jobs.append(
-                self.analyses.submit(
-                    self.store,
-                    spec,
-                    video.sha256,
-                    lot=lot,
-                    by=user.user.name,
-                    settings=settings,
-                    calibration=cal,
-                )
+                self.analyses.submit(self.store, spec, video.sha256, lot=lot, by=user.user.name)
             )
         return {"job": jobs[0], "jobs": jobs, "status": "queued", "lot": lot}
 

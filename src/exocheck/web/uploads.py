@@ -135,12 +135,30 @@ def _number(form: dict[str, Any], name: str) -> float | None:
         raise ParameterError(f"{LABELS[name]} ({name}): not a number: {str(raw)[:40]!r}") from None
 
 
+def values_from_form(form: dict[str, Any]) -> dict[str, float]:
+    """The acquisition values the upload's form fields give (blank: not given), each within
+    physical sense for its unit (:func:`exocheck.methods.units.check_value`)."""
+    from exocheck.methods.units import check_values
+
+    values = {name: _number(form, name) for name in CONDITION_FIELDS}
+    values = {k: v for k, v in values.items() if v is not None}
+    check_values(values, style="field")
+    return values
+
+
 def conditions_from_form(form: dict[str, Any]):
     """Acquisition conditions of a video from the upload's form fields (blank: from the file)."""
     from exocheck.nta.analyze import Conditions
 
-    values = {name: _number(form, name) for name in CONDITION_FIELDS}
-    return Conditions(**{k: v for k, v in values.items() if v is not None})
+    return Conditions(**values_from_form(form))
+
+
+def text_field(form: dict[str, Any], name: str, limit: int = 2000) -> str | None:
+    """A text field of the form as one line (None when blank)."""
+    text = " ".join(str(form.get(name) or "").split())
+    if len(text) > limit:
+        raise ParameterError(f"{name}: at most {limit} characters")
+    return text or None
 
 
 def dilution_from_form(form: dict[str, Any]) -> float | None:

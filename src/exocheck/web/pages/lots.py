@@ -244,9 +244,9 @@ async def upload(lot: str, request: Request, user: FormUser, svc: Svc) -> Respon
     """Replicate videos (each analysed as its own job, then the page that follows them), or one
     result or instrument export (entered at once, then the lot's page)."""
     form = await request.form()
-    calibration = next(iter(_files(form, "calibration")), None)
+    calibration_file = next(iter(_files(form, "calibration_file")), None)
     try:
-        kind, body = await svc.upload(user, lot, _files(form, "file"), dict(form), calibration)
+        kind, body = await svc.upload(user, lot, _files(form, "file"), dict(form), calibration_file)
     except NotFound:
         raise
     except ExocheckError as exc:
