@@ -137,7 +137,9 @@ def instrument_row(session: Session, serial: str) -> m.Instrument:
     """The instrument ``serial`` (:class:`StoreError` when it is not in the register)."""
     row = session.scalar(select(m.Instrument).where(m.Instrument.serial == (serial or "").strip()))
     if row is None:
-        raise StoreError(f"unknown instrument {serial!r} (add it with 'exocheck instrument add')")
+        raise UnknownRecord(
+            f"unknown instrument {serial!r} (add it with 'exocheck instrument add')"
+        )
     return row
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from exocheck.auth import Accounts, SessionView
 from exocheck.auth.roles import require
-from exocheck.batch.manifest import VIDEO_SUFFIXES, SampleSpec
+from exocheck.batch.manifest import VIDEO_SUFFIXES
 from exocheck.certify import require_intact_lot
 from exocheck.errors import (
     AccountLocked,
@@ -37,7 +37,7 @@ from exocheck.paging import PER_PAGE, Page
 from exocheck.store import Store
 from exocheck.store import models as m
 from exocheck.store.audit import AuditFilter, iter_audit, search_audit
-from exocheck.web import uploads
+from exocheck.web import replicates, uploads
 from exocheck.web.analyses import AnalysisQueue
 from exocheck.web.settings import Settings
 
@@ -305,9 +305,10 @@ class Services:
         form: dict[str, Any],
         calibration_file: UploadFile | None = None,
     ) -> tuple[str, dict[str, Any]]:
-        """``("job", {"job": first id, "jobs": [ids]})`` for replicate videos (one analysis job
-        each), ``("measurement", {...})`` for a record. Every file and setting is checked before
-        anything is kept: a refusal leaves nothing behind.
+        """``("job", {"job": id, "videos": [names]})`` for replicate videos of one sample (one
+        analysis job over all of them, :mod:`exocheck.web.replicates`), ``("measurement",
+        {...})`` for a record. Every file and setting is checked before anything is kept: a
+        refusal leaves nothing behind.
 
         ``form`` may name an approved ``method`` (with its ``instrument`` and optionally a stored
         ``calibration`` id) and an ``override`` reason; ``calibration_file`` is a bead
@@ -338,7 +339,16 @@ class Services:
                 f"upload {uploads.safe_name(others[0])} on its own"
             )
         if not others:
-            return "job", await self._upload_videos(user, lot, files, form, calibration_file)
+            return "job", await replicates.queue_videos(
+                self.store,
+                self.analyses,
+                self.settings,
+                lot=lot,
+                by=user.user.name,
+                files=files,
+                form=form,
+                calibration_file=calibration_file,
+            )
         if calibration_file is not None or uploads.text_field(form, "calibration", 20):
             raise ParameterError(
                 "a calibration is used with videos only: a result or an instrument export "
@@ -371,111 +381,21 @@ class Services:
             "method": method or method_label(record),
         }
 
-    async def _upload_videos(
-        self,
-        user: SessionView,
-        lot: str,
-        files: list[UploadFile],
-        form: dict[str, Any],
-        calibration_file: UploadFile | None,
-    ) -> dict[str, Any]:
-        """Replicate videos of one sample: each checked (it opens, its frame rate and pixel size
-        are known, nothing given contradicts the file or the method without a reason, the
-        calibration holds for its optics), then kept and queued as its own job."""
-        from exocheck.nta.checks import check_override, video_contradictions
+    def approve_method(self, user: SessionView, ref: str, password: str) -> dict[str, Any]:
+        """QA approves the method version ``ref`` as the session's user, with the password again
+        (:func:`exocheck.auth.identity.identify`); never its author (four eyes, by
+        :func:`exocheck.methods.methods.approve_method`)."""
+        from exocheck.auth.identity import identify
+        from exocheck.methods.methods import approve_method
 
-        values = uploads.values_from_form(form)  # bad values refused before reading
-        dilution = uploads.dilution_from_form(form)
-        method = uploads.text_field(form, "method", 210)
-        override = uploads.text_field(form, "override")
-        stored = uploads.text_field(form, "calibration", 20)
-        instrument = uploads.text_field(form, "instrument", 200)
-        if method is None and instrument is not None:
-            raise ParameterError("instrument names the instrument of an analysis under a method")
-        if stored is not None and calibration_file is not None:
-            raise ParameterError(
-                "choose a stored calibration or upload a calibration file, not both"
-            )
-        data = self.settings.data_path
-        limit = self.settings.max_upload_bytes
-        kept: list[uploads.Saved] = []
-        try:
-            cal = cal_file = None
-            if calibration_file is not None:
-                cal_file = await uploads.save_upload(
-                    calibration_file, data, min(uploads.MAX_CALIBRATION_BYTES, limit)
-                )
-                kept.append(cal_file)
-                cal = uploads.read_calibration(cal_file)
-            applied = None
-            if method is not None:
-                from exocheck.methods.apply import prepare
-
-                applied = prepare(
-                    self.store,
-                    method,
-                    instrument=instrument,
-                    given=values,
-                    calibration=cal if cal is not None else stored,
-                    override=override,
-                )
-                conditions, cal = applied.conditions, applied.calibration
-            else:
-                from exocheck.nta.analyze import Conditions
-
-                conditions = Conditions(**values)
-                if stored is not None:
-                    from exocheck.methods.calibrations import load_calibration
-
-                    cal = load_calibration(self.store, stored)
-            videos: list[uploads.Saved] = []
-            for file in files:
-                left = limit - sum(s.size_bytes for s in kept)
-                videos.append(await uploads.save_upload(file, data, left, limit_bytes=limit))
-                kept.append(videos[-1])
-            seen: dict[str, str] = {}
-            for video in videos:
-                if video.sha256 in seen:
-                    raise ParameterError(
-                        f"{video.name} is the same video as {seen[video.sha256]}: a replicate "
-                        "is a capture of its own"
-                    )
-                seen[video.sha256] = video.name
-                optics = uploads.check_video(video, conditions)
-                check_override(video_contradictions([video.path], conditions), override)
-                if cal is not None:
-                    uploads.check_calibration_optics(cal, optics, video.name)
-        except BaseException:
-            for saved in kept:
-                saved.discard()
-            raise
-        cal_path = None
-        if cal_file is not None:
-            if applied is None:
-                cal_path = uploads.keep_calibration(cal_file, data)
-            else:  # under a method the calibration travels in the sample itself
-                cal_file.discard()
-        stored_cal = cal if applied is None and stored is not None else None
-        sample = re.sub(r"[^A-Za-z0-9._-]", "_", lot).lstrip(".")[:150] or "lot"
-        jobs = []
-        for video in videos:
-            spec = SampleSpec(
-                f"{sample}-{video.sha256[:12]}",
-                (uploads.keep_video(video, data),),
-                conditions,
-                dilution_factor=dilution,
-                calibration=cal_path,
-                stored_calibration=stored_cal,
-                override=override,
-            )
-            if applied is not None:
-                from exocheck.methods.apply import for_samples
-
-                spec = for_samples(applied, [spec], override)[0]
-            jobs.append(
-                self.analyses.submit(self.store, spec, video.sha256, lot=lot, by=user.user.name)
-            )
-        return {"job": jobs[0], "jobs": jobs, "status": "queued", "lot": lot}
+        actor = identify(
+            self.store,
+            "method.approve",
+            user=user.user.name,
+            password=password,
+            accounts=self.accounts,
+        )
+        return approve_method(self.store, ref, by=actor.name)
 
     def add_result(self, user: SessionView, lot: str, kind: str, form: dict[str, Any]) -> int:
         """Protein (``ug_per_ml``, ``method``), a marker panel or safety tests (``NAME=VALUE``

@@ -1,10 +1,11 @@
 """Uploads: bounded, checked, and either imported at once or queued as analyses.
 
 A file is streamed to a private folder while its size is counted (over the limit: refused,
-nothing kept) and its SHA-256 computed. Videos (by their suffix) are replicates of one sample:
-each becomes an analysis job of its own, with the acquisition conditions and the bead
-calibration chosen on the form; an exocheck ``result.json`` or an instrument export is read at
-once and entered in the lot; anything else is refused with one line and nothing stored.
+nothing kept) and its SHA-256 computed. Videos (by their suffix) are replicates of one sample,
+analysed together as one job (:mod:`exocheck.web.replicates`) with the method, acquisition
+conditions and bead calibration chosen on the form; an exocheck ``result.json`` or an instrument
+export is read at once and entered in the lot; anything else is refused with one line and nothing
+stored.
 """
 
 from __future__ import annotations
@@ -40,10 +41,10 @@ class FormField:
 
 #: acquisition conditions of a video upload, in form order (see exocheck.nta.analyze.Conditions)
 CONDITION_INPUTS = (
-    FormField("fps", "Frame rate (frames/s)", "blank: from the file"),
-    FormField("pixel_size_um", "Pixel size (µm)", "blank: from the file"),
-    FormField("temperature_c", "Temperature (°C)", "of the sample during the capture", "25"),
-    FormField("exposure_ms", "Exposure (ms)", "blank: from the file, else half a frame"),
+    FormField("fps", "Frame rate (frames/s)", "blank: the method's, else the file's"),
+    FormField("pixel_size_um", "Pixel size (µm)", "blank: the method's, else the file's"),
+    FormField("temperature_c", "Temperature (°C)", "blank: the method's, else 25 °C"),
+    FormField("exposure_ms", "Exposure (ms)", "blank: method's, file's, half a frame"),
     FormField("viscosity_mpa_s", "Viscosity (mPa·s)", "blank: water at that temperature"),
     FormField("refractive_index", "Particle refractive index", "optional: for the detection limit"),
     FormField("camera_gain", "Camera gain", "compared with the calibration's"),
@@ -166,17 +167,6 @@ def dilution_from_form(form: dict[str, Any]) -> float | None:
     if value is not None and not value >= 1:
         raise ParameterError(f"{LABELS['dilution_factor']} must be ≥ 1, got {value:g}")
     return value
-
-
-def analysis_settings_from_form(form: dict[str, Any]):
-    """The analysis settings of a video upload: the defaults, for now.
-
-    This is the one place where the form chooses how videos are analysed: a named, approved
-    analysis method picked on the form will be turned into its settings here.
-    """
-    from exocheck.nta.analyze import AnalysisSettings
-
-    return AnalysisSettings()
 
 
 def read_record(saved: Saved):

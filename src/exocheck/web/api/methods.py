@@ -10,7 +10,6 @@ from typing import Any, TypeVar
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from exocheck.auth.identity import identify
 from exocheck.auth.roles import require
 from exocheck.methods import calibrations, instruments, methods
 from exocheck.methods.instruments import UnknownRecord
@@ -93,14 +92,7 @@ def get_method(ref: str, user: ApiUser, svc: Svc) -> dict[str, Any]:
 def approve_method(ref: str, body: Approval, user: ApiUser, svc: Svc) -> dict[str, Any]:
     """QA approves a method version with the password again: 401 wrong password, 403 another
     role or the method's author (four eyes), 409 approved already."""
-    actor = identify(
-        svc.store,
-        "method.approve",
-        user=user.user.name,
-        password=body.password,
-        accounts=svc.accounts,
-    )
-    return _found(lambda: methods.approve_method(svc.store, ref, by=actor.name))
+    return _found(lambda: svc.approve_method(user, ref, body.password))
 
 
 @router.get("/calibrations")
