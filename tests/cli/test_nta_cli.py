@@ -183,7 +183,8 @@ def test_fps_flag_overrides_file(exo, analysis, beads, tmp_path, monkeypatch):
     Displacements over Δt give D ∝ 1/Δt, so diameters halve; a motion-blur-aware reading,
     MSD = 4 D (Δt − t_e/3) + 4σ² with the file's 15 ms exposure kept, gives
     (16.7 − 5) / (33.3 − 5) = 0.41. Either way the ratio lies in 0.41–0.5 (±10 %), far from the
-    1.0 of an ignored flag. The progress bar on stderr counts the frames.
+    1.0 of an ignored flag. The progress bar on stderr counts the frames. A frame rate against
+    the file's own is refused unless --override gives the reason, which the record keeps.
     """
     base = _read_result(analysis[0])
     bar = io.StringIO()
@@ -191,9 +192,15 @@ def test_fps_flag_overrides_file(exo, analysis, beads, tmp_path, monkeypatch):
         "exocheck.cli._common.err_console", Console(file=bar, force_terminal=True, width=120)
     )
     out = tmp_path / "fast"
-    outcome = exo("analyze", beads / "video.tif", "--fps", 60, "--bootstrap", 0, "--out", out)
+    refused = exo("analyze", beads / "video.tif", "--fps", 60, "--bootstrap", 0, "--out", out)
+    assert refused.code == 2 and "--fps 60 contradicts the file's 30 fps" in refused.stderr
+    assert not out.exists()
+    reason = "the frame rate in the file header is known to be wrong"
+    outcome = exo("analyze", beads / "video.tif", "--fps", 60, "--override", reason,
+                  "--bootstrap", 0, "--out", out)  # fmt: skip
     assert outcome.code == 0, outcome.stderr
     fast = _read_result(out)
+    assert fast["settings"]["override"]["reason"] == reason
     assert fast["settings"]["per_video"][0]["fps"] == 60
     assert fast["settings"]["per_video"][0]["exposure_ms"] == 15  # still from the file
     ratio = fast["size"]["d50_nm"] / base["size"]["d50_nm"]

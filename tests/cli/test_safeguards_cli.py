@@ -120,7 +120,14 @@ def test_calibration_from_other_optics_is_refused(exo, beads, tmp_path):
     saved = json.loads(cal.read_text())
     assert saved["exposure_ms"] == 15 and saved["wavelength_nm"] == 488
     out = tmp_path / "other"
-    other = ("--pixel-size-um", 0.35, "--fps", 24, "--temperature-c", 25, "--bootstrap", 0)
+    # optics given against the video's own metadata are refused first, unless a reason is given
+    against_file = ("--pixel-size-um", 0.35, "--fps", 24, "--temperature-c", 25, "--bootstrap", 0)
+    _one_line_error(
+        exo("analyze", beads / "video.tif", *against_file, "--calibration", cal, "--out", out),
+        "--fps 24 contradicts the file's 30 fps",
+        "--override REASON",
+    )
+    other = (*against_file, "--override", "bench test: optics other than the file's")
     _one_line_error(
         exo("analyze", beads / "video.tif", *other, "--calibration", cal, "--out", out),
         "other optics",
@@ -157,6 +164,7 @@ def test_calibration_from_other_optics_is_refused(exo, beads, tmp_path):
     result = json.loads((out / "result.json").read_text())
     assert "pixel size 0.35 µm/px" in result["concentration"]["calibration_mismatch"]
     assert result["settings"]["calibration_override"] == "bench test of the optics check"
+    assert result["settings"]["override"]["reason"] == "bench test: optics other than the file's"
 
 
 def test_mistyped_database_is_refused_and_writes_name_the_database(exo, tmp_path, monkeypatch):

@@ -1,8 +1,8 @@
 """In a real browser (Debian's headless Chromium, a real ``exocheck serve``), at 1280 px: the audit
 trail searched, paged and downloaded as CSV; the lots list with a 200-character legacy lot number
-staying within the window; replicate videos uploaded with a bead calibration, each followed on
-the job page to its own measurement, and the lot's concentration no longer inconclusive for want
-of a calibration. Screenshots go where :mod:`test_browser` puts them."""
+staying within the window; replicate videos uploaded with a bead calibration analysed together
+into one measurement, followed on the job page (each replicate's figures and the pooled result),
+and the lot's concentration no longer inconclusive for want of a calibration. Screenshots go where :mod:`test_browser` puts them."""
 
 from __future__ import annotations
 
@@ -181,7 +181,7 @@ def _capture(folder: Path, seed: int) -> Path:
     return target
 
 
-def test_replicate_videos_with_a_calibration_each_become_a_measurement(
+def test_replicate_videos_with_a_calibration_become_one_measurement(
     driver,  # noqa: F811
     db_url,
     tmp_path,
@@ -213,7 +213,7 @@ def test_replicate_videos_with_a_calibration_each_become_a_measurement(
             "Pixel size (µm)"
         )
         driver.find_element(By.ID, "file").send_keys("\n".join(str(v) for v in videos))
-        driver.find_element(By.ID, "calibration").send_keys(str(calibration))
+        driver.find_element(By.ID, "calibration_file").send_keys(str(calibration))
         for field, value in (("fps", "30"), ("pixel_size_um", "0.166"), ("exposure_ms", "15")):
             driver.find_element(By.ID, field).send_keys(value)
         _fits(driver)
@@ -224,31 +224,34 @@ def test_replicate_videos_with_a_calibration_each_become_a_measurement(
         assert [r.find_element(By.CSS_SELECTOR, "td.clip").text for r in rows] == [
             v.name for v in videos
         ]
-        _shot(driver, "jobs-running")
+        _shot(driver, "job-running")
         WebDriverWait(driver, 300, ignored_exceptions=[StaleElementReferenceException]).until(
             lambda d: d.find_element(By.ID, "job-state").text in ("done", "failed")
         )
         assert driver.find_element(By.ID, "job-state").text == "done", driver.page_source[-3000:]
         _fits(driver)
-        _shot(driver, "jobs-replicates")
+        _shot(driver, "job-replicates")
         rows = driver.find_elements(By.CSS_SELECTOR, "#replicates tr.replicate")
-        assert [r.get_attribute("data-status") for r in rows] == ["done"] * 3
-        links = []
-        for row in rows:
+        assert len(rows) == 3
+        for row in rows:  # each replicate's own figures, from the one record
             cells = row.find_elements(By.TAG_NAME, "td")
-            assert 60 < float(cells[3].text) < 160  # D50 of 100-nm beads, nm
-            assert float(cells[4].text.split()[0]) > 0 and "bead-calibrated" in cells[4].text
-            links.append(cells[5].find_element(By.TAG_NAME, "a").get_attribute("href"))
-        assert len(set(links)) == 3 and all("/lots/MV-1#measurement-" in u for u in links)
-        driver.get(links[0])
-        anchor = links[0].rsplit("#", 1)[1]
+            assert 60 < float(cells[4].text) < 160  # D50 of 100-nm beads, nm
+            assert float(cells[5].text) > 0
+        assert 60 < float(driver.find_element(By.ID, "result-d50").text) < 160  # pooled
+        assert "bead-calibrated" in driver.find_element(By.ID, "result").text
+        link = driver.find_element(By.ID, "job-record").get_attribute("href")
+        assert "/lots/MV-1#measurement-" in link
+        driver.get(link)
+        anchor = link.rsplit("#", 1)[1]
         assert "counts" in _wait(driver, anchor).text
     finally:
         server.stop()
     with Store.open(db_url) as store:
         data = store.lot_data("MV-1")
         result = store.evaluate("MV-1")
-    assert len(data.nta_all) == 3 and all(x.concentration.calibrated for x in data.nta_all)
+    (record,) = data.nta_all  # the three replicates are one measurement, as on the command line
+    assert record.concentration.calibrated and len(record.per_video) == 3
+    assert record.concentration.sd_per_ml is not None  # the spread over the replicates
     claim = next(c for c in result.criteria if c.kind == "label_claim")
     assert claim.result in ("pass", "fail"), claim  # measured, not inconclusive
     assert not any("calibrat" in str(c) for c in result.open_caveats)

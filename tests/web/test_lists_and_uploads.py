@@ -122,7 +122,7 @@ def test_every_role_reads_the_audit_trail_and_reading_changes_nothing(client, db
         assert len(after) == logged_in + 1 and after[-1]["action"] == "login"  # the API login
     assert before < logged_in
     client.cookies.clear()
-    for path in ("/audit.csv", "/jobs?ids=1"):
+    for path in ("/audit.csv", "/jobs/1"):
         response = client.get(path, follow_redirects=False)
         assert response.status_code == 303 and response.headers["location"].startswith("/login")
 
@@ -220,14 +220,16 @@ def _nothing_kept(db_url: str, data: Path) -> None:
 
 def _post(client, csrf: str, files: list[tuple[str, bytes]], **fields) -> object:
     parts = [("file", (name, content)) for name, content in files]
-    if "calibration" in fields:
-        name, content = fields.pop("calibration")
-        parts.append(("calibration", (name, content)))
+    if "calibration_file" in fields:
+        name, content = fields.pop("calibration_file")
+        parts.append(("calibration_file", (name, content)))
     data = {"csrf_token": csrf, "fps": "30", "pixel_size_um": "0.166", "exposure_ms": "15"}
     return client.post("/lots/L-1/upload", data=data | fields, files=parts, follow_redirects=False)
 
 
-def test_replicates_and_their_calibration_become_one_job_each(uploads_client, db_url, tmp_path):
+def test_replicates_and_their_calibration_become_one_job(uploads_client, db_url, tmp_path):
+    """Replicate videos are one sample: one job over all of them (one measurement, as
+    ``exocheck analyze v1 v2`` makes), recorded under the identity the batch runner gives it."""
     client = uploads_client
     videos = [_video(tmp_path, seed) for seed in (1, 2)]
     cal = _calibration(tmp_path)
@@ -236,28 +238,29 @@ def test_replicates_and_their_calibration_become_one_job_each(uploads_client, db
         client,
         csrf,
         [(v.name, v.read_bytes()) for v in videos],
-        calibration=(cal.name, cal.read_bytes()),
+        calibration_file=(cal.name, cal.read_bytes()),
     )
     assert response.status_code == 303, response.text
-    ids = re.fullmatch(r"/jobs\?ids=(\d+),(\d+)", response.headers["location"]).groups()
+    (job_id,) = re.fullmatch(r"/jobs/(\d+)", response.headers["location"]).groups()
     page = client.get(response.headers["location"]).text
     assert page.count('class="replicate"') == 2 and "for lot <a" in page
+    assert "Analysis of 2 videos" in page
     assert "replicate-1.tif" in page and "replicate-2.tif" in page
-    assert page.count("bead-calibrated") == 2 and 'id="job-state"' in page
+    assert 'id="pooled"' not in page  # not analysed yet: no pooled result
+    assert "No method: exocheck's default settings, bead calibration" in page
     live = client.get(response.headers["location"], headers={"HX-Request": "true"}).text
     assert live.lstrip().startswith('<div id="job-status"') and "<html" not in live
-    assert 'hx-get="/jobs?ids=' in live  # still queued: polled
+    assert f'hx-get="/jobs/{job_id}"' in live  # still queued: polled
     kept = tmp_path / "data" / "calibrations"
     (calibration_file,) = kept.iterdir()
     with Store.open(db_url) as store, store.read() as session:
-        jobs = session.scalars(select(BatchJob).order_by(BatchJob.id)).all()
-        assert [str(j.id) for j in jobs] == list(ids)
-        # recorded under the identity the batch runner gives it (its calibration, read back)
+        (job,) = session.scalars(select(BatchJob)).all()
+        assert str(job.id) == job_id
         expected = asdict(Calibration.load(calibration_file))
-        assert all(j.settings["calibration"] == expected for j in jobs)
-        assert [j.inputs[0]["name"] for j in jobs] == ["replicate-1.tif", "replicate-2.tif"]
-        assert {j.settings["conditions"]["pixel_size_um"] for j in jobs} == {0.166}
-    # the API takes the same upload, and says every job
+        assert job.settings["calibration"] == expected
+        assert [i["name"] for i in job.inputs] == ["replicate-1.tif", "replicate-2.tif"]
+        assert job.settings["conditions"]["pixel_size_um"] == 0.166
+    # the API takes the same upload, and says its one job
     more = [_video(tmp_path, seed) for seed in (3, 4)]
     api = client.post(
         "/api/v1/lots/L-1/measurements",
@@ -265,8 +268,27 @@ def test_replicates_and_their_calibration_become_one_job_each(uploads_client, db
         files=[("file", (v.name, v.read_bytes())) for v in more],
         data={"fps": "30", "pixel_size_um": "0.166"},
     )
-    assert api.status_code == 202 and len(api.json()["jobs"]) == 2
-    assert api.json()["job"] == api.json()["jobs"][0]
+    assert api.status_code == 202, api.text
+    assert api.json()["videos"] == ["replicate-3.tif", "replicate-4.tif"]
+    state = client.get(f"/api/v1/jobs/{api.json()['job']}", headers=api_login(client, "ana"))
+    assert [r["video"] for r in state.json()["replicates"]] == api.json()["videos"]
+    assert state.json()["method"] is None and state.json()["pooled"] is None
+
+
+def test_a_file_in_the_stored_calibration_field_is_refused(uploads_client, db_url, tmp_path):
+    """``calibration`` names a stored calibration; a file sent there is pointed to
+    ``calibration_file``, and nothing is kept."""
+    cal = _calibration(tmp_path)
+    video = _video(tmp_path, 1)
+    api = uploads_client.post(
+        "/api/v1/lots/L-1/measurements",
+        headers=api_login(uploads_client, "ana"),
+        files=[("file", (video.name, video.read_bytes())), ("calibration", (cal.name, b"{}"))],
+        data={"fps": "30", "pixel_size_um": "0.166"},
+    )
+    assert api.status_code == 422
+    assert "send a calibration file as the field 'calibration_file'" in api.json()["detail"]
+    _nothing_kept(db_url, tmp_path / "data")
 
 
 def test_upload_form_has_labels_with_units_and_room_for_methods(uploads_client):
@@ -276,7 +298,7 @@ def test_upload_form_has_labels_with_units_and_room_for_methods(uploads_client):
         assert f">{label}</label>" in form
     assert '<label for="pixel_size_um">pixel_size_um</label>' not in form
     assert re.search(r'<input id="file" name="file" type="file" multiple', form)
-    assert 'name="calibration" type="file"' in form and 'id="analysis-method"' in form
+    assert 'name="calibration_file" type="file"' in form and 'id="analysis-method"' in form
     assert "up to 3" in form
 
 
@@ -300,13 +322,13 @@ def test_a_refused_upload_is_one_line_and_keeps_nothing(uploads_client, db_url, 
         "mixed": ([("a.tif", one), ("result.json", b"{}")], {}, 415, "on its own"),
         "bad calibration": (
             [("a.tif", one)],
-            {"calibration": ("cal.json", b'{"schema": "something else"}')},
+            {"calibration_file": ("cal.json", b'{"schema": "something else"}')},
             422,
             "calibration cal.json: not an exocheck calibration",
         ),
         "other optics": (
             [("a.tif", one), ("b.tif", two)],
-            {"calibration": ("cal.json", _calibration(tmp_path, 0.35).read_bytes())},
+            {"calibration_file": ("cal.json", _calibration(tmp_path, 0.35).read_bytes())},
             422,
             "the calibration was made on other optics (pixel size 0.166",
         ),
@@ -320,8 +342,8 @@ def test_a_refused_upload_is_one_line_and_keeps_nothing(uploads_client, db_url, 
     assert 'value="0.166"' in page.text  # the form comes back as it was filled in
     _nothing_kept(db_url, tmp_path / "data")
     parts = [("file", (n, c)) for n, c in files]
-    if "calibration" in fields:
-        parts.append(("calibration", fields["calibration"]))
+    if "calibration_file" in fields:
+        parts.append(("calibration_file", fields["calibration_file"]))
     api = client.post(
         "/api/v1/lots/L-1/measurements",
         headers=api_login(client, "ana"),

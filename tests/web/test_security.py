@@ -26,6 +26,9 @@ SAMPLE = {
     "name": "study-1",
     "certificate_id": "COA-0000",
     "measurement": "1",
+    "serial": "NS-0001",
+    "ref": "nta-ev@1",
+    "calibration_id": "1",
 }
 
 

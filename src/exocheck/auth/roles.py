@@ -10,13 +10,19 @@ sign (reviewed)                  yes
 sign (approved)                            yes
 sign (rejected)                  yes       yes
 catalog.edit                               yes
+instrument.edit                            yes
+method.add             yes                 yes
+method.approve                             yes
+calibration.add        yes
 user.manage                                      yes
 =====================  ========  ========  ====  =====
 
 Signing is checked in detail (meaning, four eyes) by :mod:`exocheck.auth.signatures`; here
 ``sign`` means "may open the signature dialog at all". ``measurement.add`` covers every result of
 a lot (NTA, protein, markers, safety, imports, batch results, stability studies);
-``catalog.edit`` covers products and specifications. Who is acting is established by
+``catalog.edit`` covers products and specifications; ``instrument.edit`` the instrument
+register; ``method.add`` writing an analytical method (a draft until QA approves it: four eyes,
+never its author, :mod:`exocheck.methods.methods`); ``calibration.add`` a bead calibration. Who is acting is established by
 :func:`exocheck.auth.identity.identify`, which then asks :func:`require`.
 """
 
@@ -34,6 +40,10 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "lot.recall": ("qa",),
     "certificate.issue": ("analyst", "reviewer", "qa"),
     "catalog.edit": ("qa",),
+    "instrument.edit": ("qa",),
+    "method.add": ("analyst", "qa"),
+    "method.approve": ("qa",),
+    "calibration.add": ("analyst",),
     "user.manage": ("admin",),
 }
 
@@ -45,6 +55,10 @@ _WHAT = {
     "lot.recall": "recall lots",
     "certificate.issue": "issue certificates",
     "catalog.edit": "change products and specifications",
+    "instrument.edit": "change the instrument register",
+    "method.add": "write analytical methods",
+    "method.approve": "approve analytical methods",
+    "calibration.add": "record bead calibrations",
     "user.manage": "manage users",
 }
 

@@ -9,8 +9,8 @@ column                 meaning
 =====================  =========================================================================
 ``sample``             sample name (required): also the name of its output folder ``DIR/<sample>``
 ``video``              video file (required), relative to the manifest's folder unless absolute
-``fps``                frame rate, overrides the file's
-``pixel_size_um``      pixel size in µm, overrides the file's
+``fps``                frame rate (against the file's own: only with an override reason)
+``pixel_size_um``      pixel size in µm (likewise)
 ``temperature_c``      sample temperature, °C (default 25)
 ``exposure_ms``        exposure per frame, ms
 ``viscosity_mpa_s``    medium viscosity, mPa·s (default: water at the temperature)
@@ -44,7 +44,11 @@ MAX_SAMPLE_CHARS = 200
 class SampleSpec:
     """One sample of a batch: its name, replicate videos and settings.
 
-    ``conditions`` is an :class:`exocheck.nta.analyze.Conditions`.
+    ``conditions`` is an :class:`exocheck.nta.analyze.Conditions`. A sample analysed under a
+    method (:func:`exocheck.methods.methods.for_samples`) carries the method's analysis
+    ``settings``, the ``stamp`` its record gets (with the ``notes`` for its warnings), the
+    calibration itself (``stored_calibration``, a stored one) and the ``override`` reason for
+    values given against the file or the method.
     """
 
     sample: str
@@ -52,6 +56,11 @@ class SampleSpec:
     conditions: Any
     dilution_factor: float | None = None
     calibration: Path | None = None
+    settings: Any = None
+    stamp: dict[str, Any] | None = None
+    notes: tuple[str, ...] = ()
+    stored_calibration: Any = None
+    override: str | None = None
 
 
 def condition_columns() -> tuple[str, ...]:

@@ -117,8 +117,9 @@ def job_identity(
 
     Inputs are identified by file name and content (a video moved to another folder is the same
     input); the settings by everything that goes into the result: sample name, conditions,
-    analysis settings (as recorded), dilution, calibration and the reasons given for exceptions
-    (``calibration_override``, ``allow_reuse``), which the record keeps.
+    analysis settings (as recorded), dilution, calibration, the reasons given for exceptions
+    (``calibration_override``, ``allow_reuse``, ``override``) and the method stamp (``method``),
+    which the record keeps.
     """
     from exocheck.nta.analyze import recorded_settings
 
@@ -443,9 +444,13 @@ class _Run:
             self._fail(spec, f"{spec.videos[0]}: the cluster could not read it: {reason}")
             return
         checksums = [checksum for checksum, _, _ in hashed]
-        calibration = self.calibrations.get(spec.calibration) if spec.calibration else None
+        calibration = spec.stored_calibration or (
+            self.calibrations.get(spec.calibration) if spec.calibration else None
+        )
+        settings = spec.settings if spec.settings is not None else self.settings
+        reasons = self.reasons | {"override": spec.override, "method": spec.stamp}
         inputs, inputs_sha, record, settings_sha = job_identity(
-            spec, checksums, self.settings, calibration, self.reasons
+            spec, checksums, settings, calibration, reasons
         )
         job = self.jobs.get_or_create(
             spec.sample, inputs, inputs_sha, record, settings_sha, self.version
@@ -466,12 +471,15 @@ class _Run:
                 for v, (c, stamp, _) in zip(spec.videos, hashed, strict=True)
             ),
             conditions=spec.conditions,
-            settings=self.settings,
+            settings=settings,
             calibration=calibration,
             dilution_factor=spec.dilution_factor,
             out_dir=str(target.absolute()),
             version=self.version,
             **self.reasons,
+            override=spec.override,
+            stamp=spec.stamp,
+            notes=spec.notes,
         )
         hashed_on = [where for _, _, where in hashed if where]
         future = self.client.submit(

@@ -51,6 +51,9 @@ class BatchTask:
     version: str  # exocheck version of the batch
     calibration_override: str | None = None  # reason to use a calibration from other optics
     allow_reuse: str | None = None  # reason to accept the same video twice
+    override: str | None = None  # reason for values given against the file or the method
+    stamp: dict[str, Any] | None = None  # the method the record names (exocheck.methods)
+    notes: tuple[str, ...] = ()  # warnings of the method's preparation (an expired calibration)
 
 
 class _Events:
@@ -211,7 +214,12 @@ def _analyse(task: BatchTask, events: _Events) -> dict[str, Any]:
         calibration_override=task.calibration_override,
         allow_reuse=task.allow_reuse,
         checksums=[checksum if stamp is not None else None for _, checksum, stamp in task.videos],
+        override=task.override,
     )
+    if task.stamp is not None:
+        from exocheck.methods.stamps import stamp_with
+
+        stamp_with(measurement, task.stamp, task.notes)
     for analysis, (path, expected, _) in zip(analyses, task.videos, strict=True):
         if expected and analysis.sha256 and analysis.sha256 != expected:
             raise AnalysisError(

@@ -58,6 +58,9 @@ _SINGULAR = {
     "certificate_keys": "certificate key",
     "measurement_withdrawals": "withdrawal",
     "specification_products": "specification link",
+    "instruments": "instrument",
+    "methods": "method",
+    "calibrations": "calibration",
 }
 
 
@@ -182,6 +185,10 @@ def _label(table: str, pk: Any, values: dict[str, Any] | None, lots: dict[int, s
         return f"attachment {str(pk)[:12]}…{name}"
     if table in ("releases", "lot_recalls"):
         return f"{_SINGULAR[table]}{_of_lot(lots, values.get('lot_id'))}".strip()
+    if table == "instruments" and values.get("serial"):
+        return f"instrument {values['serial']}"
+    if table == "methods" and values.get("name"):
+        return f"method {values['name']}@{values.get('version')}"
     if table == "certificates" and values.get("certificate_id"):
         return f"certificate {values['certificate_id']}{_of_lot(lots, values.get('lot_id'))}"
     return f"{_SINGULAR[table]} {pk}{_of_lot(lots, values.get('lot_id'))}"
@@ -264,6 +271,14 @@ def _consistency(session: Session, row: StoredRow, lots: dict[int, str]) -> list
     elif row.table == "measurements":
         refers("attachment_sha256", "attachments")
         problems += _measurement_problems(v, bool(row.unreadable))
+    elif row.table == "methods":
+        if not isinstance(v["yaml_text"], str) or (
+            hashlib.sha256(v["yaml_text"].encode("utf-8")).hexdigest() != v["sha256"]
+        ):
+            problems.append(f"its text no longer matches its SHA-256 {str(v['sha256'])[:12]}…")
+    elif row.table == "calibrations":
+        refers("instrument_id", "instruments")
+        refers("method_id", "methods")
     elif row.table == "releases":
         refers("specification_id", "specifications")
         if "result" not in row.unreadable:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace as _replace
 from pathlib import Path
 from typing import Annotated
 
@@ -24,12 +25,17 @@ from exocheck.cli.nta_cmds import (
     ExposureOpt,
     FpsOpt,
     GainOpt,
+    InstrumentOpt,
     InvertOpt,
+    MethodOpt,
+    OverrideOpt,
     PixelOpt,
     PolarityOpt,
     ThresholdOpt,
     ViscOpt,
     WavelengthOpt,
+    _file_or_stored_calibration,
+    _given,
     _settings,
 )
 from exocheck.cli.store_cmds import CreateOption, PasswordStdin, UserOption
@@ -100,7 +106,11 @@ def batch_cmd(
         typer.Option("--scheduler", help="Dask scheduler of a cluster: tcp://HOST:PORT."),
     ] = None,
     calibration: Annotated[
-        Path | None, typer.Option("--calibration", help="Calibration JSON from 'calibrate'.")
+        Path | None,
+        typer.Option(
+            "--calibration",
+            help="Calibration JSON from 'calibrate' (under --method: or a stored calibration's id).",
+        ),
     ] = None,
     db: Annotated[
         str | None,
@@ -161,7 +171,10 @@ def batch_cmd(
     skip_polarity_check: PolarityOpt = False,
     invert: InvertOpt = False,
     threshold_sigma: ThresholdOpt = None,
-    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for intervals.")] = 40,
+    bootstrap: Annotated[
+        int | None,
+        typer.Option(help="Bootstrap resamples for intervals (default 40, or the method's)."),
+    ] = None,
     resume: Annotated[
         bool,
         typer.Option("--resume", help="Do only what is not done (the default: every run resumes)."),
@@ -169,8 +182,15 @@ def batch_cmd(
     rerun: Annotated[
         bool, typer.Option("--rerun", help="Analyse again samples an earlier batch has done.")
     ] = False,
+    method: MethodOpt = None,
+    instrument: InstrumentOpt = None,
+    override: OverrideOpt = None,
 ) -> None:
-    """Analyse many samples in parallel on Dask; results as 'analyze --out' writes them."""
+    """Analyse many samples in parallel on Dask; results as 'analyze --out' writes them.
+
+    With --method every sample is analysed under the approved method on --instrument, as
+    'analyze --method' does; a manifest cell that contradicts the method is refused unless
+    --override gives the reason."""
     from exocheck.batch import expand_inputs, read_manifest, run_batch, samples_from_videos
     from exocheck.cli.store_cmds import acting, open_store
     from exocheck.nta.analyze import Conditions
@@ -184,30 +204,67 @@ def batch_cmd(
         raise ParameterError(f"--workers must be >= 1, got {workers}")
     if rerun and not resume:
         resume = True  # --rerun decides; --resume is the default behaviour
-    conditions = Conditions(
+    given = _given(
         fps=fps,
         pixel_size_um=pixel_size_um,
-        temperature_c=25.0 if temperature_c is None else temperature_c,
+        temperature_c=temperature_c,
         exposure_ms=exposure_ms,
         viscosity_mpa_s=viscosity_mpa_s,
         refractive_index=refractive_index,
         camera_gain=camera_gain,
         wavelength_nm=wavelength_nm,
     )
+    if instrument is not None and method is None:
+        raise ParameterError("--instrument names the instrument of an analysis under --method")
     by_name = None
     if lot is not None:  # who enters the results, established before any work starts
         with open_store(db, create=create) as store:
             by_name = acting(
                 store, "measurement.add", by=by, user=user, password_stdin=password_stdin
             )
-    settings = _settings(invert, threshold_sigma, bootstrap, not skip_polarity_check)
-    sample_defaults = {"dilution_factor": dilution_factor, "calibration": calibration}
+    applied = None
+    if method is not None:
+        from exocheck.methods.apply import prepare
+
+        with open_store(db) as store:
+            applied = prepare(
+                store,
+                method,
+                instrument=instrument,
+                given=given,
+                detection={
+                    "threshold_sigma": threshold_sigma,
+                    "invert": True if invert else None,
+                    "bootstrap": bootstrap,
+                },
+                calibration=(
+                    _file_or_stored_calibration(str(calibration), db)
+                    if calibration is not None and calibration.exists()
+                    else (str(calibration) if calibration is not None else None)
+                ),
+                override=override,
+            )
+        conditions, settings = applied.conditions, applied.settings
+        settings = _replace(settings, check_polarity=not skip_polarity_check)
+        sample_defaults = {"dilution_factor": dilution_factor, "calibration": None}
+    else:
+        conditions = Conditions(**{**given, "temperature_c": temperature_c or 25.0})
+        settings = _settings(
+            invert, threshold_sigma, 40 if bootstrap is None else bootstrap, not skip_polarity_check
+        )
+        sample_defaults = {"dilution_factor": dilution_factor, "calibration": calibration}
     if manifest is not None:
         samples = read_manifest(manifest, conditions, **sample_defaults)
     else:
         samples = samples_from_videos(
             expand_inputs(list(videos or [])), conditions, **sample_defaults
         )
+    if applied is not None:
+        from exocheck.methods.apply import for_samples
+
+        samples = for_samples(applied, samples, override)
+    elif override is not None:
+        samples = [_replace(s, override=override) for s in samples]
     bar = _Bar()
     with bar.progress:
         result = run_batch(

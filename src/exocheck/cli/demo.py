@@ -72,7 +72,8 @@ def demo_cmd(
     """Run the whole job on simulated data: simulate, analyse, store, release, certify."""
     from exocheck.certify import Keyring
     from exocheck.lots.certificate import certificate, write_certificate
-    from exocheck.nta.analyze import AnalysisSettings, Conditions, analyze, calibrate
+    from exocheck.methods.calibrations import BeadStandard, calibrate_standard
+    from exocheck.nta.analyze import AnalysisSettings, Conditions, analyze
     from exocheck.qc.release import fmt
     from exocheck.report.coa import pdf_unavailable
     from exocheck.simulate import Population, make_params, simulate
@@ -105,11 +106,10 @@ def demo_cmd(
 
     settings = AnalysisSettings()
     with progress_bar("Calibrating on beads", frames) as bar:
-        cal = calibrate(
+        cal = calibrate_standard(
             out / "beads" / "video.tif",
-            truths["beads"]["concentration_per_ml"],
+            BeadStandard(truths["beads"]["concentration_per_ml"], 100.0),
             Conditions(),
-            100.0,
             settings,
             progress=lambda n: bar.advance(bar.task_ids[0], n),
         )

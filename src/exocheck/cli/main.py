@@ -15,9 +15,11 @@ import typer
 from exocheck import __version__
 from exocheck.cli import (
     batch_cmds,
+    calibrate_cmds,
     demo,
     imports,
     lot_cmds,
+    method_cmds,
     nta_cmds,
     qc_cmds,
     signing_cmds,
@@ -63,6 +65,7 @@ _COMMAND_MODULES: tuple = (
     demo,
     simulate,
     nta_cmds,
+    calibrate_cmds,
     stability,
     store_cmds,
     lot_cmds,
@@ -72,6 +75,7 @@ _COMMAND_MODULES: tuple = (
     batch_cmds,
     web_cmds,
     signing_cmds,
+    method_cmds,
 )
 for _module in _COMMAND_MODULES:
     _module.register(app)

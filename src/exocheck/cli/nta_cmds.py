@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -50,15 +51,26 @@ def spread_multi_values(argv: list[str]) -> list[str]:
 
 def register(app: typer.Typer) -> None:
     app.command("analyze")(analyze_cmd)
-    app.command("calibrate")(calibrate_cmd)
     app.command("labelled-fraction")(labelled_fraction_cmd)
 
 
-FpsOpt = Annotated[float | None, typer.Option("--fps", help="Frame rate (overrides the file).")]
-PixelOpt = Annotated[
-    float | None, typer.Option("--pixel-size-um", help="Pixel size, µm (overrides the file).")
+FpsOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--fps", help="Frame rate (default: the file's; against the file's, with --override)."
+    ),
 ]
-TempOpt = Annotated[float, typer.Option("--temperature-c", help="Sample temperature, °C.")]
+PixelOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--pixel-size-um",
+        help="Pixel size, µm (default: the file's; against the file's, with --override).",
+    ),
+]
+TempOpt = Annotated[
+    float | None,
+    typer.Option("--temperature-c", help="Sample temperature, °C (default 25, or the method's)."),
+]
 ExposureOpt = Annotated[
     float | None,
     typer.Option("--exposure-ms", help="Exposure per frame, ms (motion-blur correction)."),
@@ -91,6 +103,66 @@ ThresholdOpt = Annotated[
 ]
 
 
+MethodOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--method",
+        metavar="NAME[@VERSION]",
+        help="An approved analytical method: its settings are used and the record names it "
+        "('exocheck method list --approved').",
+    ),
+]
+InstrumentOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--instrument",
+        metavar="SERIAL",
+        help="The instrument of the register the videos were recorded on (with --method).",
+    ),
+]
+OverrideOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--override",
+        metavar="REASON",
+        help="Use a frame rate, pixel size, exposure or temperature given against the file's "
+        "own metadata or the method; the reason is recorded.",
+    ),
+]
+StoreDbOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="Database with the methods, instruments and stored calibrations (default: "
+        "$EXOCHECK_DATABASE_URL, then the per-user store).",
+        show_default=False,
+    ),
+]
+
+
+def _given(**values: float | None) -> dict[str, float | None]:
+    """Acquisition values given on the command line, checked for unit sense first."""
+    from exocheck.methods.units import check_values
+
+    check_values(values)
+    return values
+
+
+def _file_or_stored_calibration(value: str | None, db: str | None):
+    """``--calibration``: a calibration JSON file, or the id of a stored calibration."""
+    from exocheck.nta.concentration import Calibration
+
+    if value is None:
+        return None
+    if not Path(value).exists() and value.strip().lstrip("#").isdigit():
+        from exocheck.cli.store_cmds import open_store
+        from exocheck.methods.calibrations import load_calibration
+
+        with open_store(db) as store:
+            return load_calibration(store, value)
+    return Calibration.load(value)
+
+
 def _locate_settings(invert: bool, threshold_sigma: float | None):
     from exocheck.nta.locate import LocateSettings
 
@@ -101,7 +173,7 @@ def _locate_settings(invert: bool, threshold_sigma: float | None):
 
 
 ModeOpt = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--mode",
         help="'scatter', or 'fluorescence' for a capture through the emission filter (tracks "
@@ -215,7 +287,11 @@ def analyze_cmd(
     exposure_ms: ExposureOpt = None,
     viscosity_mpa_s: ViscOpt = None,
     calibration: Annotated[
-        Path | None, typer.Option("--calibration", help="Calibration JSON from 'calibrate'.")
+        str | None,
+        typer.Option(
+            "--calibration",
+            help="Calibration JSON from 'calibrate', or the id of a stored calibration.",
+        ),
     ] = None,
     refractive_index: Annotated[
         float | None,
@@ -223,7 +299,10 @@ def analyze_cmd(
     ] = None,
     invert: InvertOpt = False,
     threshold_sigma: ThresholdOpt = None,
-    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for intervals.")] = 40,
+    bootstrap: Annotated[
+        int | None,
+        typer.Option(help="Bootstrap resamples for intervals (default 40, or the method's)."),
+    ] = None,
     sample: Annotated[str | None, typer.Option(help="Sample name for the record.")] = None,
     dilution_factor: Annotated[
         float | None, typer.Option(help="Dilution before measurement (reported per undiluted mL).")
@@ -248,38 +327,85 @@ def analyze_cmd(
         ),
     ] = None,
     skip_polarity_check: PolarityOpt = False,
-    mode: ModeOpt = "scatter",
+    mode: ModeOpt = None,
+    method: MethodOpt = None,
+    instrument: InstrumentOpt = None,
+    override: OverrideOpt = None,
+    db: StoreDbOpt = None,
 ) -> None:
-    """Size distribution and concentration of a sample from its NTA videos."""
-    if mode not in ("scatter", "fluorescence"):
-        raise ParameterError(f"--mode must be 'scatter' or 'fluorescence', got {mode!r}")
-    _start_warm_up(plots=True)
-    _writable_folder(out)
-    # Detection of the first video needs none of what follows: it starts now, on the second core,
-    # while the analysis modules load (about a third of a typical run).
-    early = (
-        _EarlyDetection(
-            videos[0], _locate_settings(invert, threshold_sigma), not skip_polarity_check
-        )
-        if videos
-        else None
-    )
-    from exocheck.nta.analyze import Conditions, analyze
-    from exocheck.nta.concentration import Calibration
-    from exocheck.nta.outputs import write_outputs
+    """Size distribution and concentration of a sample from its NTA videos.
 
-    conditions = Conditions(
+    With ``--method`` the approved method's settings are used (a value given here that
+    contradicts it is refused unless ``--override`` gives the reason), on the ``--instrument``
+    named, with its newest stored calibration unless ``--calibration`` names one; the record
+    names the method, its version, the instrument and the calibration. Without, the record is
+    "no method". A frame rate, pixel size or exposure that contradicts the file is refused
+    unless ``--override`` gives the reason.
+    """
+    if mode is not None and mode not in ("scatter", "fluorescence"):
+        raise ParameterError(f"--mode must be 'scatter' or 'fluorescence', got {mode!r}")
+    given = _given(
         fps=fps,
         pixel_size_um=pixel_size_um,
         temperature_c=temperature_c,
         exposure_ms=exposure_ms,
         viscosity_mpa_s=viscosity_mpa_s,
-        refractive_index=refractive_index,
         camera_gain=camera_gain,
         wavelength_nm=wavelength_nm,
+        refractive_index=refractive_index,
     )
-    settings = _settings(invert, threshold_sigma, bootstrap, not skip_polarity_check, mode)
-    cal = Calibration.load(calibration) if calibration else None
+    if instrument is not None and method is None:
+        raise ParameterError("--instrument names the instrument of an analysis under --method")
+    _start_warm_up(plots=True)
+    _writable_folder(out)
+    # Detection of the first video needs none of what follows: it starts now, on the second core,
+    # while the analysis modules load (about a third of a typical run). Under a method the
+    # detection settings are the method's, known once it is read.
+    early = (
+        _EarlyDetection(
+            videos[0], _locate_settings(invert, threshold_sigma), not skip_polarity_check
+        )
+        if videos and method is None
+        else None
+    )
+    from exocheck.nta.analyze import Conditions, analyze
+    from exocheck.nta.outputs import write_outputs
+
+    applied = None
+    if method is not None:
+        from exocheck.cli.store_cmds import open_store
+        from exocheck.methods.apply import prepare
+
+        stored = calibration
+        if calibration is not None and Path(calibration).exists():
+            stored = _file_or_stored_calibration(calibration, db)
+        with open_store(db) as store:
+            applied = prepare(
+                store,
+                method,
+                instrument=instrument,
+                given=given,
+                detection={
+                    "threshold_sigma": threshold_sigma,
+                    "invert": True if invert else None,
+                    "bootstrap": bootstrap,
+                    "mode": mode,
+                },
+                calibration=stored,
+                override=override,
+            )
+        conditions, cal = applied.conditions, applied.calibration
+        settings = replace(applied.settings, check_polarity=not skip_polarity_check)
+    else:
+        conditions = Conditions(**{**given, "temperature_c": temperature_c or 25.0})
+        settings = _settings(
+            invert,
+            threshold_sigma,
+            40 if bootstrap is None else bootstrap,
+            not skip_polarity_check,
+            mode or "scatter",
+        )
+        cal = _file_or_stored_calibration(calibration, db)
     total = _total_frames(videos, conditions)
     _note_compilation()
     with progress_bar("Analysing frames", total) as bar:
@@ -297,11 +423,16 @@ def analyze_cmd(
             detections=[early.future] if early is not None else None,
             calibration_override=calibration_override,
             allow_reuse=allow_reuse,
+            override=override,
         )
     from exocheck.io._frames import lossy_frames
 
     for note in filter(None, map(lossy_frames, videos)):  # folders of JPEG frames
         measurement.warnings.append(note)
+    if applied is not None:
+        from exocheck.methods.stamps import stamp
+
+        stamp(measurement, applied)
     write_outputs(out, measurement, analyses)  # rendered first, then written all or nothing
     _print_summary(measurement, out)
 
@@ -385,70 +516,22 @@ def _print_summary(measurement, out: Path) -> None:
     console.print(table)
     for w in measurement.warnings:
         console.print(f"[yellow]warning:[/] {w}")
+    console.print(_method_line(measurement), highlight=False, markup=False)
     console.print(f"wrote {out / 'result.json'}, tracks.parquet, size_distribution.png")
 
 
-def calibrate_cmd(
-    video: Annotated[Path, typer.Argument(help="Video of a bead standard.")],
-    known_concentration_per_ml: Annotated[
-        float, typer.Option(help="Stated concentration of the standard as measured, per mL.")
-    ],
-    out: Annotated[Path, typer.Option("--out", help="Calibration JSON to write.")],
-    bead_diameter_nm: Annotated[
-        float | None, typer.Option(help="Nominal bead diameter, nm (checked against the video).")
-    ] = None,
-    fps: FpsOpt = None,
-    pixel_size_um: PixelOpt = None,
-    temperature_c: TempOpt = 25.0,
-    exposure_ms: ExposureOpt = None,
-    viscosity_mpa_s: ViscOpt = None,
-    invert: InvertOpt = False,
-    threshold_sigma: ThresholdOpt = None,
-    camera_gain: GainOpt = None,
-    wavelength_nm: WavelengthOpt = None,
-    skip_polarity_check: PolarityOpt = False,
-    mode: ModeOpt = "scatter",
-) -> None:
-    """Calibrate the detection volume with a bead standard of known concentration.
+def _method_line(measurement) -> str:
+    """``method nta-ev@1 on instrument NS-1, calibration 3`` or ``no method: ...``."""
+    from exocheck.methods.stamps import method_of
 
-    The calibration records the optics it was made on (pixel size, frame rate, exposure, and the
-    camera gain and laser wavelength when given); analyses on other optics refuse it. With
-    ``--mode fluorescence``, fluorescent beads recorded through the emission filter calibrate the
-    fluorescence channel (``labelled-fraction --calibration-fluorescence``).
-    """
-    if mode not in ("scatter", "fluorescence"):
-        raise ParameterError(f"--mode must be 'scatter' or 'fluorescence', got {mode!r}")
-    _start_warm_up(plots=False)
-    from exocheck.nta.analyze import Conditions, calibrate
-
-    if out.is_dir():
-        raise ParameterError(f"--out {out}: is a folder; name the calibration file (cal.json)")
-    _writable_folder(out.parent)
-    conditions = Conditions(
-        fps=fps,
-        pixel_size_um=pixel_size_um,
-        temperature_c=temperature_c,
-        exposure_ms=exposure_ms,
-        viscosity_mpa_s=viscosity_mpa_s,
-        camera_gain=camera_gain,
-        wavelength_nm=wavelength_nm,
-    )
-    settings = _settings(invert, threshold_sigma, 0, not skip_polarity_check, mode)
-    total = _total_frames([video], conditions)
-    _note_compilation()
-    with progress_bar("Calibrating", total) as bar:
-        cal = calibrate(
-            video,
-            known_concentration_per_ml,
-            conditions,
-            bead_diameter_nm,
-            settings,
-            progress=lambda n: bar.advance(bar.task_ids[0], n),
-        )
-    cal.save(out)
-    console.print(
-        f"effective detection depth {cal.depth_um:.2f} µm for beads at "
-        f"{cal.bead_brightness_ratio:.1f}× threshold; wrote {out}"
+    method = method_of(measurement)
+    if method is None:
+        return "no method: settings from the command line (not an approved method)"
+    calibration = method.get("calibration_id")
+    return (
+        f"method {method['name']}@{method['version']} on instrument "
+        f"{method.get('instrument_serial')}"
+        + (f", calibration {calibration}" if calibration is not None else ", no calibration")
     )
 
 

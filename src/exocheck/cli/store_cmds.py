@@ -401,6 +401,15 @@ def measurement_add(
             "lot; the reason goes into the audit trail.",
         ),
     ] = None,
+    method: Annotated[
+        str | None,
+        typer.Option(
+            "--method",
+            metavar="NAME[@VERSION]",
+            help="The approved method the measurement was made under (an exocheck result must "
+            "carry it already; an instrument export is entered as made under it).",
+        ),
+    ] = None,
 ) -> None:
     """Attach an NTA result (exocheck JSON or instrument export); the file is kept by SHA-256."""
     from exocheck.records import SCHEMA, Measurement
@@ -429,6 +438,7 @@ def measurement_add(
             by=acting(store, "measurement.add", by=by, user=user, password_stdin=password_stdin),
             original_file=original,
             allow_reuse=allow_reuse,
+            method=method,
         )
     console.print(f"lot {lot}: measurement from {file.name} added")
 

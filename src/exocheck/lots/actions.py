@@ -271,19 +271,37 @@ def add_measurement(
     by: str,
     original_file: str | Path | None = None,
     allow_reuse: str | None = None,
+    method: str | None = None,
 ) -> int:
     """Attach an NTA measurement record (engine or instrument import) to a lot; the original
     file, when given, is stored content-addressed and never altered.
+
+    ``method`` (``NAME[@VERSION]``, approved) is the analytical method the record was made
+    under: an engine record must carry it already, an instrument export is stamped with it as
+    declared (:func:`exocheck.methods.methods.declare`). The instrument serial an export states
+    is matched to the register, and the audit trail records the match.
 
     Raw data (the original file, or any input named in the record's provenance, by SHA-256)
     already measured for another lot is refused unless ``allow_reuse`` gives the reason, which
     the audit trail keeps. A record outside physical bounds (dilution, a concentration that is
     not finite or whose particles would not fit in the volume) is refused.
     """
+    from exocheck.methods.apply import declare
+    from exocheck.methods.instruments import match_instrument, stated_serial
+    from exocheck.methods.stamps import method_label
+
     try:
         check_record(measurement)
     except ExocheckError as exc:
         raise StoreError(f"lot {lot}: {exc}") from None
+    if method is not None:
+        measurement = declare(store, measurement.model_copy(deep=True), method)
+    serial = stated_serial(measurement)
+    registered = None
+    if serial is not None:
+        with store.read() as session:
+            registered = match_instrument(session, measurement)
+            registered = registered.model if registered is not None else None
     data = measurement.model_dump(mode="json", by_alias=True)
     summary = {
         "kind": "nta",
@@ -292,6 +310,11 @@ def add_measurement(
         "d50_nm": measurement.size.d50_nm,
         "sample": measurement.sample,
     }
+    summary["method"] = method_label(measurement)
+    if serial is not None:
+        summary["instrument"] = {"serial": serial, "registered": registered is not None}
+        if registered is not None:
+            summary["instrument"]["model"] = registered
     if measurement.channel is not None:
         summary["channel"] = measurement.channel.mode
     if measurement.labelled is not None:  # size and concentration are the labelled ones

@@ -45,10 +45,7 @@ from exocheck.nta.link import (
 )
 from exocheck.nta.locate import CHUNK_FRAMES, LocateResult, LocateSettings, detect_video
 from exocheck.nta.sizing import LIMIT_MARGIN, SizeResult, SizingSettings, size_distribution
-from exocheck.physics import (
-    diameter_nm_from_diffusion,
-    scattering_cross_sections_nm2,
-)
+from exocheck.physics import scattering_cross_sections_nm2
 from exocheck.records import (
     Channel,
     Concentration,
@@ -628,6 +625,7 @@ def analyze(
     calibration_override: str | None = None,
     allow_reuse: str | None = None,
     checksums: Sequence[str | None] | None = None,
+    override: str | None = None,
 ) -> tuple[Measurement, list[VideoAnalysis], SizeResult | None]:
     """Analyse replicate videos of one sample into one measurement record.
 
@@ -641,8 +639,9 @@ def analyze(
     :func:`analyze_video`); ``checksums``, per video, its SHA-256 when already known.
 
     A calibration made on other optics is refused unless ``calibration_override`` gives the
-    reason; the same input given twice, unless ``allow_reuse`` does (see
-    :mod:`exocheck.nta.checks`). Both reasons are kept in the record.
+    reason; the same input given twice, unless ``allow_reuse`` does; a frame rate, pixel size or
+    exposure in ``conditions`` that contradicts what a video file states, unless ``override``
+    does (see :mod:`exocheck.nta.checks`). The reasons are kept in the record.
     """
     settings = settings or AnalysisSettings()
     if settings.mode == "fluorescence":
@@ -652,6 +651,7 @@ def analyze(
     dilution = dilution_factor or 1.0
     if not paths:
         raise ParameterError("no video given")
+    overridden = checks.check_override(checks.video_contradictions(paths, conditions), override)
     mismatch = None
     if calibration is not None:
         found = [
@@ -784,6 +784,9 @@ def analyze(
             **recorded_inputs(videos, conditions, settings, calibration),
             "calibration_override": calibration_override if mismatch else None,
             "allow_reuse": allow_reuse if reused else None,
+            "override": (
+                {"reason": override.strip(), "differences": overridden} if overridden else None
+            ),
         },
         diagnostics={
             "detection_limit_nm": limit,
@@ -972,8 +975,16 @@ def calibrate(
     bead_diameter_nm: float | None = None,
     settings: AnalysisSettings | None = None,
     progress: Callable[[int], None] | None = None,
+    override: str | None = None,
 ) -> Calibration:
-    """Effective detection depth from a bead standard of known concentration."""
+    """Effective detection depth from a bead standard of known concentration.
+
+    The beads' size distribution is measured too (``measured_d10_nm`` … ``measured_d90_nm``):
+    whether the video is fit to calibrate with, its size against the certified diameter and a
+    single narrow peak, is decided by :func:`exocheck.methods.calibrations.check_standard`, which
+    every shell applies. A frame rate, pixel size or exposure in ``conditions`` that contradicts
+    the file is refused unless ``override`` gives the reason (kept in the calibration).
+    """
     if not (math.isfinite(known_concentration_per_ml) and known_concentration_per_ml > 0):
         raise ParameterError("known concentration must be a finite number > 0")
     if bead_diameter_nm is not None and not (
@@ -982,6 +993,7 @@ def calibrate(
         raise ParameterError(
             f"bead diameter must be a finite number > 0 nm, got {bead_diameter_nm}"
         )
+    overridden = checks.check_override(checks.video_contradictions([path], conditions), override)
     settings = settings or AnalysisSettings()
     v = analyze_video(path, conditions, settings, None, progress)
     ratio = track_brightness_ratio(v.tracks, v.threshold)
@@ -995,16 +1007,10 @@ def calibrate(
     depth_um = float(
         np.sum(1.0 / rel_of_feature) / (area * known_concentration_per_ml * 1e-12 * v.n_frames)
     )
-    measured = diameter_nm_from_diffusion(
-        max(float(np.median(v.track_stats["d_um2_s"])), 1e-6),
-        conditions.temperature_c,
-        conditions.viscosity_mpa_s,
+    # the beads' size distribution, for the acceptance check (no intervals needed)
+    sized = size_videos(
+        [v], conditions, replace(settings, sizing=replace(settings.sizing, n_bootstrap=0))
     )
-    if bead_diameter_nm is not None and not 0.5 < measured / bead_diameter_nm < 2.0:
-        raise AnalysisError(
-            f"{path}: the beads measure about {measured:.0f} nm, not {bead_diameter_nm:g} nm: "
-            "wrong standard, settings or units?"
-        )
     return Calibration(
         depth_um=depth_um,
         bead_brightness_ratio=reference,
@@ -1017,4 +1023,8 @@ def calibrate(
         exposure_ms=None if v.exposure_assumed else v.exposure_ms,
         camera_gain=conditions.camera_gain,
         wavelength_nm=conditions.wavelength_nm,
+        measured_d10_nm=sized.stats.get("d10_nm"),
+        measured_d50_nm=sized.stats.get("d50_nm"),
+        measured_d90_nm=sized.stats.get("d90_nm"),
+        override=f"{override.strip()} ({'; '.join(overridden)})" if overridden else None,
     )

@@ -8,7 +8,9 @@ line the user can act on:
 * :func:`calibration_optics`: a bead calibration used on other optics (pixel size, frame rate,
   exposure, camera gain, wavelength) is refused unless the user gives a reason;
 * :func:`check_dilution` and :func:`check_result`: physical bounds on inputs and outputs;
-* :func:`check_duplicate_inputs`: the same raw data given twice as two replicates.
+* :func:`check_duplicate_inputs`: the same raw data given twice as two replicates;
+* :func:`file_contradictions`: a frame rate, pixel size or exposure given against what the video
+  file itself states is refused unless the user gives a reason (``--override``).
 
 :func:`sha256_input` is the checksum of an input, a frame folder included.
 """
@@ -22,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from exocheck.errors import ParameterError
-from exocheck.optics import optics_differences
+from exocheck.optics import OPTICS_TOLERANCE, optics_differences
 from exocheck.plausibility import (  # noqa: F401  (part of this module's interface)
     MAX_DILUTION,
     MAX_VOLUME_FRACTION,
@@ -165,3 +167,49 @@ def check_duplicate_inputs(
             "recordings (or give --allow-reuse REASON)"
         )
     return repeated
+
+
+#: settings a video file may state, which a value given with it must not contradict (flag, unit)
+FILE_SETTINGS: dict[str, tuple[str, str]] = {
+    "fps": ("--fps", "fps"),
+    "pixel_size_um": ("--pixel-size-um", "µm"),
+    "exposure_ms": ("--exposure-ms", "ms"),
+}
+
+
+def file_contradictions(path: str | Path, given: object) -> list[str]:
+    """The settings in ``given`` (an object with ``fps``, ``pixel_size_um``, ``exposure_ms``;
+    None: not given) that contradict what the video file states, in words.
+
+    Values within the rounding of :data:`exocheck.optics.OPTICS_TOLERANCE` agree; a setting the
+    file does not state cannot be contradicted. Returns e.g.
+    ``["--fps 3 contradicts the file's 30 fps"]``.
+    """
+    from exocheck.io.video import open_video
+
+    with open_video(Path(path)) as video:
+        meta = video.meta
+    out = []
+    for name, (flag, unit) in FILE_SETTINGS.items():
+        value, stated = getattr(given, name, None), getattr(meta, name)
+        if value is None or stated is None or not stated > 0:
+            continue
+        if abs(value - stated) > OPTICS_TOLERANCE[name] * stated:
+            out.append(f"{flag} {value:g} contradicts the file's {stated:g} {unit}")
+    return out
+
+
+def check_override(differences: Sequence[str], override: str | None) -> list[str]:
+    """Refuse ``differences`` (settings given against the file or the method, in words) unless
+    ``override`` gives the reason; returns them when accepted (empty when there are none)."""
+    if differences and not (override and override.strip()):
+        raise ParameterError(
+            f"{'; '.join(differences)}: give --override REASON to use the value given (the "
+            "reason is recorded)"
+        )
+    return list(differences)
+
+
+def video_contradictions(paths: Sequence[str | Path], given: object) -> list[str]:
+    """:func:`file_contradictions` of every video, each named by its file."""
+    return [f"{Path(p).name}: {d}" for p in paths for d in file_contradictions(p, given)]

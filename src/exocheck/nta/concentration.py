@@ -54,6 +54,20 @@ class Calibration:
     exposure_ms, camera_gain, wavelength_nm : float or None
         The rest of the optics the calibration holds for, where known. A calibration is used
         only on the same optics (see :mod:`exocheck.optics`).
+    measured_d10_nm, measured_d50_nm, measured_d90_nm : float or None
+        The beads' size distribution as measured on the calibration video (what the acceptance
+        check of :mod:`exocheck.methods.calibrations` holds against the certified diameter).
+    standard_lot, standard_expiry : str or None
+        The bead standard's lot and expiry date (ISO), where stated.
+    made_at, valid_until : str or None
+        When the calibration was made and until when it may be used (ISO, UTC); a measurement
+        made after ``valid_until`` has a concentration from an expired calibration.
+    calibration_id : int or None
+        The calibration's number in the store, for a stored calibration.
+    instrument_serial : str or None
+        The instrument it was made on, where named.
+    override : str or None
+        The reason recorded for settings given against the video's own metadata.
     """
 
     depth_um: float
@@ -68,6 +82,16 @@ class Calibration:
     exposure_ms: float | None = None
     camera_gain: float | None = None
     wavelength_nm: float | None = None
+    measured_d10_nm: float | None = None
+    measured_d50_nm: float | None = None
+    measured_d90_nm: float | None = None
+    standard_lot: str | None = None
+    standard_expiry: str | None = None
+    made_at: str | None = None
+    valid_until: str | None = None
+    calibration_id: int | None = None
+    instrument_serial: str | None = None
+    override: str | None = None
 
     def optics(self) -> dict[str, float | None]:
         """The optics this calibration holds for."""
@@ -103,8 +127,11 @@ class Calibration:
             what = f"lacks {', '.join(missing)}" if missing else f"has unknown {', '.join(unknown)}"
             raise FormatError(f"{path}: invalid calibration: {what}")
         for name, value in data.items():
-            optional = ("bead_diameter_nm", "exposure_ms", "camera_gain", "wavelength_nm")
-            if name == "source_sha256" or (name in optional and value is None):
+            if value is None and "None" in str(known[name].type):  # an optional field
+                continue
+            if name in _TEXT_FIELDS:
+                if not isinstance(value, str):
+                    raise FormatError(f"{path}: invalid calibration: {name} is not text")
                 continue
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise FormatError(f"{path}: invalid calibration: {name} is not a number")
@@ -114,6 +141,20 @@ class Calibration:
         if not (cal.depth_um > 0 and cal.bead_brightness_ratio > 1):
             raise FormatError(f"{path}: calibration values out of range")
         return cal
+
+
+#: the calibration's fields that hold text (every other one holds a number)
+_TEXT_FIELDS = frozenset(
+    {
+        "source_sha256",
+        "standard_lot",
+        "standard_expiry",
+        "made_at",
+        "valid_until",
+        "instrument_serial",
+        "override",
+    }
+)
 
 
 def track_brightness_ratio(features: pd.DataFrame, threshold: float) -> pd.Series:

@@ -3,7 +3,8 @@
 A measurement record can carry the means of its own doubt: videos that failed and were averaged
 in as zeros, the vendor's own "Unreliable" flags, a dilution that was never recorded, several
 samples in one export, a concentration without a bead calibration (or calibrated on other
-optics), capture settings other than the specification states. Each such warning is a
+optics, or from a calibration past its validity), capture settings other than the specification
+states, a measurement not made under the analytical method the specification names. Each such warning is a
 :class:`Caveat` with a stable ``code`` and the quantities it undermines (``concentration``,
 ``size``). A criterion computed from an undermined quantity cannot pass or fail on it: the
 release evaluation (:func:`exocheck.qc.release.evaluate`) makes it *inconclusive* and names the
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Literal
 
 from exocheck.optics import optics_differences
@@ -36,7 +38,12 @@ CODES: dict[str, str] = {
     "uncalibrated": "the concentration is not bead-calibrated",
     "calibration-other-optics": "the calibration was made on other optics",
     "capture-settings": "capture settings differ from the specification's",
+    "calibration-expired": "the calibration had expired when the sample was measured",
+    "method": "not measured under the specification's method",
 }
+
+#: the codes that say a concentration cannot bear a decision because of its calibration
+CALIBRATION_CODES = ("uncalibrated", "calibration-other-optics", "calibration-expired")
 
 #: Vendor flag values that say a video cannot be trusted (compared case-insensitively).
 _UNRELIABLE = re.compile(r"\b(unreliable|invalid|failed|error|too (few|many))\b", re.IGNORECASE)
@@ -177,6 +184,9 @@ def _calibration_caveat(record: Measurement) -> Caveat | None:
             f"the calibration was made on other optics ({conc.calibration_mismatch})",
         )
     calibration = (record.settings or {}).get("calibration")
+    expired = _calibration_expired(record)
+    if expired is not None:
+        return Caveat("calibration-expired", concentration, expired)
     if isinstance(calibration, dict):
         for video in (record.settings or {}).get("per_video") or []:
             if not isinstance(video, dict):
@@ -190,6 +200,54 @@ def _calibration_caveat(record: Measurement) -> Caveat | None:
                     concentration,
                     f"the calibration was made on other optics ({'; '.join(differences)})",
                 )
+    return None
+
+
+def _as_utc(text: object) -> datetime | None:
+    if not isinstance(text, str) or not text.strip():
+        return None
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def _calibration_expired(record: Measurement) -> str | None:
+    """Why the record's calibration had expired when it was measured (None: it had not, or it
+    states no validity). The measurement's time is the record's ``date``, else when the record
+    was made (``provenance.created``)."""
+    calibration = (record.settings or {}).get("calibration")
+    if not isinstance(calibration, dict):
+        return None
+    until = _as_utc(calibration.get("valid_until"))
+    if until is None:
+        return None
+    measured = record.date or record.provenance.created
+    measured = measured.replace(tzinfo=UTC) if measured.tzinfo is None else measured
+    if measured <= until:
+        return None
+    number = calibration.get("calibration_id")
+    which = f"calibration {number}" if number is not None else "the calibration"
+    return (
+        f"{which} was valid until {until:%Y-%m-%d}; the sample was measured on "
+        f"{measured.astimezone(UTC):%Y-%m-%d}"
+    )
+
+
+def method_caveat(record: Measurement, method: str) -> Caveat | None:
+    """The record was not made under ``method`` (``NAME``: any version, or ``NAME@VERSION``),
+    as the specification requires: made without a method, or under another."""
+    name, _, version = method.partition("@")
+    version = version.lstrip("v")
+    stamp = (record.settings or {}).get("method")
+    if not isinstance(stamp, dict) or not stamp.get("name"):
+        detail = f"made without a method; the specification requires method {method}"
+        return Caveat("method", frozenset({"concentration", "size"}), detail)
+    used = f"{stamp.get('name')}@{stamp.get('version')}"
+    if stamp.get("name") != name or (version and str(stamp.get("version")) != version):
+        detail = f"made under method {used}; the specification requires method {method}"
+        return Caveat("method", frozenset({"concentration", "size"}), detail)
     return None
 
 
@@ -240,13 +298,20 @@ def capture_caveat(record: Measurement, capture: dict[str, object]) -> Caveat | 
     return Caveat("capture-settings", frozenset({"concentration", "size"}), "; ".join(differences))
 
 
-def lot_caveats(data: LotData, capture: dict[str, object] | None = None) -> list[Caveat]:
-    """Every caveat of the lot's particle measurement (none without one)."""
+def lot_caveats(
+    data: LotData, capture: dict[str, object] | None = None, method: str | None = None
+) -> list[Caveat]:
+    """Every caveat of the lot's particle measurement (none without one): its own, and against
+    the specification's ``capture`` settings and ``method``."""
     if data.nta is None:
         return []
     out = record_caveats(data.nta)
     if capture:
         caveat = capture_caveat(data.nta, capture)
+        if caveat is not None:
+            out.append(caveat)
+    if method:
+        caveat = method_caveat(data.nta, method)
         if caveat is not None:
             out.append(caveat)
     return out

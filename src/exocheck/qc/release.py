@@ -14,7 +14,7 @@ fluorescence-mode records never stand for the lot's particle concentration or si
 (:func:`~exocheck.qc.lotdata.is_particle_measurement`).
 
 A concentration that cannot bear a decision (nominal detection volume without a bead calibration,
-or a calibration made on other optics) makes every criterion computed from it ``inconclusive``,
+a calibration made on other optics, or one used past its validity) makes every criterion computed from it ``inconclusive``,
 with the reason in the criterion's detail (:func:`concentration_caveat`).
 
 Everything here is a pure function of :class:`~exocheck.qc.lotdata.LotData` and
@@ -34,7 +34,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from exocheck.errors import AnalysisError
-from exocheck.qc.evidence import CODES, lot_caveats, record_caveats
+from exocheck.qc.evidence import CALIBRATION_CODES, CODES, lot_caveats, record_caveats
 from exocheck.qc.lotdata import LotData
 from exocheck.qc.specification import (
     LabelClaimCriterion,
@@ -239,7 +239,7 @@ def concentration_caveat(data: LotData) -> str | None:
     if data.nta is None:
         return None
     for caveat in record_caveats(data.nta):
-        if caveat.code in ("uncalibrated", "calibration-other-optics"):
+        if caveat.code in CALIBRATION_CODES:
             return caveat.detail
     return None
 
@@ -815,14 +815,15 @@ def evaluate(spec: Specification, data: LotData) -> ReleaseResult:
 
     A criterion computed from a number the evidence undermines (:mod:`exocheck.qc.evidence`:
     failed videos, vendor "Unreliable" flags, no recorded dilution, mixed samples, no bead
-    calibration, capture settings other than the specification's) is *inconclusive*, naming the
+    calibration or an expired one, capture settings other than the specification's, a
+    measurement not made under the specification's method) is *inconclusive*, naming the
     caveat, unless the caveat was accepted as a deviation (``data.accepted_deviations``).
     """
     results = [evaluate_criterion(c, data) for c in spec.criteria]
     for r in results:  # JSON has no NaN: a non-finite value is treated as missing
         if isinstance(r.value, float) and not math.isfinite(r.value):
             r.value, r.result = None, "missing"
-    caveats = lot_caveats(data, dict(spec.capture))
+    caveats = lot_caveats(data, dict(spec.capture), spec.method)
     accepted = data.accepted_deviations
     caveat_results = []
     for caveat in caveats:

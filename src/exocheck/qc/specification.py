@@ -17,6 +17,10 @@ A specification is a small YAML file::
       - {name: CD63+ vesicles, kind: labelled_fraction, marker: CD63, min_percent: 10,
          size_range_nm: [50, 200]}
 
+An optional ``method: nta-ev-scatter@1`` (or a name alone: any version) names the analytical
+method the particle measurement must have been made under (:mod:`exocheck.methods`); a record
+made without it, or under another, makes the criteria its numbers feed inconclusive.
+
 :func:`parse_specification` validates it and names the line and key of any mistake.
 """
 
@@ -259,7 +263,23 @@ class Specification(_Spec):
         "(a value or a [min, max] range, e.g. temperature_c: [20, 26]); a measurement made "
         "otherwise makes the criteria its numbers feed inconclusive",
     )
+    method: str | None = Field(
+        default=None,
+        max_length=210,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*(@v?[0-9]+)?$",
+        description="the analytical method (NAME, any version, or NAME@VERSION) the particle "
+        "measurement must have been made under (exocheck.methods); it states the capture "
+        "settings, so it supersedes 'capture'",
+    )
     criteria: list[Criterion] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _method_or_capture(self) -> Specification:
+        if self.method is not None and self.capture:
+            raise ValueError(
+                "give 'method' or 'capture', not both: the method states the capture settings"
+            )
+        return self
 
     @model_validator(mode="after")
     def _unique_names(self) -> Specification:

@@ -366,3 +366,68 @@ class SpecificationProduct(Base):
     product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     created_by: Mapped[str] = mapped_column(String(200))
+
+
+# ---- instruments, bead calibrations and analytical methods (migration 0007) ---------------------
+class Instrument(Base):
+    """An instrument of the register: what it is, and when its qualification and its calibration
+    (by the vendor or the lab's metrology) fall due."""
+
+    __tablename__ = "instruments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    serial: Mapped[str] = mapped_column(String(200), unique=True)
+    model: Mapped[str] = mapped_column(String(200))
+    laser_wavelength_nm: Mapped[float | None] = mapped_column(Float)
+    filter_set: Mapped[str | None] = mapped_column(String(200))
+    camera: Mapped[str | None] = mapped_column(String(200))
+    pixel_size_um: Mapped[float | None] = mapped_column(Float)
+    qualification_due: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    calibration_due: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+class Method(Base):
+    """A versioned analytical method (its YAML document, immutable), approved by QA (four eyes:
+    never by its author) before any analysis may use it."""
+
+    __tablename__ = "methods"
+    __table_args__ = (UniqueConstraint("name", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer)
+    instrument_model: Mapped[str] = mapped_column(String(200))
+    yaml_text: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200))
+    approved_by: Mapped[str | None] = mapped_column(String(200))
+    approved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class BeadCalibration(Base):
+    """A bead calibration that passed its acceptance check: the standard it used, what was
+    measured, until when it may be used, and the calibration itself (``data``: the fields of
+    :class:`exocheck.nta.concentration.Calibration`)."""
+
+    __tablename__ = "calibrations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instrument_id: Mapped[int | None] = mapped_column(ForeignKey("instruments.id"), index=True)
+    method_id: Mapped[int | None] = mapped_column(ForeignKey("methods.id"))
+    standard_name: Mapped[str | None] = mapped_column(String(200))
+    standard_lot: Mapped[str] = mapped_column(String(200))
+    standard_expiry: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    certified_diameter_nm: Mapped[float] = mapped_column(Float)
+    certified_concentration_per_ml: Mapped[float] = mapped_column(Float)
+    measured_d50_nm: Mapped[float] = mapped_column(Float)
+    span: Mapped[float] = mapped_column(Float)
+    tolerance_percent: Mapped[float] = mapped_column(Float)
+    max_span: Mapped[float] = mapped_column(Float)
+    valid_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    source_sha256: Mapped[str] = mapped_column(String(64))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200))

@@ -3,7 +3,8 @@
 A lot's decision and its certificate rest on more than the audit events: on its measurements
 (their JSON record, kind, lot, the columns read from the record, the raw file they came from),
 the attachments (the raw files), the specification, the product's label claim, the signed
-release, the electronic signatures, recalls and issued certificates. Each such row has a hash:
+release, the electronic signatures, recalls and issued certificates, and the instruments, methods
+and bead calibrations a measurement cites. Each such row has a hash:
 the SHA-256 of the canonical JSON (:func:`exocheck.canonical.canonical_sha256`) of its table,
 key and the columns in :data:`SEALED`, as the database returns them (JSON columns parsed from
 their stored text, times in UTC).
@@ -136,6 +137,47 @@ SEALED: dict[str, tuple[str, ...]] = {
         "certificate_pem",
         "first_used_at",
     ),
+    "instruments": (
+        "serial",
+        "model",
+        "laser_wavelength_nm",
+        "filter_set",
+        "camera",
+        "pixel_size_um",
+        "qualification_due",
+        "calibration_due",
+        "created_at",
+        "created_by",
+    ),
+    "methods": (
+        "name",
+        "version",
+        "instrument_model",
+        "yaml_text",
+        "sha256",
+        "created_at",
+        "created_by",
+        "approved_by",
+        "approved_at",
+    ),
+    "calibrations": (
+        "instrument_id",
+        "method_id",
+        "standard_name",
+        "standard_lot",
+        "standard_expiry",
+        "certified_diameter_nm",
+        "certified_concentration_per_ml",
+        "measured_d50_nm",
+        "span",
+        "tolerance_percent",
+        "max_span",
+        "valid_until",
+        "source_sha256",
+        "data",
+        "created_at",
+        "created_by",
+    ),
 }
 
 #: the column that says when a row was written (rows older than row hashing have no hash)
@@ -152,6 +194,9 @@ WRITTEN_AT: dict[str, str] = {
     "certificate_keys": "first_used_at",
     "measurement_withdrawals": "withdrawn_at",
     "specification_products": "created_at",
+    "instruments": "created_at",
+    "methods": "created_at",
+    "calibrations": "created_at",
 }
 
 #: where a session keeps the rows written since its last audit event

@@ -11,11 +11,13 @@ the measurement in the lot as the analyst who uploaded it.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import queue
 import sys
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,7 +50,6 @@ class _Work:
     spec: SampleSpec
     lot: str
     by: str
-    settings: Any = None  # exocheck.nta.analyze.AnalysisSettings
 
 
 class AnalysisQueue:
@@ -69,38 +70,37 @@ class AnalysisQueue:
         self._lock = threading.Lock()
 
     def submit(
-        self,
-        store,
-        spec: SampleSpec,
-        checksum: str,
-        *,
-        lot: str,
-        by: str,
-        settings: Any = None,
-        calibration: Any = None,
+        self, store, spec: SampleSpec, checksums: Sequence[str], *, lot: str, by: str
     ) -> int:
-        """Record the job of ``spec`` (one video, already checksummed) and queue it.
-
-        ``settings`` are the :class:`~exocheck.nta.analyze.AnalysisSettings` (default ones when
-        None); ``calibration`` is the :class:`~exocheck.nta.concentration.Calibration` read from
-        ``spec.calibration``: the job is recorded under the identity the batch runner gives it.
-        """
+        """Record the job of ``spec`` (its replicate videos, with their SHA-256 ``checksums`` in
+        the same order) and queue it, under the identity the batch runner gives it (its
+        analysis settings, default ones when the sample has none; its calibration, stored or
+        read from ``spec.calibration``)."""
         from exocheck import __version__
         from exocheck.batch.runner import job_identity
         from exocheck.nta.analyze import AnalysisSettings
+        from exocheck.nta.concentration import Calibration
         from exocheck.store.jobs import JobTable
 
-        settings = settings if settings is not None else AnalysisSettings()
-        reasons = {"calibration_override": None, "allow_reuse": None}
+        reasons = {
+            "calibration_override": None,
+            "allow_reuse": None,
+            "override": spec.override,
+            "method": spec.stamp,
+        }
+        settings = spec.settings if spec.settings is not None else AnalysisSettings()
+        calibration = spec.stored_calibration
+        if calibration is None and spec.calibration is not None:
+            calibration = Calibration.load(spec.calibration)  # as the batch runner reads it
         inputs, inputs_sha, record, settings_sha = job_identity(
-            spec, [checksum], settings, calibration, reasons
+            spec, list(checksums), settings, calibration, reasons
         )
         job = JobTable(store).get_or_create(
             spec.sample, inputs, inputs_sha, record, settings_sha, __version__
         )
         self._pending.add(job.id)
         self._lots[job.id] = lot
-        self._queue.put(_Work(job.id, spec, lot, by, settings))
+        self._queue.put(_Work(job.id, spec, lot, by))
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
@@ -137,7 +137,6 @@ class AnalysisQueue:
                 result = run_batch(
                     [work.spec],
                     self.out,
-                    settings=work.settings,
                     client=self._connect(),
                     db=self.url,
                     create_db=False,
@@ -166,7 +165,13 @@ class AnalysisQueue:
 
     def status(self, store, job_id: int) -> dict[str, Any] | None:
         """``{"job", "status", "progress", "sample", "videos", "lot", "measurement",
-        "calibrated", ...}`` or None (``calibrated``: the job has a bead calibration)."""
+        "calibrated", "method", "replicates", "pooled", ...}`` or None.
+
+        ``calibrated``: the job has a bead calibration; ``method``: the stamp of the method it
+        runs under (None: no method); ``replicates``: per video, in the order uploaded, its own
+        tracks, particles per frame, D50 and concentration once analysed (the record's
+        ``per_video``); ``pooled``: the sample's result over all of them (None until done).
+        """
         from sqlalchemy.exc import NoResultFound
 
         from exocheck.store.jobs import JobTable
@@ -183,6 +188,7 @@ class AnalysisQueue:
             status = "failed"  # analysed, but the lot refused the result (the note says why)
         elif status == "done" and job.measurement_id is None and job_id in self._pending:
             status = "running"  # analysed; whether its lot takes the result is not decided yet
+        record = _record(store, job) if job.status == "done" else None
         return {
             "job": job.id,
             "status": status,
@@ -192,9 +198,78 @@ class AnalysisQueue:
             "lot": job.lot or self._lots.get(job_id),
             "measurement": job.measurement_id,
             "calibrated": job.settings.get("calibration") is not None,
+            "method": job.settings.get("method"),
+            "replicates": _replicates(job.inputs, record),
+            "pooled": _pooled(record),
             "d50_nm": job.d50_nm,
             "particles_per_ml": job.particles_per_ml,
             "error": job.error or note,
             "started_at": job.started_at.isoformat() if job.started_at else None,
             "finished_at": job.finished_at.isoformat() if job.finished_at else None,
         }
+
+
+def _record(store, job) -> dict[str, Any] | None:
+    """The record a finished job made: the measurement its lot holds, else its ``result.json``
+    (None when neither can be read)."""
+    from exocheck.store import models as m
+
+    if job.measurement_id is not None:
+        with store.read() as session:
+            row = session.get(m.Measurement, job.measurement_id)
+            if row is not None and row.kind == "nta":
+                return dict(row.data)
+    if not job.result_path:
+        return None
+    try:
+        return json.loads((Path(job.result_path) / "result.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _replicates(inputs: list[dict[str, Any]], record: dict[str, Any] | None) -> list[dict]:
+    """Each video of the job, in order, with its own figures from the record's ``per_video``
+    (None before the job is done)."""
+    per_video = (record or {}).get("per_video") or []
+    out = []
+    for i, item in enumerate(inputs):
+        own = per_video[i] if i < len(per_video) else {}
+        out.append(
+            {
+                "video": str(item.get("name", "")),
+                "tracks": own.get("tracks"),
+                "particles_per_frame": own.get("particles_per_frame"),
+                "d50_nm": own.get("d50_nm"),
+                "measured_per_ml": own.get("concentration_per_ml"),
+            }
+        )
+    return out
+
+
+def _interval(value: dict[str, Any] | None) -> list[float] | None:
+    return [value["low"], value["high"]] if value else None
+
+
+def _pooled(record: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The sample's result over all its replicates, as the record states it."""
+    if record is None:
+        return None
+    size = record.get("size") or {}
+    conc = record.get("concentration") or {}
+    tracks = record.get("tracks") or {}
+    ci = size.get("ci") or {}
+    return {
+        "d10_nm": size.get("d10_nm"),
+        "d50_nm": size.get("d50_nm"),
+        "d90_nm": size.get("d90_nm"),
+        "d50_ci_nm": _interval(ci.get("d50_nm")),
+        "particles_per_ml": conc.get("particles_per_ml"),
+        "particles_per_ml_ci": _interval(conc.get("ci")),
+        "measured_per_ml": conc.get("measured_per_ml"),
+        "sd_per_ml": conc.get("sd_per_ml"),
+        "dilution_factor": conc.get("dilution_factor"),
+        "calibrated": bool(conc.get("calibrated")),
+        "tracks": tracks.get("count"),
+        "particles_per_frame": record.get("particles_per_frame"),
+        "warnings": list(record.get("warnings") or []),
+    }

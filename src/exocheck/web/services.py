@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from exocheck.auth import Accounts, SessionView
 from exocheck.auth.roles import require
-from exocheck.batch.manifest import VIDEO_SUFFIXES, SampleSpec
+from exocheck.batch.manifest import VIDEO_SUFFIXES
 from exocheck.certify import require_intact_lot
 from exocheck.errors import (
     AccountLocked,
@@ -32,11 +32,12 @@ from exocheck.lots import signatures as lot_signatures
 from exocheck.lots.actions import check_lot_number
 from exocheck.lots.listing import LotFilter, search_lots
 from exocheck.lots.signatures import Signing
+from exocheck.methods.stamps import method_label
 from exocheck.paging import PER_PAGE, Page
 from exocheck.store import Store
 from exocheck.store import models as m
 from exocheck.store.audit import AuditFilter, iter_audit, search_audit
-from exocheck.web import uploads
+from exocheck.web import replicates, uploads
 from exocheck.web.analyses import AnalysisQueue
 from exocheck.web.settings import Settings
 
@@ -302,16 +303,26 @@ class Services:
         lot: str,
         files: list[UploadFile],
         form: dict[str, Any],
-        calibration: UploadFile | None = None,
+        calibration_file: UploadFile | None = None,
     ) -> tuple[str, dict[str, Any]]:
-        """``("job", {"job": first id, "jobs": [ids]})`` for replicate videos (one analysis job
-        each), ``("measurement", {...})`` for a record. Every file and setting is checked before
-        anything is kept: a refusal leaves nothing behind."""
+        """``("job", {"job": id, "videos": [names]})`` for replicate videos of one sample (one
+        analysis job over all of them, :mod:`exocheck.web.replicates`), ``("measurement",
+        {...})`` for a record. Every file and setting is checked before anything is kept: a
+        refusal leaves nothing behind.
+
+        ``form`` may name an approved ``method`` (with its ``instrument`` and optionally a stored
+        ``calibration`` id) and an ``override`` reason; ``calibration_file`` is a bead
+        calibration JSON uploaded with the videos."""
         require(user.user.role, "measurement.add")
         self.check_lot(lot)
         files = [f for f in files if getattr(f, "filename", None)]
-        if calibration is not None and not getattr(calibration, "filename", None):
-            calibration = None
+        if calibration_file is not None and not getattr(calibration_file, "filename", None):
+            calibration_file = None
+        if hasattr(form.get("calibration"), "filename"):
+            raise ParameterError(
+                "calibration is the id of a stored calibration: send a calibration file as the "
+                "field 'calibration_file'"
+            )
         if not files:
             raise ParameterError("send the file as the multipart field 'file'")
         most = self.settings.max_upload_files
@@ -320,6 +331,7 @@ class Services:
                 f"at most {most} files in one upload, not {len(files)}: upload the rest separately"
             )
         actions.ensure_open(self.store, lot)  # refused before the upload is read
+        method = uploads.text_field(form, "method", 210)
         others = [f.filename for f in files if not uploads.is_video(f.filename)]
         if others and len(files) > 1:
             raise uploads.UnsupportedUpload(
@@ -327,8 +339,17 @@ class Services:
                 f"upload {uploads.safe_name(others[0])} on its own"
             )
         if not others:
-            return "job", await self._upload_videos(user, lot, files, form, calibration)
-        if calibration is not None:
+            return "job", await replicates.queue_videos(
+                self.store,
+                self.analyses,
+                self.settings,
+                lot=lot,
+                by=user.user.name,
+                files=files,
+                form=form,
+                calibration_file=calibration_file,
+            )
+        if calibration_file is not None or uploads.text_field(form, "calibration", 20):
             raise ParameterError(
                 "a calibration is used with videos only: a result or an instrument export "
                 "carries its own concentration"
@@ -344,6 +365,7 @@ class Services:
                 by=user.user.name,
                 original_file=saved.path,
                 allow_reuse=(str(form.get("allow_reuse") or "").strip() or None),
+                method=method,
             )
         finally:
             saved.discard()
@@ -356,75 +378,24 @@ class Services:
             "d50_nm": record.size.d50_nm,
             "particles_per_ml": record.concentration.particles_per_ml,
             "instrument": record.source.instrument,
+            "method": method or method_label(record),
         }
 
-    async def _upload_videos(
-        self,
-        user: SessionView,
-        lot: str,
-        files: list[UploadFile],
-        form: dict[str, Any],
-        calibration: UploadFile | None,
-    ) -> dict[str, Any]:
-        """Replicate videos of one sample: each checked (it opens, its frame rate and pixel size
-        are known, the calibration holds for its optics), then kept and queued as its own job."""
-        conditions = uploads.conditions_from_form(form)  # bad values refused before reading
-        dilution = uploads.dilution_from_form(form)
-        settings = uploads.analysis_settings_from_form(form)
-        data = self.settings.data_path
-        limit = self.settings.max_upload_bytes
-        kept: list[uploads.Saved] = []
-        try:
-            cal = cal_file = None
-            if calibration is not None:
-                cal_file = await uploads.save_upload(
-                    calibration, data, min(uploads.MAX_CALIBRATION_BYTES, limit)
-                )
-                kept.append(cal_file)
-                cal = uploads.read_calibration(cal_file)
-            videos: list[uploads.Saved] = []
-            for file in files:
-                left = limit - sum(s.size_bytes for s in kept)
-                videos.append(await uploads.save_upload(file, data, left, limit_bytes=limit))
-                kept.append(videos[-1])
-            seen: dict[str, str] = {}
-            for video in videos:
-                if video.sha256 in seen:
-                    raise ParameterError(
-                        f"{video.name} is the same video as {seen[video.sha256]}: a replicate "
-                        "is a capture of its own"
-                    )
-                seen[video.sha256] = video.name
-                optics = uploads.check_video(video, conditions)
-                if cal is not None:
-                    uploads.check_calibration_optics(cal, optics, video.name)
-        except BaseException:
-            for saved in kept:
-                saved.discard()
-            raise
-        cal_path = uploads.keep_calibration(cal_file, data) if cal_file is not None else None
-        sample = re.sub(r"[^A-Za-z0-9._-]", "_", lot).lstrip(".")[:150] or "lot"
-        jobs = []
-        for video in videos:
-            spec = SampleSpec(
-                f"{sample}-{video.sha256[:12]}",
-                (uploads.keep_video(video, data),),
-                conditions,
-                dilution_factor=dilution,
-                calibration=cal_path,
-            )
-            jobs.append(
-                self.analyses.submit(
-                    self.store,
-                    spec,
-                    video.sha256,
-                    lot=lot,
-                    by=user.user.name,
-                    settings=settings,
-                    calibration=cal,
-                )
-            )
-        return {"job": jobs[0], "jobs": jobs, "status": "queued", "lot": lot}
+    def approve_method(self, user: SessionView, ref: str, password: str) -> dict[str, Any]:
+        """QA approves the method version ``ref`` as the session's user, with the password again
+        (:func:`exocheck.auth.identity.identify`); never its author (four eyes, by
+        :func:`exocheck.methods.methods.approve_method`)."""
+        from exocheck.auth.identity import identify
+        from exocheck.methods.methods import approve_method
+
+        actor = identify(
+            self.store,
+            "method.approve",
+            user=user.user.name,
+            password=password,
+            accounts=self.accounts,
+        )
+        return approve_method(self.store, ref, by=actor.name)
 
     def add_result(self, user: SessionView, lot: str, kind: str, form: dict[str, Any]) -> int:
         """Protein (``ug_per_ml``, ``method``), a marker panel or safety tests (``NAME=VALUE``

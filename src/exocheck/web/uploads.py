@@ -1,10 +1,11 @@
 """Uploads: bounded, checked, and either imported at once or queued as analyses.
 
 A file is streamed to a private folder while its size is counted (over the limit: refused,
-nothing kept) and its SHA-256 computed. Videos (by their suffix) are replicates of one sample:
-each becomes an analysis job of its own, with the acquisition conditions and the bead
-calibration chosen on the form; an exocheck ``result.json`` or an instrument export is read at
-once and entered in the lot; anything else is refused with one line and nothing stored.
+nothing kept) and its SHA-256 computed. Videos (by their suffix) are replicates of one sample,
+analysed together as one job (:mod:`exocheck.web.replicates`) with the method, acquisition
+conditions and bead calibration chosen on the form; an exocheck ``result.json`` or an instrument
+export is read at once and entered in the lot; anything else is refused with one line and nothing
+stored.
 """
 
 from __future__ import annotations
@@ -40,10 +41,10 @@ class FormField:
 
 #: acquisition conditions of a video upload, in form order (see exocheck.nta.analyze.Conditions)
 CONDITION_INPUTS = (
-    FormField("fps", "Frame rate (frames/s)", "blank: from the file"),
-    FormField("pixel_size_um", "Pixel size (µm)", "blank: from the file"),
-    FormField("temperature_c", "Temperature (°C)", "of the sample during the capture", "25"),
-    FormField("exposure_ms", "Exposure (ms)", "blank: from the file, else half a frame"),
+    FormField("fps", "Frame rate (frames/s)", "blank: the method's, else the file's"),
+    FormField("pixel_size_um", "Pixel size (µm)", "blank: the method's, else the file's"),
+    FormField("temperature_c", "Temperature (°C)", "blank: the method's, else 25 °C"),
+    FormField("exposure_ms", "Exposure (ms)", "blank: method's, file's, half a frame"),
     FormField("viscosity_mpa_s", "Viscosity (mPa·s)", "blank: water at that temperature"),
     FormField("refractive_index", "Particle refractive index", "optional: for the detection limit"),
     FormField("camera_gain", "Camera gain", "compared with the calibration's"),
@@ -135,12 +136,30 @@ def _number(form: dict[str, Any], name: str) -> float | None:
         raise ParameterError(f"{LABELS[name]} ({name}): not a number: {str(raw)[:40]!r}") from None
 
 
+def values_from_form(form: dict[str, Any]) -> dict[str, float]:
+    """The acquisition values the upload's form fields give (blank: not given), each within
+    physical sense for its unit (:func:`exocheck.methods.units.check_value`)."""
+    from exocheck.methods.units import check_values
+
+    values = {name: _number(form, name) for name in CONDITION_FIELDS}
+    values = {k: v for k, v in values.items() if v is not None}
+    check_values(values, style="field")
+    return values
+
+
 def conditions_from_form(form: dict[str, Any]):
     """Acquisition conditions of a video from the upload's form fields (blank: from the file)."""
     from exocheck.nta.analyze import Conditions
 
-    values = {name: _number(form, name) for name in CONDITION_FIELDS}
-    return Conditions(**{k: v for k, v in values.items() if v is not None})
+    return Conditions(**values_from_form(form))
+
+
+def text_field(form: dict[str, Any], name: str, limit: int = 2000) -> str | None:
+    """A text field of the form as one line (None when blank)."""
+    text = " ".join(str(form.get(name) or "").split())
+    if len(text) > limit:
+        raise ParameterError(f"{name}: at most {limit} characters")
+    return text or None
 
 
 def dilution_from_form(form: dict[str, Any]) -> float | None:
@@ -148,17 +167,6 @@ def dilution_from_form(form: dict[str, Any]) -> float | None:
     if value is not None and not value >= 1:
         raise ParameterError(f"{LABELS['dilution_factor']} must be ≥ 1, got {value:g}")
     return value
-
-
-def analysis_settings_from_form(form: dict[str, Any]):
-    """The analysis settings of a video upload: the defaults, for now.
-
-    This is the one place where the form chooses how videos are analysed: a named, approved
-    analysis method picked on the form will be turned into its settings here.
-    """
-    from exocheck.nta.analyze import AnalysisSettings
-
-    return AnalysisSettings()
 
 
 def read_record(saved: Saved):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from exocheck.web.api import auth, lots
+from exocheck.web.api import auth, lots, methods
 
 router = APIRouter(prefix="/api/v1")
 router.include_router(auth.router)
 router.include_router(lots.router)
+router.include_router(methods.router)

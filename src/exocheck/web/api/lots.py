@@ -98,12 +98,18 @@ async def add_measurement(lot: str, request: Request, user: ApiUser, svc: Svc):
     analysed as its own job; at most ``EXOCHECK_MAX_UPLOAD_FILES``, all together at most
     ``EXOCHECK_MAX_UPLOAD_MB``), with ``fps``, ``pixel_size_um``, ``temperature_c`` and optional
     ``exposure_ms``, ``viscosity_mpa_s``, ``refractive_index``, ``camera_gain``,
-    ``wavelength_nm``, ``dilution_factor`` and a bead ``calibration`` file (JSON from
-    ``exocheck calibrate``) → 202 ``{"job": FIRST_ID, "jobs": [ID, ...]}``."""
+    ``wavelength_nm``, ``dilution_factor`` and a bead ``calibration_file`` (JSON from
+    ``exocheck calibrate``) → 202 ``{"job": FIRST_ID, "jobs": [ID, ...]}``. ``method``
+    (``NAME[@VERSION]``, approved) analyses the videos under the method on ``instrument`` (a
+    serial of the register; ``calibration``: a stored calibration's id, by default the
+    instrument's newest), or enters an export as made under it; ``override`` is the reason to
+    use a value that contradicts the file or the method."""
     form = await request.form()
     files = [f for f in form.getlist("file") if hasattr(f, "filename")]
-    calibration = next((f for f in form.getlist("calibration") if hasattr(f, "filename")), None)
-    kind, body = await svc.upload(user, lot, files, dict(form), calibration)
+    calibration_file = next(
+        (f for f in form.getlist("calibration_file") if hasattr(f, "filename")), None
+    )
+    kind, body = await svc.upload(user, lot, files, dict(form), calibration_file)
     return JSONResponse(body, status_code=202 if kind == "job" else 201)
 
 

@@ -220,12 +220,19 @@ async def add_result(lot: str, request: Request, user: FormUser, svc: Svc) -> Re
 
 
 def _upload_context(svc: Services, lot: str) -> dict[str, Any]:
+    """The upload form: its fields, limits, and the approved methods, the register's instruments
+    and the stored calibrations to choose from."""
+    from exocheck.methods import approved_methods, list_calibrations, list_instruments
+
     return {
         "lot": lot,
         "fields": CONDITION_INPUTS,
         "dilution": DILUTION_INPUT,
         "max_mb": svc.settings.max_upload_mb,
         "max_files": svc.settings.max_upload_files,
+        "methods": approved_methods(svc.store),
+        "instruments": list_instruments(svc.store),
+        "calibrations": list_calibrations(svc.store),
     }
 
 
@@ -241,86 +248,32 @@ def _files(form, name: str) -> list[Any]:
 
 @router.post("/lots/{lot}/upload")
 async def upload(lot: str, request: Request, user: FormUser, svc: Svc) -> Response:
-    """Replicate videos (each analysed as its own job, then the page that follows them), or one
-    result or instrument export (entered at once, then the lot's page)."""
+    """Replicate videos of one sample (one analysis over all of them, then the page that
+    follows it), or one result or instrument export (entered at once, then the lot's page)."""
     form = await request.form()
-    calibration = next(iter(_files(form, "calibration")), None)
+    calibration_file = next(iter(_files(form, "calibration_file")), None)
     try:
-        kind, body = await svc.upload(user, lot, _files(form, "file"), dict(form), calibration)
+        kind, body = await svc.upload(user, lot, _files(form, "file"), dict(form), calibration_file)
     except NotFound:
         raise
     except ExocheckError as exc:
         context = _upload_context(svc, lot) | {"error": str(exc), "values": dict(form)}
         return render(request, "upload.html", context, status=http_status(exc))
     if kind == "job":
-        return RedirectResponse(jobs_url(body["jobs"]), status_code=303)
+        return RedirectResponse(f"/jobs/{body['job']}", status_code=303)
     return RedirectResponse(lot_url(lot), status_code=303)
-
-
-def jobs_url(ids: list[int]) -> str:
-    """The page that follows the jobs ``ids`` (the replicates of one upload)."""
-    return f"/jobs/{ids[0]}" if len(ids) == 1 else f"/jobs?ids={','.join(map(str, ids))}"
-
-
-#: the most jobs one page follows
-MAX_JOBS_SHOWN = 100
-
-
-def _jobs(svc: Services, ids: list[int]) -> dict[str, Any]:
-    """The jobs ``ids`` as the page shows them, with their state together: ``done`` when every
-    one is, ``failed`` when all have ended and one failed, else ``running`` or ``queued``."""
-    jobs = []
-    for job_id in ids:
-        status = svc.analyses.status(svc.store, job_id)
-        if status is None:
-            raise NotFound(f"no job {job_id}")
-        jobs.append(status)
-    states = {j["status"] for j in jobs}
-    if states == {"done"}:
-        state = "done"
-    elif states <= {"done", "failed"}:
-        state = "failed"
-    elif states == {"queued"}:
-        state = "queued"
-    else:
-        state = "running"
-    lots = {j["lot"] for j in jobs if j["lot"]}
-    return {
-        "jobs": jobs,
-        "state": state,
-        "ended": sum(j["status"] in ("done", "failed") for j in jobs),
-        "lot": lots.pop() if len(lots) == 1 else None,
-        "poll_url": jobs_url(ids),
-    }
-
-
-def _job_ids(text: str) -> list[int]:
-    parts = [p.strip() for p in text.split(",") if p.strip()]
-    if (
-        not parts
-        or len(parts) > MAX_JOBS_SHOWN
-        or not all(p.isdigit() and len(p) < 10 for p in parts)
-    ):
-        raise ParameterError(f"ids: up to {MAX_JOBS_SHOWN} job numbers separated by commas")
-    return list(dict.fromkeys(int(p) for p in parts))
-
-
-def _jobs_page(request: Request, svc: Services, ids: list[int]) -> Response:
-    """The page of the jobs, or (for htmx, which polls it while they run) its live part."""
-    live = request.headers.get("hx-request") == "true"
-    return render(request, "jobs_status.html" if live else "jobs.html", _jobs(svc, ids))
-
-
-@router.get("/jobs")
-def jobs_page(request: Request, user: PageUser, svc: Svc, ids: str = "") -> Response:
-    """The replicates of one upload (``?ids=4,5,6``): each one's state, D50, concentration and
-    record, followed live until all have ended."""
-    return _jobs_page(request, svc, _job_ids(ids))
 
 
 @router.get("/jobs/{job_id}")
 def job_page(job_id: int, request: Request, user: PageUser, svc: Svc) -> Response:
-    return _jobs_page(request, svc, [job_id])
+    """An analysis: its state followed live (htmx polls its live part while it runs), each
+    replicate video's own figures and the sample's pooled result, with the method it ran
+    under and a link to its measurement."""
+    job = svc.analyses.status(svc.store, job_id)
+    if job is None:
+        raise NotFound(f"no job {job_id}")
+    live = request.headers.get("hx-request") == "true"
+    return render(request, "job_status.html" if live else "job.html", {"job": job})
 
 
 @router.get("/lots/{lot}/coa.pdf")
