@@ -87,3 +87,18 @@ def test_capture_settings_other_than_the_specification_says():
     result = evaluate(spec, _lot(lognormal_measurement(particles_per_ml=2.1e10)))
     assert result.decision == "inconclusive"
     assert [c.code for c in result.caveats] == ["capture-settings"]
+
+
+def test_the_certificate_drops_its_calibration_warning_for_any_accepted_calibration_deviation():
+    """Every calibration caveat (uncalibrated, other optics, expired), once accepted as a
+    deviation, is listed with the accepted deviations and not again as the measurement's own
+    warning: the certificate asks the evidence module which codes are about calibration."""
+    from exocheck.qc.evidence import CALIBRATION_CODES
+    from exocheck.report.coa import _basis
+
+    record = lognormal_measurement(particles_per_ml=2.1e10)
+    record.concentration.calibrated = False
+    assert _basis({}, _lot(record))["caveat"]  # uncalibrated: warned
+    for code in CALIBRATION_CODES:
+        accepted = _lot(record, accepted_deviations={code: "Rita, 2026-12-08: ok"})
+        assert _basis({}, accepted)["caveat"] is None, code

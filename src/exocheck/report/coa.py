@@ -36,6 +36,7 @@ from exocheck.qc.comparability import (
     control_chart,
     particles_per_unit,
 )
+from exocheck.qc.evidence import CALIBRATION_CODES
 from exocheck.qc.release import (
     concentration_caveat,
     fmt,
@@ -418,7 +419,7 @@ def _basis(info: dict[str, Any], data) -> dict[str, Any] | None:
     settings = nta.settings or {}
     calibration = settings.get("calibration")
     caveat = concentration_caveat(data)
-    if {"uncalibrated", "calibration-other-optics"} & set(data.accepted_deviations):
+    if set(CALIBRATION_CODES) & set(data.accepted_deviations):
         caveat = None  # accepted as a deviation: listed with the evidence warnings
     if isinstance(calibration, dict):
         optics = ", ".join(
@@ -433,10 +434,17 @@ def _basis(info: dict[str, Any], data) -> dict[str, Any] | None:
             if isinstance(calibration.get(key), int | float)
         ).replace(" , ", ", ")
         bead = calibration.get("bead_diameter_nm")
-        calibrated = (
-            f"bead standard{f' {bead:g} nm' if bead else ''} at "
-            f"{fmt(calibration['known_concentration_per_ml'])} /mL; detection depth "
-            f"{calibration['depth_um']:.3g} µm; optics {optics}"
+        known = calibration.get("known_concentration_per_ml")
+        depth = calibration.get("depth_um")
+        calibrated = "; ".join(
+            part
+            for part in (
+                f"bead standard{f' {bead:g} nm' if bead else ''}"
+                + (f" at {fmt(known)} /mL" if isinstance(known, int | float) else ""),
+                f"detection depth {depth:.3g} µm" if isinstance(depth, int | float) else "",
+                f"optics {optics}" if optics else "",
+            )
+            if part
         )
     elif nta.concentration.calibrated is None:
         calibrated = f"the instrument's own ({nta.source.instrument})"
