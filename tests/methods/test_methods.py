@@ -89,10 +89,18 @@ def test_analyze_with_method_records_it(exo, beads, lab, tmp_path):
     assert record.settings["analysis"]["sizing"]["n_bootstrap"] == 3  # the method's, not 40
     assert record.settings["conditions"]["refractive_index"] == 1.39  # the product's index
     assert record.concentration.calibrated is True
-    from exocheck.methods import calibration_of, method_label, method_of
+    from exocheck.methods import calibration_of, lacks_method, method_label, method_of
 
     assert method_label(record) == f"{METHOD}@1" and method_of(record)["calibration_id"] == 1
     assert calibration_of(record)["standard_lot"] == "PS100-2291"
+    # the stored JSON reads the same; "no method" is a particle record without a stamp only
+    stored = record.model_dump(mode="json")
+    assert method_label(stored) == f"{METHOD}@1" and not lacks_method(stored, "nta")
+    bare = record.model_copy(update={"settings": {}})
+    assert lacks_method(bare) and method_label(bare) == "no method"
+    assert lacks_method(bare.model_dump(mode="json"), "nta")
+    assert not lacks_method({"ug_per_ml": 5.0, "method": "BCA"}, "protein")
+    assert not lacks_method({"results": {"sterility": "negative"}}, "safety")
 
 
 def test_values_against_the_method_or_the_file(exo, beads, lab, tmp_path):

@@ -156,6 +156,7 @@ def test_web_upload_under_a_method_gives_the_cli_numbers(exo, lab, replicates, t
         ended = _wait_done(client, job)
         assert ended["state"] == "done", ended["html"][-3000:]
         page = client.get(f"/jobs/{job}").text
+        lot_page = client.get("/lots/L-WEB").text
         api = client.post("/api/v1/login", json={"username": "ana", "password": _pw("ana")}).json()[
             "token"
         ]
@@ -190,6 +191,8 @@ def test_web_upload_under_a_method_gives_the_cli_numbers(exo, lab, replicates, t
     # the job page: each replicate's own figures and the pooled result, with the method
     assert page.count('class="replicate"') == 2 and 'id="pooled"' in page
     assert f"method <b>{METHOD}@1</b> on instrument {SERIAL}, stored calibration 1" in page
+    # the lot page names the measurement's method, with a link to it
+    assert f'<td class="method"><a href="/methods/{METHOD}%401">{METHOD}@1</a></td>' in lot_page
     assert [r["d50_nm"] for r in status["replicates"]] == [v.d50_nm for v in cli.per_video]
     assert status["pooled"]["d50_nm"] == cli.size.d50_nm
     assert status["pooled"]["particles_per_ml"] == cli.concentration.particles_per_ml

@@ -244,7 +244,7 @@ def test_detection_limit_full_names_and_letterhead(issued):
         "Signature: reviewed Rita Rhodes (rita), role reviewer",
         "Signature: approved Quinn Quist (quinn), role qa",
         "Example Biologics QC laboratory, 5 Example Road 12345 Sampletown",
-        "SOP-NTA-012, version 4",
+        "SOP-NTA-012@4",
         "ZetaView PMX-120, s/n ZV-0815",
     ):
         assert squash(expected) in flat, expected
@@ -315,31 +315,71 @@ def test_method_instrument_and_calibration_cited_or_not_recorded(tmp_path):
         html = render_html(store, "L-1")
     text = " ".join(re.sub(r"<[^>]+>", " ", html).split()).replace(" ,", ",").replace(" ;", ";")
     assert "Method, instrument and calibration" in text
-    # the factory's records name no method but the protein assay's (BCA, without a version)
-    assert "4 of 5 measurement(s) cite no method" in text
-    assert text.count("NO METHOD RECORDED") == 4
-    assert "BCA, version not recorded" in text
+    # both particle records were made without a method; the protein assay, the marker panel
+    # and the safety tests are not exocheck methods' to cover, and are not "no method"
+    assert "2 of 2 particle measurement(s) cite no method" in text
+    assert text.count("NO METHOD RECORDED") == 2
+    assert "BCA as the record states it" in text and "version not recorded" not in text
+    # no instrument or calibration for the protein assay; neither, nor a procedure, for the
+    # marker panel and the safety tests, whose records name none
+    assert text.count("—*") == 2 + 3 + 3
+    assert "* exocheck's methods, instruments and calibrations cover particle measurements" in text
     assert (
         "standard 100 nm polystyrene beads; lot B-77; date 2026-01-10; due 2026-02-10 "
         "— past due at the measurement" in text
     )
-    # the records of the branch that adds them: method, instrument, calibration at the top
+    # a record made under a method: its stamp names the method, the register's instrument and
+    # the stored calibration, whose standard the store names
+    stamped = {
+        "settings": {
+            "method": {
+                "name": "nta-ev-scatter",
+                "version": 2,
+                "instrument_serial": "NS-1",
+                "instrument_model": "NanoSight NS300",
+                "calibration_id": 7,
+            },
+            "calibration": {
+                "bead_diameter_nm": 100.0,
+                "known_concentration_per_ml": 2.5e8,
+                "standard_lot": "PS-9",
+                "made_at": "2026-01-01T09:30:00+00:00",
+                "valid_until": "2026-01-31T09:30:00+00:00",
+                "calibration_id": 7,
+            },
+        },
+        "date": "2026-01-20T10:00:00",
+        "source": {"instrument": "exocheck"},
+    }
     cited = _citation(
         9,
         "nta",
-        {
-            "method": {"name": "SOP-NTA-012", "version": "4"},
-            "instrument": {"model": "NanoSight NS300", "serial": "NS-1"},
-            "calibration": {"standard": "beads", "lot": "L", "date": "2026-01-01"},
-            "source": {"instrument": "NanoSight"},
-        },
+        stamped,
+        stored={"standard_name": "PS beads", "method_reference": "EV NTA · SOP-QC-041"},
     )
-    assert cited["method"] == "SOP-NTA-012, version 4" and cited["method_version"]
+    assert cited["method"] == "nta-ev-scatter@2" and cited["method_version"]
+    assert cited["covered"] and not cited["no_method"]
+    assert cited["method_note"] == "EV NTA · SOP-QC-041"
     assert (cited["instrument_model"], cited["instrument_serial"]) == ("NanoSight NS300", "NS-1")
-    assert cited["calibration"]["due"] is None and not cited["calibration_overdue"]
+    assert cited["calibration"] == {
+        "standard": "PS beads (certified 100 nm, 2.50e+08 per mL)",
+        "lot": "PS-9",
+        "date": "2026-01-01",
+        "due": "2026-01-31",
+        "id": 7,
+    }
+    assert not cited["calibration_overdue"]
+    late = _citation(9, "nta", stamped | {"date": "2026-02-02T10:00:00"})
+    assert late["calibration_overdue"]
+    assert late["calibration"]["standard"] == "100 nm bead standard at 2.50e+08 /mL"
     bare = _citation(3, "nta", {"source": {"instrument": "ZetaView"}})
-    assert bare["method"] is None and bare["instrument_model"] == "ZetaView"
+    assert bare["method"] is None and bare["no_method"] and bare["instrument_model"] == "ZetaView"
     assert bare["calibration"] == {}
+    protein = _citation(2, "protein", {"ug_per_ml": 5.0, "method": "BCA (SOP-QC-012)"})
+    assert protein["method"] == "BCA (SOP-QC-012)"
+    assert not protein["covered"] and not protein["no_method"]
+    safety = _citation(4, "safety", {"results": {"sterility": "negative"}})
+    assert safety["method"] is None and not safety["no_method"]
 
 
 def test_storage_conditions_of_the_products_study(tmp_path):

@@ -13,6 +13,8 @@ def test_lot_page_criteria_figures_and_control_chart(client, tmp_path, db_url):
     page_login(client, "rita")
     page = client.get("/lots/L-1").text
     assert page.count('class="pass"') >= 5 and "conforms" in page
+    # its particle measurement was made without a method, and the page says so
+    assert '<td class="method"><span class="note">no method</span></td>' in page
     sources = re.findall(r'src="(/lots/L-1/figures/(\w+)\.svg\?v=[^"]+)"', page)
     assert {name for _, name in sources} == {"size", "claim"}  # one lot: no control chart yet
     assert "Too few lots of this product for a chart" in page

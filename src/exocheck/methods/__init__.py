@@ -22,6 +22,7 @@ What pages and the certificate call::
     approved_methods(store)          # [{"method": "nta-ev@1", "status": "approved", ...}]
     method_of(record)                # {"name", "version", "instrument_serial", ...} or None
     method_label(record)             # "nta-ev@1" or "no method"
+    lacks_method(record, kind)       # "no method": a particle measurement made without one
     calibration_of(record)           # the calibration the record's concentration rests on
     instrument_of(store, record)     # the register's entry of the record's instrument
 
@@ -40,6 +41,7 @@ _WHERE = {
     "approved_methods": "methods",
     "get_method": "methods",
     "list_methods": "methods",
+    "lacks_method": "stamps",
     "method_label": "stamps",
     "method_of": "stamps",
     "calibration_of": "calibrations",

@@ -4,10 +4,16 @@ worker stamps what it writes and pages and certificates read it back."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from exocheck.records import Measurement
+
+#: the kinds of stored measurement exocheck's methods cover: particle measurements (``nta``,
+#: labelled fractions included). Protein assays, marker panels and safety tests are made by
+#: other procedures (an assay, a blot, a compendial test), which their records may name; they
+#: are never "no method".
+METHOD_KINDS = frozenset({"nta"})
 
 
 def stamp(record: Measurement, applied: Any) -> Measurement:
@@ -34,14 +40,24 @@ def stamp_with(
     return record
 
 
-def method_of(record: Measurement) -> dict[str, Any] | None:
-    """The method a record was made under (``{"name", "version", "instrument_serial",
-    "calibration_id", ...}``), or None: made without one."""
-    value = (record.settings or {}).get("method")
-    return dict(value) if isinstance(value, dict) and value.get("name") else None
+def method_of(record: Measurement | Mapping[str, Any]) -> dict[str, Any] | None:
+    """The method a particle record was made under (``{"name", "version", "instrument_serial",
+    "calibration_id", ...}``), or None: made without one. ``record`` is a
+    :class:`~exocheck.records.Measurement` or its stored JSON (``settings["method"]``)."""
+    settings = record.get("settings") if isinstance(record, Mapping) else record.settings
+    value = settings.get("method") if isinstance(settings, Mapping) else None
+    return dict(value) if isinstance(value, Mapping) and value.get("name") else None
 
 
-def method_label(record: Measurement) -> str:
+def lacks_method(record: Measurement | Mapping[str, Any], kind: str = "nta") -> bool:
+    """True when ``record`` is "no method": a measurement of a kind exocheck's methods cover
+    (:data:`METHOD_KINDS`) made without one. The one rule the evidence caveat, the certificate
+    and the pages apply; a protein assay, a marker panel or a safety test is never "no method"
+    (exocheck's methods do not cover them)."""
+    return kind in METHOD_KINDS and method_of(record) is None
+
+
+def method_label(record: Measurement | Mapping[str, Any]) -> str:
     """``NAME@VERSION`` of a record's method, or ``no method``."""
     method = method_of(record)
     return f"{method['name']}@{method['version']}" if method else "no method"

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
+from exocheck.methods.stamps import lacks_method, method_label, method_of
 from exocheck.optics import optics_differences
 from exocheck.qc.lotdata import LotData
 from exocheck.records import Measurement
@@ -240,11 +241,11 @@ def method_caveat(record: Measurement, method: str) -> Caveat | None:
     as the specification requires: made without a method, or under another."""
     name, _, version = method.partition("@")
     version = version.lstrip("v")
-    stamp = (record.settings or {}).get("method")
-    if not isinstance(stamp, dict) or not stamp.get("name"):
+    if lacks_method(record):
         detail = f"made without a method; the specification requires method {method}"
         return Caveat("method", frozenset({"concentration", "size"}), detail)
-    used = f"{stamp.get('name')}@{stamp.get('version')}"
+    stamp = method_of(record) or {}
+    used = method_label(record)
     if stamp.get("name") != name or (version and str(stamp.get("version")) != version):
         detail = f"made under method {used}; the specification requires method {method}"
         return Caveat("method", frozenset({"concentration", "size"}), detail)

@@ -6,10 +6,11 @@ on (date, analyst, instrument and software version, videos and tracks, dilution,
 calibration, or a prominent "uncalibrated", and the detection limit below which particles are
 not seen), every criterion with value, limit and result (each size or count claim stated
 relative to the detection limit), the method, instrument and calibration of every measurement
-("not recorded" where a record names none), the storage conditions of the product's stability
-studies, the decision in words that follow it (released, rejected, or a draft with a
-watermark on every page), the signer's comment, the size distribution with the specification
-window shaded, the particle count against the label claim, the product's control chart (limits
+("not recorded" where a record names none; "NO METHOD RECORDED" only for a particle measurement
+made without a method, by :func:`exocheck.methods.stamps.lacks_method`), the storage
+conditions of the product's stability studies, the decision in words that follow it (released,
+rejected, or a draft with a watermark on every page), the signer's comment, the size
+distribution with the specification window shaded, the particle count against the label claim, the product's control chart (limits
 only from :data:`~exocheck.qc.comparability.MIN_LOTS_FOR_LIMITS` lots, never below zero), the
 SHA-256 of every raw input, and who signed when, every person by printed name and user name
 ("Quinn Quist (quinn)"). An optional section gives the particles per unit
@@ -21,7 +22,7 @@ from __future__ import annotations
 import base64
 import math
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,7 @@ from pydantic import BaseModel, ConfigDict
 
 from exocheck import __version__
 from exocheck.errors import AnalysisError, ParameterError
+from exocheck.methods.stamps import METHOD_KINDS, lacks_method, method_label, method_of
 from exocheck.qc.comparability import (
     MIN_LOTS_FOR_LIMITS,
     capability,
@@ -224,26 +226,57 @@ _KINDS = {
 }
 
 
+def _day(value: Any) -> str | None:
+    """An ISO date or time as its day (``2026-12-08``); other text as it is."""
+    day = _parse_day(value)
+    return day.isoformat() if day is not None else _text(value)
+
+
 def _citation(
-    record_id: int, kind: str, record: dict[str, Any], measured_at: datetime | None = None
+    record_id: int,
+    kind: str,
+    record: dict[str, Any],
+    measured_at: datetime | None = None,
+    stored: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Method, instrument and calibration of one stored measurement, as the record states
     them; each part ``None`` where the record has none (the certificate says "not recorded").
-    ``measured_at``: when it was measured, where the record itself states no date."""
+
+    Whether a record is "no method" is :func:`exocheck.methods.stamps.lacks_method`'s to say:
+    a particle measurement made without an exocheck method. A measurement exocheck's methods
+    do not cover (protein assay, marker panel, safety tests; ``covered`` False) cites the
+    procedure its record names, if any, and no instrument or calibration.
+
+    ``measured_at``: when it was measured, where the record itself states no date;
+    ``stored``: what the store adds to the record's stamp (``method_reference``, the stored
+    calibration's ``standard_name``), from :func:`method_citations`.
+    """
+    stored = stored or {}
     what = _KINDS.get(kind, kind)
     if kind == "nta" and isinstance(record.get("labelled"), dict):
         marker = record["labelled"].get("marker")
         what = f"labelled fraction{f' ({marker})' if marker else ''} (NTA)"
-    method = _entry(record, "method")
-    if isinstance(method, dict):
-        name, version = _text(method.get("name")), _text(method.get("version"))
-        method_text = name and f"{name}{f', version {version}' if version else ''}"
-        method_version = bool(version)
-    else:
-        method_text, method_version = _text(method), False
+    measured = _parse_day(record.get("date")) or _parse_day(measured_at)
+    base = {"id": record_id, "what": what, "measured": measured}
+    if kind not in METHOD_KINDS:
+        return base | {
+            "covered": False,
+            "no_method": False,
+            "method": _text(record.get("method")),
+            "method_version": False,
+            "method_note": None,
+            "instrument_model": None,
+            "instrument_serial": None,
+            "calibration": {},
+            "calibration_overdue": False,
+        }
+    stamp = method_of(record)
     instrument = _entry(record, "instrument")
     source = record.get("source") if isinstance(record.get("source"), dict) else {}
-    if isinstance(instrument, dict):
+    if stamp is not None and stamp.get("instrument_serial"):
+        model = _text(stamp.get("instrument_model"))
+        serial = _text(stamp.get("instrument_serial"))
+    elif isinstance(instrument, dict):
         model, serial = _text(instrument.get("model")), _text(instrument.get("serial"))
     else:
         model = _text(instrument)
@@ -254,53 +287,93 @@ def _citation(
     calibration = _entry(record, "calibration")
     cal: dict[str, Any] = {}
     if isinstance(calibration, dict):
-        standard = _text(calibration.get("standard"))
+        standard = _text(calibration.get("standard")) or _text(stored.get("standard_name"))
         bead = calibration.get("bead_diameter_nm")
         known = calibration.get("known_concentration_per_ml")
+        certified = ", ".join(
+            x
+            for x in (
+                f"{bead:g} nm" if isinstance(bead, int | float) else "",
+                f"{fmt(known)} per mL" if isinstance(known, int | float) else "",
+            )
+            if x
+        )
         if standard is None and isinstance(bead, int | float):
             standard = f"{bead:g} nm bead standard"
             if isinstance(known, int | float):
                 standard += f" at {fmt(known)} /mL"
+        elif standard is not None and certified and not _text(calibration.get("standard")):
+            standard += f" (certified {certified})"
+        number = calibration.get("calibration_id")
         cal = {
             "standard": standard,
-            "lot": _text(calibration.get("lot")),
-            "date": _text(calibration.get("date")),
-            "due": _text(calibration.get("due")),
+            "lot": _text(calibration.get("lot")) or _text(calibration.get("standard_lot")),
+            "date": _day(calibration.get("date") or calibration.get("made_at")),
+            "due": _day(calibration.get("due") or calibration.get("valid_until")),
+            "id": number if isinstance(number, int) else None,
         }
-    elif kind == "nta" and (record.get("concentration") or {}).get("calibrated") is False:
+    elif (record.get("concentration") or {}).get("calibrated") is False:
         cal = {"none": "uncalibrated (nominal detection volume)"}
-    measured = _parse_day(record.get("date")) or _parse_day(measured_at)
     due = _parse_day(cal.get("due"))
     overdue = measured is not None and due is not None and due < measured
-    return {
-        "id": record_id,
-        "what": what,
-        "method": method_text,
-        "method_version": method_version,
+    return base | {
+        "covered": True,
+        "no_method": lacks_method(record, kind),
+        "method": method_label(record) if stamp is not None else None,
+        "method_version": stamp is not None and stamp.get("version") is not None,
+        "method_note": _text(stored.get("method_reference")),
         "instrument_model": model,
         "instrument_serial": serial,
         "calibration": cal,
         "calibration_overdue": overdue,
-        "measured": measured,
     }
+
+
+def _stored_details(session, kind: str, record: dict[str, Any]) -> dict[str, Any]:
+    """What the store knows beyond a particle record's stamp: the title and reference of its
+    method (``method_reference``) and the product name of its calibration's standard
+    (``standard_name``). Nothing for a record without a method or a stored calibration."""
+    from exocheck.errors import ExocheckError
+    from exocheck.methods.calibrations import calibration_row
+    from exocheck.methods.methods import document_of, method_row
+
+    if kind not in METHOD_KINDS or method_of(record) is None:
+        return {}
+    out: dict[str, Any] = {}
+    try:
+        doc = document_of(method_row(session, method_label(record)))
+        out["method_reference"] = " · ".join(x for x in (doc.title, doc.reference) if x) or None
+    except ExocheckError:  # a method of another store (an imported record): the stamp only
+        pass
+    number = (method_of(record) or {}).get("calibration_id")
+    if number is not None:
+        try:
+            out["standard_name"] = calibration_row(session, number).standard_name
+        except ExocheckError:
+            pass
+    return out
 
 
 def method_citations(store, lot: str) -> list[dict[str, Any]]:
     """The method, instrument and calibration of every measurement of ``lot`` that counts
-    (withdrawn ones left out), oldest first, read from the stored records (:func:`_citation`)."""
+    (withdrawn ones left out), oldest first, read from the stored records (:func:`_citation`)
+    and, for the method's reference and the standard's name, the store's methods and
+    calibrations."""
     with store.read() as session:
         row = store.lot_row(session, lot)
         withdrawn = set(store.withdrawn_of(row))
         rows = sorted(
             (
-                (x.id, x.kind, x.data, x.measured_at)
+                (x.id, x.kind, x.data if isinstance(x.data, dict) else {}, x.measured_at)
                 for x in row.measurements
                 if x.id not in withdrawn
             ),
             key=lambda r: r[0],
         )
+        details = [_stored_details(session, kind, data) for _, kind, data, _ in rows]
     return [
-        _citation(i, kind, data if isinstance(data, dict) else {}, at) for i, kind, data, at in rows
+        _citation(i, kind, data, at, extra)
+        for (i, kind, data, at), extra in zip(rows, details, strict=True)
     ]
 
 
@@ -464,12 +537,18 @@ def _basis(info: dict[str, Any], data) -> dict[str, Any] | None:
         name = nta.source.files[0] if nta.source.files else "instrument export"
         inputs.append({"filename": name, "sha256": nta.source.file_sha256, "role": "raw input"})
     inputs += _labelled_inputs(data, inputs)
+    stamp = method_of(nta)
+    if stamp is not None and stamp.get("instrument_serial"):  # the register's instrument
+        instrument = f"{stamp.get('instrument_model') or 'model not recorded'}, s/n " + str(
+            stamp["instrument_serial"]
+        )
+    else:
+        instrument = " ".join(x for x in (nta.source.instrument, nta.source.software_version) if x)
     return {
         "date": nta.date or nta.provenance.created,
         "analyst": analyst,
-        "instrument": " ".join(
-            x for x in (nta.source.instrument, nta.source.software_version) if x
-        ),
+        "method": method_label(nta) if stamp is not None else None,
+        "instrument": instrument,
         "exocheck_version": nta.provenance.exocheck_version,
         "videos": n_videos,
         "tracks": nta.tracks.count or None,
@@ -545,6 +624,7 @@ def coa_context(
         "lot_status": state["status"],
         "missing": state["missing"],
         "final_signer": _final_signer(info, state, person),
+        "signed_at": _signed_at(info, state),
         "person": person,
         "accepted_by": _acceptances(result.caveats, state, person),
         "letterhead": letterhead,
@@ -606,6 +686,22 @@ def _final_signer(
         if s["meaning"] == "rejected":
             return person(s["user"], s["printed_name"])
     return None
+
+
+def _signed_at(info: dict[str, Any], state: dict[str, Any]) -> str | None:
+    """When the lot was signed off (``2026-12-08 03:00 UTC``): its release record's time, else
+    that of the signature ``rejected`` that ended it; None while it is open."""
+    at = info["approved_at"]
+    if at is None:
+        text = next(
+            (s["signed_at"] for s in reversed(state["signatures"]) if s["meaning"] == "rejected"),
+            None,
+        )
+        try:
+            at = datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+        except ValueError:
+            return text
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if at is not None else None
 
 
 def render_html(

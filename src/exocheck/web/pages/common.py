@@ -13,6 +13,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 from starlette.responses import Response
 
+from exocheck.methods.stamps import lacks_method, method_label
 from exocheck.qc.release import fmt
 from exocheck.store.audit import changes
 
@@ -65,6 +66,9 @@ def templates() -> Jinja2Templates:
         event["before"], event["after"], leave_out=SUMMARY_LEAVES_OUT
     )
     env.env.filters["dot_breaks"] = _dot_breaks
+    # a particle record's method (NAME@VERSION), and whether it has none (exocheck.methods' rule)
+    env.env.filters["method_label"] = method_label
+    env.env.tests["without_method"] = lacks_method
     # a path segment: everything percent-encoded, '/' included (Jinja's urlencode keeps '/')
     env.env.filters["urlencode"] = lambda value: quote(str(value), safe="")
     return env
