@@ -109,6 +109,10 @@ def test_demo_runs_the_whole_job(tmp_path: Path) -> None:
         limit = re.search(r"Detection limit (\d+) nm \(particles of refractive index 1.39\)", text)
         assert limit, "no detection limit on the certificate"
         assert int(limit.group(1)) == round(record["diagnostics"]["detection_limit_nm"])
+        # the distribution starts below the estimated limit (its margin): the page says where
+        start = record["size"]["bin_edges_nm"][0]
+        assert start < record["diagnostics"]["detection_limit_nm"]
+        assert squash(f"the size distribution is reported from {start:.0f} nm") in squash(text)
         assert "NO METHOD RECORDED" not in text and "cite no method" not in text
         assert squash("BCA (SOP-QC-012)") in cells and squash("Western blot (SOP") in cells
         assert "exocheck's methods, instruments and calibrations cover particle" in text

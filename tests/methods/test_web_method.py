@@ -171,12 +171,21 @@ def test_web_upload_under_a_method_gives_the_cli_numbers(exo, lab, replicates, t
         web_all = store.lot_data("L-WEB").nta_all
         by_web = store.evaluate("L-WEB")
     (web,) = web_all  # one measurement for the two replicates
-    # the same analysis: identical figures, to the last bit
-    assert web.size.d50_nm == cli.size.d50_nm and web.size.d10_nm == cli.size.d10_nm
-    assert web.size.d90_nm == cli.size.d90_nm and web.size.density == cli.size.density
-    assert web.concentration.particles_per_ml == cli.concentration.particles_per_ml
-    assert web.concentration.sd_per_ml == cli.concentration.sd_per_ml
-    assert [v.model_dump() for v in web.per_video] == [v.model_dump() for v in cli.per_video]
+
+    # the same analysis: the same figures. Not to the last bit: two processes may round a sum
+    # differently in its last place (numpy's reductions follow the memory alignment of their
+    # data), 1e-16 relative on D50 in one run; 1e-12 is far below any digit that is reported.
+    def same(a, b):
+        return a == pytest.approx(b, rel=1e-12, abs=0.0)
+
+    assert same(web.size.d50_nm, cli.size.d50_nm) and same(web.size.d10_nm, cli.size.d10_nm)
+    assert same(web.size.d90_nm, cli.size.d90_nm) and same(web.size.density, cli.size.density)
+    assert same(web.concentration.particles_per_ml, cli.concentration.particles_per_ml)
+    assert same(web.concentration.sd_per_ml, cli.concentration.sd_per_ml)
+    assert [v.d50_nm for v in web.per_video] == pytest.approx(
+        [v.d50_nm for v in cli.per_video], rel=1e-12, abs=0.0
+    )
+    assert [v.tracks for v in web.per_video] == [v.tracks for v in cli.per_video]
     assert len(web.per_video) == 2 and web.tracks.count == cli.tracks.count
     # under the method, on the instrument, with its stored calibration
     assert web.concentration.calibrated and cli.concentration.calibrated
@@ -185,15 +194,17 @@ def test_web_upload_under_a_method_gives_the_cli_numbers(exo, lab, replicates, t
     assert web.settings["method"]["instrument_serial"] == SERIAL
     # the lot conforms where the command line's does, on the same criteria
     assert by_cli.decision == by_web.decision == "conforms"
-    assert [(c.name, c.result, c.value) for c in by_web.criteria] == [
-        (c.name, c.result, c.value) for c in by_cli.criteria
+    assert [(c.name, c.result) for c in by_web.criteria] == [
+        (c.name, c.result) for c in by_cli.criteria
     ]
+    for w, c in zip(by_web.criteria, by_cli.criteria, strict=True):
+        assert w.value == c.value or same(w.value, c.value), w.name
     # the job page: each replicate's own figures and the pooled result, with the method
     assert page.count('class="replicate"') == 2 and 'id="pooled"' in page
     assert f"method <b>{METHOD}@1</b> on instrument {SERIAL}, stored calibration 1" in page
     # the lot page names the measurement's method, with a link to it
     assert f'<td class="method"><a href="/methods/{METHOD}%401">{METHOD}@1</a></td>' in lot_page
-    assert [r["d50_nm"] for r in status["replicates"]] == [v.d50_nm for v in cli.per_video]
-    assert status["pooled"]["d50_nm"] == cli.size.d50_nm
-    assert status["pooled"]["particles_per_ml"] == cli.concentration.particles_per_ml
+    assert same([r["d50_nm"] for r in status["replicates"]], [v.d50_nm for v in cli.per_video])
+    assert same(status["pooled"]["d50_nm"], cli.size.d50_nm)
+    assert same(status["pooled"]["particles_per_ml"], cli.concentration.particles_per_ml)
     assert json.dumps(status["method"]["name"]) == json.dumps(METHOD)

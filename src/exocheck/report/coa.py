@@ -142,6 +142,12 @@ def detection_limit_nm(record) -> float | None:
     return None
 
 
+def _reported_from_nm(record) -> float | None:
+    """Where the record's size distribution starts (its first bin edge), nm."""
+    edges = getattr(record.size, "bin_edges_nm", None) if record.size is not None else None
+    return float(edges[0]) if edges else None
+
+
 def detection_limit_notes(spec: Specification, limit_nm: float | None) -> dict[str, str]:
     """What each size or count criterion of ``spec`` claims, relative to the detection limit,
     by criterion name: a size fraction is a fraction of the particles above the limit (a window
@@ -556,6 +562,7 @@ def _basis(info: dict[str, Any], data) -> dict[str, Any] | None:
         "temperature_c": nta.temperature_c,
         "calibration": calibrated,
         "detection_limit_nm": detection_limit_nm(nta),
+        "reported_from_nm": _reported_from_nm(nta),
         "refractive_index": (settings.get("conditions") or {}).get("refractive_index"),
         "caveat": caveat,
         "warnings": nta.warnings,
