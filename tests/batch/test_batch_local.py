@@ -130,7 +130,15 @@ def test_interrupted_batch_leaves_no_job_running(tmp_path, videos):
     out, db = tmp_path / "out", tmp_path / "jobs.db"
     command = [str(EXOCHECK), "batch", *map(str, videos), "--out", str(out), "--db", str(db),
                "--create", "--workers", "1", *SETTINGS]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a test run started in the background of a shell inherits SIGINT ignored, and so would the
+    # batch: give it the default disposition, as a terminal's Ctrl-C finds it
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and process.poll() is None:

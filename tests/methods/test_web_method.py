@@ -172,19 +172,18 @@ def test_web_upload_under_a_method_gives_the_cli_numbers(exo, lab, replicates, t
         by_web = store.evaluate("L-WEB")
     (web,) = web_all  # one measurement for the two replicates
 
-    # the same analysis: the same figures. Not to the last bit: two processes may round a sum
-    # differently in its last place (numpy's reductions follow the memory alignment of their
-    # data), 1e-16 relative on D50 in one run; 1e-12 is far below any digit that is reported.
+    # the same analysis: the same figures, to 1e-9 relative (a reported figure has 3-4 digits).
+    # Not to the last bit: the command runs here inside the test process, whose BLAS may use
+    # several threads where the web's worker uses one, and a sum in another order rounds
+    # differently: 1e-16 relative on D50 and 3e-11 on the size density's far tail in CI runs.
     def same(a, b):
-        return a == pytest.approx(b, rel=1e-12, abs=0.0)
+        return a == pytest.approx(b, rel=1e-9, abs=1e-15)
 
     assert same(web.size.d50_nm, cli.size.d50_nm) and same(web.size.d10_nm, cli.size.d10_nm)
     assert same(web.size.d90_nm, cli.size.d90_nm) and same(web.size.density, cli.size.density)
     assert same(web.concentration.particles_per_ml, cli.concentration.particles_per_ml)
     assert same(web.concentration.sd_per_ml, cli.concentration.sd_per_ml)
-    assert [v.d50_nm for v in web.per_video] == pytest.approx(
-        [v.d50_nm for v in cli.per_video], rel=1e-12, abs=0.0
-    )
+    assert same([v.d50_nm for v in web.per_video], [v.d50_nm for v in cli.per_video])
     assert [v.tracks for v in web.per_video] == [v.tracks for v in cli.per_video]
     assert len(web.per_video) == 2 and web.tracks.count == cli.tracks.count
     # under the method, on the instrument, with its stored calibration
