@@ -13,7 +13,7 @@ import functools
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -315,10 +315,8 @@ def multi_maxima(
         n = xs.size
         if n < 2:
             continue
-        tree = cKDTree(np.column_stack([xs, ys]))
-        near = tree.sparse_distance_matrix(tree, r_max_px, output_type="ndarray")
-        distance = near["v"][near["i"] < near["j"]]
-        observed += np.histogram(distance, edges)[0]
+        i, j = cKDTree(np.column_stack([xs, ys])).query_pairs(r_max_px, output_type="ndarray").T
+        observed += np.histogram(np.hypot(xs[i] - xs[j], ys[i] - ys[j]), edges)[0]
         pairs += n * (n - 1) / 2.0
     expected = pairs * np.pi * np.diff(edges**2) / float(width * height)
     excess = float(observed.sum() - expected.sum())
@@ -349,8 +347,6 @@ def ring_scale_factor(pairs: PairExcess, settings: LocateSettings) -> float:
 
 def _scaled(settings: LocateSettings, factor: float) -> LocateSettings:
     """``settings`` with smoothing, mask, window and separation grown by ``factor``."""
-    from dataclasses import replace
-
     return replace(
         settings,
         smoothing_sigma_px=settings.smoothing_sigma_px * factor,
