@@ -113,9 +113,31 @@ def _wait(browser, element_id: str, timeout_s: float = 20.0):
     )
 
 
+def _replaced(element):
+    """A wait condition: ``element`` has left the page (a form posted, a new page came).
+
+    Like Selenium's ``staleness_of``; chromedriver sometimes answers a look at a node of the
+    page just left with "Node with given id does not belong to the document" instead of a stale
+    element, and that too means the page was replaced.
+    """
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
+    def gone(_browser) -> bool:
+        try:
+            element.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as exc:
+            if "does not belong to the document" in str(exc):
+                return True
+            raise
+        return False
+
+    return gone
+
+
 def _sign(browser, meaning: str, reason: str, secret: str) -> None:
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
     dialog = browser.find_element(By.ID, "sign-dialog")
@@ -126,7 +148,7 @@ def _sign(browser, meaning: str, reason: str, secret: str) -> None:
     browser.find_element(By.ID, "sign-password").send_keys(secret)
     old = browser.find_element(By.ID, "sign-button")
     old.click()
-    WebDriverWait(browser, 30).until(ec.staleness_of(old))
+    WebDriverWait(browser, 30).until(_replaced(old))
 
 
 def _shot(browser, name: str) -> None:

@@ -11,7 +11,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from test_browser import _login, _shot, _wait, driver  # noqa: F401 (driver: a fixture)
+from test_browser import _login, _replaced, _shot, _wait, driver  # noqa: F401 (driver: a fixture)
 from web_helpers import PRODUCT
 from web_server import Server
 
@@ -51,7 +51,6 @@ def _fits(browser) -> None:
 
 def test_audit_trail_search_pages_and_csv_download(driver, db_url, tmp_path):  # noqa: F811
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
     with Store.open(db_url) as store:
@@ -74,7 +73,7 @@ def test_audit_trail_search_pages_and_csv_download(driver, db_url, tmp_path):  #
         newest = driver.find_element(By.CSS_SELECTOR, "#audit tr[data-event]")
         first_id = int(newest.get_attribute("data-event"))
         driver.find_element(By.CSS_SELECTOR, "#audit-pages a[rel=next]").click()
-        WebDriverWait(driver, 20).until(ec.staleness_of(newest))
+        WebDriverWait(driver, 20).until(_replaced(newest))
         rows = driver.find_elements(By.CSS_SELECTOR, "#audit tr[data-event]")
         assert len(rows) == min(50, total - 50)
         assert int(rows[0].get_attribute("data-event")) == first_id - 50
@@ -91,7 +90,7 @@ def test_audit_trail_search_pages_and_csv_download(driver, db_url, tmp_path):  #
             )
         old = driver.find_element(By.ID, "audit-total")
         driver.find_element(By.ID, "audit-search-button").click()
-        WebDriverWait(driver, 20).until(ec.staleness_of(old))
+        WebDriverWait(driver, 20).until(_replaced(old))
         assert _wait(driver, "audit-total").text == "70"
         assert driver.find_element(By.ID, "q-user").get_attribute("value") == "ana"
         actors = driver.find_elements(By.CSS_SELECTOR, "#audit tr[data-event] td:nth-child(3)")

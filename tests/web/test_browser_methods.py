@@ -11,7 +11,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from test_browser import _login, _shot, _wait, driver  # noqa: F401 (driver: a fixture)
+from test_browser import _login, _replaced, _shot, _wait, driver  # noqa: F401 (driver: a fixture)
 from test_browser_lists import WIDTH_PX, _capture, _fits
 from web_helpers import PRODUCT, password
 from web_server import EXOCHECK, Server
@@ -80,7 +80,6 @@ def _calibrate(db_url: str, beads: Path) -> None:
 def test_instrument_method_and_upload_under_the_method(driver, db_url, tmp_path):  # noqa: F811
     from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
     with Store.open(db_url) as store:
@@ -142,7 +141,7 @@ def test_instrument_method_and_upload_under_the_method(driver, db_url, tmp_path)
         driver.find_element(By.ID, "password").send_keys(password("quinn"))
         old = driver.find_element(By.ID, "approve-button")
         old.click()
-        WebDriverWait(driver, 20).until(ec.staleness_of(old))
+        WebDriverWait(driver, 20).until(_replaced(old))
         assert _wait(driver, "method-status").text == "approved"
         assert "approved by quinn" in driver.page_source
 
