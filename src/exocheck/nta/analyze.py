@@ -316,7 +316,7 @@ def size_videos(
     # labelled vesicles: on simulated dye-labelled EVs, D50 −7.4 % with them, −1.9 % without.
     fluorescence = settings.mode == "fluorescence"
     weights = short_track_weights(videos) if scattering and not fluorescence else np.ones(n_tracks)
-    groups = track_chains(videos)
+    groups = time_blocks(videos)
     if lag == 1:
         msd_lag = stats["msd1_um2"].to_numpy()
         n_lag = stats["n_steps"].to_numpy().astype(float)
@@ -494,6 +494,21 @@ solve instead of a cross-validation."""
 
 CHAIN_GAP_FRAMES = 30
 """Longest gap (frames) across which two tracks may be one particle's, for :func:`track_chains`."""
+
+
+def time_blocks(videos: Sequence[VideoAnalysis]) -> np.ndarray:
+    """A cross-validation block per sized track: the fifth of its video's frames that holds the
+    track's first frame."""
+    from exocheck.nta.sizing import CV_FOLDS
+
+    blocks = [
+        np.minimum(
+            (CV_FOLDS * v.track_stats["first_frame"].to_numpy() // max(v.n_frames, 1)),
+            CV_FOLDS - 1,
+        )
+        for v in videos
+    ]
+    return np.concatenate(blocks) if blocks else np.zeros(0, dtype=int)
 
 
 def track_chains(videos: Sequence[VideoAnalysis]) -> np.ndarray:
