@@ -731,7 +731,7 @@ def _warnings(
             f"centre): the fluorescent count is multiplied by {counts.fading_correction:.2g} for "
             f"particles that faded{fitted}; the correction assumes the light reached the sample "
             "as the capture started, and on simulated captures with a 1 s half-life it left "
-            "the fraction 1.2-2.5 times the truth (docs/fluorescence.md): lower the laser power, "
+            "the fraction 1.3-1.8 times the truth (docs/fluorescence.md): lower the laser power, "
             "use flow, or shorten the capture"
         )
     n_fl = fluorescence.measurement.tracks.count if fluorescence.measurement else 0
