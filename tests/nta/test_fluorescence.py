@@ -16,7 +16,12 @@ import numpy as np
 import pytest
 
 from exocheck.nta.analyze import Conditions
-from exocheck.nta.fluorescence import DepthModel, lit_share
+from exocheck.nta.fluorescence import (
+    DepthModel,
+    fading_factor,
+    fading_table,
+    stationary_position,
+)
 from exocheck.nta.labelled import labelled_fraction
 from exocheck.simulate import Population, Simulation, make_params, simulate
 
@@ -99,36 +104,60 @@ def test_bleaching_fades_particles_that_linger() -> None:
     assert 0.2 < lit[2] < lit[1] < 0.98
 
 
-def test_lit_share_obeys_its_limits() -> None:
-    """s = 1 without bleaching; fading deepens with the rate and with slower diffusion."""
+def test_fading_obeys_its_limits() -> None:
+    """No fading without bleaching or at the first frame; it deepens with time, with the rate and
+    with slower diffusion, and a faster fresh supply leaves less of it."""
     model = DepthModel()
-    z = model.z_um
-    centre = z.size // 2
-    none = lit_share(model, np.array([4.0]), 0.0)
-    assert np.all(none == 1.0)
-    s = lit_share(model, np.array([0.5, 4.0, 40.0]), math.log(2) / 2.0)
-    assert np.all(np.diff(s[:, centre]) > 0)  # faster particles fade less
-    assert s[0, centre] < 0.5 < s[2, centre]
-    fresh = np.abs(z) >= model.reservoir
-    assert np.all(s[:, fresh] == 1.0)
-    faster = lit_share(model, np.array([4.0]), math.log(2) / 0.5)
-    assert faster[0, centre] < s[1, centre]
-    # the steady state solves D s'' = k I(z) s inside the reservoir's bounds
-    d, k = 4.0, math.log(2) / 2.0
-    step = z[1] - z[0]
-    inside = np.nonzero(~fresh)[0][1:-1]
-    second = (s[1, inside + 1] - 2 * s[1, inside] + s[1, inside - 1]) / step**2
-    np.testing.assert_allclose(d * second, k * model.light(z[inside]) * s[1, inside], atol=1e-6)
+    d = np.array([0.5, 4.0, 40.0])
+    none = fading_table(model, d, 0.0, 10.0)
+    assert np.all(none.factor == 1.0)
+    k = math.log(2) / 1.0
+    table = fading_table(model, d, k, 10.0)
+    bright = np.searchsorted(table.ratios, 10.0)
+    assert np.all(table.factor[0, :, bright:] > 0.9)  # the light came on with the capture
+    late = table.factor[-1, :, bright]
+    assert np.all(np.diff(late) > 0)  # faster particles fade less
+    assert np.all(table.factor[-1, :, bright] < table.factor[4, :, bright] + 0.02)
+    faster = fading_table(model, d, 4 * k, 10.0)
+    assert np.all(faster.factor[-1, :, bright] < late)
+    supplied = fading_table(model, d, k, 10.0, supply_per_s=1.0)
+    assert np.all(supplied.factor[-1, :, bright] > late)
+    # a seen track is dimmer than its particle was fresh, never brighter
+    seen = np.array([3.0, 3.0])
+    fresh = table.fresh_ratio(seen, np.array([4.0, 4.0]), np.array([0.0, 10.0]))
+    # (at the first frame only the fading within the 1 s the visible shares are averaged over)
+    assert fresh[0] == pytest.approx(3.0, rel=0.2)
+    assert fresh[1] > 1.2 * fresh[0]
 
 
-def test_depth_grows_with_brightness_and_shrinks_when_fading() -> None:
+def test_depth_grows_with_brightness() -> None:
     model = DepthModel()
     depth = model.depth_um(np.array([2.0, 10.0, 100.0]))
     assert np.all(np.diff(depth) > 0)
     # Gaussian sheet alone: depth = FWHM·sqrt(log2 r); with defocus it is thinner
     assert depth[1] < model.sheet_fwhm_um * math.sqrt(math.log2(10.0))
-    lit = lit_share(model, np.array([1.0]), 1.0)
-    assert model.depth_um(np.array([10.0]), lit)[0] < depth[1]
+
+
+def test_fading_factor_shrinks_the_slab_of_late_slow_tracks() -> None:
+    model = DepthModel()
+    ratio = np.full(3, 10.0)
+    diameter = np.array([100.0, 100.0, 300.0])
+    time_s = np.array([0.0, 15.0, 15.0])
+    f = fading_factor(model, ratio, diameter, math.log(2), 25.0, None, time_s, 20.0)
+    assert f[0] == pytest.approx(1.0, abs=0.1)
+    assert f[2] < f[1] < 0.9
+    assert np.all(fading_factor(model, ratio, diameter, 0.0, 25.0, None, time_s, 20.0) == 1.0)
+
+
+def test_fresh_supply_is_where_the_corrected_count_stays_level() -> None:
+    """The mean time of the corrected detections crosses the capture's middle between the grid's
+    third and fourth rates; no supply at all where even the most fading leaves the count falling,
+    the fastest where the count does not fall."""
+    mass = np.ones(5)
+    tilt = np.array([0.3, 0.2, 0.1, -0.1, -0.2])
+    assert stationary_position(tilt, mass) == pytest.approx(2.5)
+    assert stationary_position(-np.abs(tilt), mass) == 0.0
+    assert stationary_position(np.abs(tilt), mass) == 4.0
 
 
 @pytest.fixture(scope="module")

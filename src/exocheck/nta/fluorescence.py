@@ -9,12 +9,13 @@ fluorophores still lit (1 in scatter). The profile is the light sheet's Gaussian
 instrument are compared: its scale cancels in their ratio.
 
 **Bleaching.** Each fluorophore bleaches at rate ``k · I(z)`` in the sheet's light ``I(z)``.
-Particles diffuse in from an unlit reservoir, so in the steady state the mean lit share ``s(z)``
-of particles at ``z`` obeys the Feynman–Kac equation ``D s'' = k I(z) s`` with ``s → 1`` far from
-the sheet. Slow (large) particles linger and fade more; a fluorescent track that ends because its
-particle faded is not a particle leaving the slab, and counting it as one would under-count the
-large labelled particles. Here every track counts with the inverse of the slab in which a
-particle of its size and fresh brightness stays visible, bleaching included.
+Slow (large) particles linger and fade more; a fluorescent track that ends because its particle
+faded is not a particle leaving the slab, and counting it as one would under-count the labelled
+particles. Here every track counts with the inverse of the slab in which particles of its size
+and fresh brightness are seen at the time it was seen, read off Brownian paths along z that
+start unbleached as the capture starts (:func:`fading_table`). How fast fresh particles replace
+faded ones is not assumed: it is fitted so that the corrected count stays level over the capture
+(:func:`stationary_position`), and its uncertainty is carried into the bootstrap.
 
 The bleaching rate ``k`` is measured on the tracks themselves: Brownian motion is reversible, so
 without bleaching a track's brightness rises as often as it falls (a track starts and ends at the
@@ -30,7 +31,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy.linalg import solve_banded
 
 from exocheck.errors import ParameterError
 
@@ -56,21 +56,8 @@ class DepthModel:
 
     sheet_fwhm_um: float = SHEET_FWHM_UM
     depth_of_field_um: float = DEPTH_OF_FIELD_UM
-    reservoir_um: float | None = None
-
-    @property
-    def reservoir(self) -> float:
-        """Distance from the sheet's centre beyond which particles are fresh, µm (default 1.5
-        sheet widths)."""
-        return self.reservoir_um if self.reservoir_um is not None else 1.5 * self.sheet_fwhm_um
 
     def __post_init__(self) -> None:
-        if self.reservoir_um is not None and not (
-            math.isfinite(self.reservoir_um) and self.reservoir_um > 0
-        ):
-            raise ParameterError(
-                f"reservoir_um must be a finite number > 0, got {self.reservoir_um}"
-            )
         for name in ("sheet_fwhm_um", "depth_of_field_um"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
@@ -103,37 +90,6 @@ class DepthModel:
         r = np.clip(np.asarray(ratio, float), 1.5, None)
         shape = self.profile(z)[None, :] * (1.0 if lit is None else lit)
         return np.maximum(np.sum(r[:, None] * shape >= 1.0, axis=1), 1) * step
-
-
-def lit_share(model: DepthModel, d_um2_s: np.ndarray, rate_per_s: float) -> np.ndarray:
-    """Steady-state mean share of lit fluorophores ``s(z)`` for each diffusion coefficient.
-
-    Solves ``D s'' = k I(z) s`` on :attr:`DepthModel.z_um` with ``s = 1`` from
-    :attr:`DepthModel.reservoir` outwards. Along z the sheet is a slab, and one-dimensional
-    diffusion returns to where it started: with no exchange the lit share would fall without
-    limit over a long capture. Where fresh particles come from (convection, the sample's flow,
-    the cell's depth) is therefore part of the model; by default, particles beyond 1.5 sheet
-    widths from the centre are fresh. Returns an array [len(d_um2_s), grid].
-    """
-    z = model.z_um
-    step = float(z[1] - z[0])
-    d = np.asarray(d_um2_s, float)
-    if rate_per_s <= 0:
-        return np.ones((d.size, z.size))
-    inner = np.abs(z) < model.reservoir
-    light = model.light(z)[inner]
-    out = np.ones((d.size, z.size))
-    for i, diffusion in enumerate(np.maximum(d, 1e-6)):
-        a = diffusion / step**2
-        n = light.size
-        bands = np.zeros((3, n))
-        bands[0, 1:] = a
-        bands[1] = -2.0 * a - rate_per_s * light
-        bands[2, :-1] = a
-        rhs = np.zeros(n)
-        rhs[0] = rhs[-1] = -a
-        out[i, inner] = solve_banded((1, 1), bands, rhs)
-    return np.clip(out, 0.0, 1.0)
 
 
 FOCUS_SHARE = 0.2
@@ -240,6 +196,8 @@ class ChannelCounts:
     bleach_rate_per_s: float
     saturated_fraction: float
     complete_from_nm: float | None = None
+    fresh_supply_per_s: tuple[float, float, float] | None = None
+    fading_correction: float = 1.0
 
 
 def channel_counts(
@@ -272,6 +230,7 @@ def channel_counts(
     offset = 0
     saturated = []
     pooled: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    fade_parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
     # tiles no wider than leaves MIN_TILES of them over all the recordings
     field_um2 = sum(v.width_px * v.height_px * v.pixel_size_um**2 for v in videos)
     side_cap_um = math.sqrt(field_um2 / MIN_TILES)
@@ -293,12 +252,14 @@ def channel_counts(
         pooled.append((r_sized, diameter, n_sized))
         depth = model.depth_um(r_focus)
         if bleach_rate_per_s > 0:
-            # the share of its slab in which the particle stays visible as it fades, from the
-            # larger of its own and its size's typical brightness (a dim track alone would seem
-            # to vanish everywhere and count without bound)
-            typical = line_ratio(r_sized, diameter, n_sized, min_frames)
-            depth = depth * fading_factor(
-                model, typical, diameter, bleach_rate_per_s, temperature_c, viscosity_mpa_s
+            # the particle's fading is read from its brightness, its size and when it was seen
+            fade_parts.append(
+                (
+                    r_focus,
+                    diameter,
+                    track_times_s(v, ids),
+                    np.full(ids.size, v.n_frames / v.fps),
+                )
             )
         if calibration is not None:  # the model's shape, scaled to the beads' measured depth
             depth = depth * (
@@ -336,18 +297,60 @@ def channel_counts(
     share = np.concatenate(rows) if rows else np.zeros((0, n_class + 1))
     contribution = np.concatenate(sized_counts) if sized_counts else np.zeros(0)
     chains = np.concatenate(labels) if labels else np.zeros(0, int)
-    per_ml = (contribution @ share)[:n_class]
-    tracks = share.sum(axis=0)[:n_class]
-    # bootstrap: tiles drawn with replacement, each bringing all its tracks' contributions
+    # with bleaching, each track's count is divided by its fading at each fresh supply rate of
+    # the grid; the rate is the one at which the corrected count stays level over the capture
+    # (:func:`stationary_position`), refitted on each bootstrap resample
     _, chain_index = np.unique(chains, return_inverse=True)
     n_chains = int(chain_index.max()) + 1 if chain_index.size else 0
-    table = np.zeros((n_chains, n_class + 1))
-    np.add.at(table, chain_index, contribution[:, None] * share)
+    if fade_parts and contribution.size:
+        seen_ratio, diameter_all, time_all, duration_all = (
+            np.concatenate(p) for p in zip(*fade_parts, strict=True)
+        )
+        fading = fading_by_supply(
+            model,
+            seen_ratio,
+            diameter_all,
+            time_all,
+            float(duration_all.max()),
+            bleach_rate_per_s,
+            temperature_c,
+            viscosity_mpa_s,
+        )
+        lean = time_all / duration_all - 0.5
+    else:
+        fading = np.ones((1, contribution.size))
+        lean = np.zeros(contribution.size)
+    by_rate = contribution[None, :] / fading  # [supply rate, track]
+    table = np.zeros((fading.shape[0], n_chains, n_class + 1))
+    tilt = np.zeros((fading.shape[0], n_chains))
+    mass = np.zeros((fading.shape[0], n_chains))
+    for k in range(fading.shape[0]):
+        np.add.at(table[k], chain_index, by_rate[k][:, None] * share)
+        np.add.at(tilt[k], chain_index, by_rate[k] * lean)
+        np.add.at(mass[k], chain_index, by_rate[k])
+    position = stationary_position(tilt.sum(axis=1), mass.sum(axis=1))
+    per_ml = _at_position(table.sum(axis=1), position)[:n_class]
+    tracks = share.sum(axis=0)[:n_class]
+    # bootstrap: tiles drawn with replacement, each bringing all its tracks' contributions
     rng = np.random.default_rng(seed)
     resampled = np.zeros((n_bootstrap, n_class))
+    positions = np.full(n_bootstrap, position)
     if n_chains:
         draws = rng.integers(0, n_chains, size=(n_bootstrap, n_chains))
-        resampled = np.stack([table[d].sum(axis=0)[:n_class] for d in draws])
+        for b, d in enumerate(draws):
+            if fading.shape[0] > 1:
+                positions[b] = stationary_position(tilt[:, d].sum(axis=1), mass[:, d].sum(axis=1))
+            resampled[b] = _at_position(table[:, d].sum(axis=1), positions[b])[:n_class]
+    supply = None
+    if fading.shape[0] > 1:
+        grid = SUPPLY_GRID_PER_S
+        supply = (
+            float(_at_position(grid, position)),
+            float(_at_position(grid, float(np.percentile(positions, 2.5)))),
+            float(_at_position(grid, float(np.percentile(positions, 97.5)))),
+        )
+    plain = (contribution @ share)[:n_class]  # the same tracks, not corrected for fading
+    fading_correction = float(per_ml.sum() / plain.sum()) if plain.sum() > 0 else 1.0
     complete = None
     if pooled:
         line = brightness_line(
@@ -363,6 +366,8 @@ def channel_counts(
         tracks=tracks,
         bleach_rate_per_s=bleach_rate_per_s,
         saturated_fraction=float(np.mean(saturated)) if saturated else 0.0,
+        fresh_supply_per_s=supply,
+        fading_correction=fading_correction,
     )
 
 
@@ -476,32 +481,194 @@ def bleaching_factors(
 
     A track's count is divided by this to count its particle as if it had not faded: slow
     (large) particles linger in the light and fade more, so without it the large labelled
-    particles are under-counted and the size distribution shifts down.
+    particles are under-counted and the size distribution shifts down. The fresh supply is the
+    rate at which the corrected count stays level over the capture (:func:`stationary_position`).
     """
     from exocheck.nta.concentration import track_brightness_ratio
 
     diameter = np.asarray(diameter_nm, float)
     if rate_per_s <= 0 or diameter.size == 0:
         return np.ones(diameter.size)
-    ratios, frames = [], []
+    ratios, frames, times, lean = [], [], [], []
     for v in videos:
         ids = v.track_stats["particle"].to_numpy()
         ratios.append(track_brightness_ratio(v.tracks, v.threshold).reindex(ids).to_numpy(float))
         frames.append(v.tracks.groupby("particle")["frame"].size().reindex(ids).to_numpy(float))
-    typical = line_ratio(np.concatenate(ratios), diameter, np.concatenate(frames), min_frames)
-    return fading_factor(model, typical, diameter, rate_per_s, temperature_c, viscosity_mpa_s)
+        times.append(track_times_s(v, ids))
+        lean.append(times[-1] / (v.n_frames / v.fps) - 0.5)
+    ratio, n_frames = np.concatenate(ratios), np.concatenate(frames)
+    duration_s = max(v.n_frames / v.fps for v in videos)
+    fading = fading_by_supply(
+        model,
+        np.nan_to_num(ratio),
+        diameter,
+        np.concatenate(times),
+        duration_s,
+        rate_per_s,
+        temperature_c,
+        viscosity_mpa_s,
+    )
+    count = n_frames / model.depth_um(np.nan_to_num(ratio))[None, :] / fading
+    position = stationary_position(count @ np.concatenate(lean), count.sum(axis=1))
+    return _at_position(fading, position)
 
 
-def line_ratio(
-    ratio: np.ndarray, diameter_nm: np.ndarray, frames: np.ndarray, min_frames: int
-) -> np.ndarray:
-    """A track's peak over threshold, or the :func:`brightness_line`'s prediction for its size
-    where that is larger (a track that never crossed focus under-states its particle)."""
-    own = np.nan_to_num(ratio)
-    line = brightness_line(ratio, diameter_nm, frames, min_frames)
-    if line is None:
-        return own
-    return np.maximum(own, np.exp(line[0] + line[1] * np.log(np.maximum(diameter_nm, 1e-9))))
+def track_times_s(v: VideoAnalysis, ids: np.ndarray) -> np.ndarray:
+    """Middle time of each track (``ids``), s from the capture's first frame."""
+    return (v.tracks.groupby("particle")["frame"].mean().reindex(ids).to_numpy(float)) / v.fps
+
+
+FADING_PATHS = 6000
+"""Brownian paths along z per diffusion coefficient from which the fading is read."""
+
+FADING_STEP = 0.1
+"""Root-mean-square step of a path along z per time step, in sheet widths."""
+
+FADING_SNAPSHOT_S = 0.25
+"""Time between the path snapshots at which visibility is read, s."""
+
+FADING_SMOOTH_S = 1.0
+"""Width of the moving average over time of the visible shares, s (paths' counting noise)."""
+
+_FADING_RATIOS = np.geomspace(1.5, 1e4, 48)
+_FADING_BINS = 12
+
+
+@dataclass(frozen=True)
+class FadingTable:
+    """How much of its unbleached slab a particle still fills, by diffusion, time and brightness.
+
+    ``factor[t, d, r]``: at time ``times_s[t]`` after the light came on, the share of paths of
+    diffusion ``d_um2_s[d]`` on which a particle of fresh in-focus brightness over threshold
+    ``ratios[r]`` is seen (lit share × profile ≥ 1 / ratio), over the share on which it would be
+    seen unbleached: the particle's slab shrinks by this share. ``lit_seen[t, d, r]``: the mean
+    lit share of the paths on which it is seen (how much dimmer than fresh a seen track is).
+    """
+
+    d_um2_s: np.ndarray
+    times_s: np.ndarray
+    ratios: np.ndarray
+    factor: np.ndarray
+    lit_seen: np.ndarray
+
+    def _interp(
+        self, values: np.ndarray, ratio: np.ndarray, d_um2_s: np.ndarray, time_s: np.ndarray
+    ) -> np.ndarray:
+        """``values`` [t, d, r] interpolated in time and log brightness, nearest diffusion."""
+        ld = np.log(self.d_um2_s)
+        d_pos = np.interp(np.log(np.maximum(d_um2_s, 1e-9)), ld, np.arange(ld.size))
+        d_idx = np.clip(np.rint(d_pos), 0, ld.size - 1).astype(int)
+        t_pos = np.interp(time_s, self.times_s, np.arange(self.times_s.size))
+        log_r = np.log(np.clip(ratio, self.ratios[0], self.ratios[-1]))
+        r_pos = np.interp(log_r, np.log(self.ratios), np.arange(self.ratios.size))
+        t0 = np.floor(t_pos).astype(int)
+        t1 = np.minimum(t0 + 1, self.times_s.size - 1)
+        r0 = np.floor(r_pos).astype(int)
+        r1 = np.minimum(r0 + 1, self.ratios.size - 1)
+        wt, wr = t_pos - t0, r_pos - r0
+        v = values
+        return (1 - wt) * ((1 - wr) * v[t0, d_idx, r0] + wr * v[t0, d_idx, r1]) + wt * (
+            (1 - wr) * v[t1, d_idx, r0] + wr * v[t1, d_idx, r1]
+        )
+
+    def __call__(self, ratio: np.ndarray, d_um2_s: np.ndarray, time_s: np.ndarray) -> np.ndarray:
+        """The factor of each particle (fresh brightness, diffusion, time since the light)."""
+        return self._interp(self.factor, ratio, d_um2_s, time_s)
+
+    def fresh_ratio(
+        self, seen_ratio: np.ndarray, d_um2_s: np.ndarray, time_s: np.ndarray
+    ) -> np.ndarray:
+        """Fresh brightness of particles seen at ``seen_ratio``: the seen brightness over the
+        mean lit share of the particles of that fresh brightness that are seen then (solved by
+        iteration; at least the seen brightness)."""
+        seen = np.clip(np.nan_to_num(np.asarray(seen_ratio, float)), self.ratios[0], None)
+        fresh = seen.copy()
+        for _ in range(FRESH_ITERATIONS):
+            lit = self._interp(self.lit_seen, fresh, d_um2_s, time_s)
+            fresh = np.clip(seen / np.maximum(lit, 1.0 / MAX_FRESH_GAIN), seen, None)
+        return fresh
+
+
+FRESH_ITERATIONS = 8
+"""Iterations of :meth:`FadingTable.fresh_ratio` (each moves the fresh brightness less)."""
+
+MAX_FRESH_GAIN = 20.0
+"""Largest fresh brightness over a seen track's, as :data:`MIN_FADING` bounds the slab."""
+
+
+def _smooth(values: np.ndarray, width: int) -> np.ndarray:
+    """Moving sum over the first axis (``width`` odd), shorter at the ends."""
+    if width <= 1 or values.shape[0] <= 1:
+        return values
+    kernel = np.ones(width)
+    return np.apply_along_axis(np.convolve, 0, values, kernel, "same")
+
+
+def fading_table(
+    model: DepthModel,
+    d_um2_s: np.ndarray,
+    rate_per_s: float,
+    duration_s: float,
+    supply_per_s: float = 0.0,
+    seed: int = 0,
+) -> FadingTable:
+    """Visible shares of fading particles from Brownian paths along z (:class:`FadingTable`).
+
+    Paths start unbleached at the capture's first frame (the light reaches the sample as the
+    capture starts: a new position of the cell, or the laser switched on), spread evenly along z
+    far beyond the sheet, and diffuse freely along z: a cell is far deeper than the sheet, and
+    its sheet reaches far beyond the field laterally. Fresh particles still arrive, by flow,
+    convection or exchange with unlit liquid: each path is replaced by an unbleached one at
+    ``supply_per_s`` (a rate the capture shows, :func:`stationary_position`, not a constant).
+    On each path the lit share is ``exp(-k ∫ I(z) dt)``. A particle is seen at a snapshot when
+    its lit share × profile × fresh brightness reaches the threshold: the whole distribution of
+    lit shares at each ``z`` counts, not only their mean (under strong bleaching the particles
+    at the centre are a mixture of faded ones and fresh arrivals).
+    """
+    d = np.asarray(d_um2_s, float)
+    times = np.arange(0.0, duration_s + FADING_SNAPSHOT_S, FADING_SNAPSHOT_S)
+    shape = (times.size, d.size, _FADING_RATIOS.size)
+    factor, lit_seen = np.ones(shape), np.ones(shape)
+    if rate_per_s <= 0:
+        return FadingTable(d, times, _FADING_RATIOS, factor, lit_seen)
+    rng = np.random.default_rng(seed)
+    levels = 1.0 / _FADING_RATIOS
+    width = 2 * round(FADING_SMOOTH_S / (2 * FADING_SNAPSHOT_S)) + 1
+    n = FADING_PATHS
+    for j, diffusion in enumerate(np.maximum(d, 1e-6)):
+        reach = 3.0 * model.sheet_fwhm_um + 5.0 * math.sqrt(2 * diffusion * duration_s)
+        dt = min(FADING_SNAPSHOT_S, (FADING_STEP * model.sheet_fwhm_um) ** 2 / (2 * diffusion))
+        per_snapshot = math.ceil(FADING_SNAPSHOT_S / dt)
+        dt = FADING_SNAPSHOT_S / per_snapshot
+        step_um = math.sqrt(2 * diffusion * dt)
+        renew = -math.expm1(-supply_per_s * dt)
+        z = rng.uniform(-reach, reach, n)
+        dose = np.zeros(n)
+        seen = np.zeros((times.size, levels.size))
+        seen_fresh = np.zeros((times.size, levels.size))
+        lit_sum = np.zeros((times.size, levels.size))
+        for i in range(times.size):
+            for _ in range(per_snapshot if i else 0):
+                light = model.light(z)
+                z = z + step_um * rng.standard_normal(n)
+                z = np.where(np.abs(z) > reach, np.sign(z) * 2 * reach - z, z)
+                dose += 0.5 * (light + model.light(z)) * dt
+                if renew > 0:
+                    dose[rng.random(n) < renew] = 0.0
+            peak = model.profile(z)
+            share = np.exp(-rate_per_s * dose)
+            order = np.argsort(peak * share)
+            lit = (peak * share)[order]
+            first = np.searchsorted(lit, levels, side="left")
+            seen[i] = n - first
+            # the lit shares of the paths above each level: a cumulative sum from the top
+            top = np.concatenate([np.cumsum(share[order][::-1])[::-1], [0.0]])
+            lit_sum[i] = top[first]
+            seen_fresh[i] = n - np.searchsorted(np.sort(peak), levels, side="left")
+        seen, seen_fresh, lit_sum = (_smooth(a, width) for a in (seen, seen_fresh, lit_sum))
+        factor[:, j, :] = seen / np.maximum(seen_fresh, 1e-9)
+        lit_seen[:, j, :] = np.where(seen > 0, lit_sum / np.maximum(seen, 1e-9), 0.0)
+    return FadingTable(d, times, _FADING_RATIOS, np.clip(factor, 0.0, 1.0), lit_seen)
 
 
 def fading_factor(
@@ -511,19 +678,105 @@ def fading_factor(
     rate_per_s: float,
     temperature_c: float,
     viscosity_mpa_s: float | None,
+    time_s: np.ndarray | None = None,
+    duration_s: float | None = None,
+    supply_per_s: float = 0.0,
 ) -> np.ndarray:
-    """Slab in which a particle stays visible as it fades, over its slab without bleaching.
+    """Slab in which a particle of a seen track is visible as it fades, over the slab of a
+    particle as bright as the track that does not fade (:meth:`DepthModel.depth_um`).
 
-    ``ratio`` is its brightness over threshold when fresh; the lit share comes from its size's
-    diffusion coefficient (:func:`lit_share`). A particle is at its brightest just after it
-    arrives from the unlit reservoir, so a brightest frame stands for the fresh brightness.
+    ``ratio`` is the track's brightest frame over threshold, ``time_s`` when it was seen (s from
+    the capture's first frame; None: the middle of a capture of ``duration_s``), ``supply_per_s``
+    the rate at which fresh particles replace faded ones (:func:`fading_table`). The particle's
+    fresh brightness is the track's over the mean lit share of the seen particles like it
+    (:meth:`FadingTable.fresh_ratio`); its slab is the one in which particles of that fresh
+    brightness and size are seen at that time.
     """
     from exocheck.physics import diffusion_um2_s
 
+    diameter = np.asarray(diameter_nm, float)
+    if rate_per_s <= 0 or diameter.size == 0:
+        return np.ones(diameter.size)
     d_um2_s = np.asarray(
-        diffusion_um2_s(np.maximum(diameter_nm, 1.0), temperature_c, viscosity_mpa_s)
+        diffusion_um2_s(np.maximum(diameter, 1.0), temperature_c, viscosity_mpa_s), float
     )
-    bins = np.geomspace(max(d_um2_s.min(), 1e-3), max(d_um2_s.max(), 1e-3) * 1.001, 25)
-    which = np.clip(np.searchsorted(bins, d_um2_s), 0, bins.size - 1)
-    lit = lit_share(model, bins, rate_per_s)[which]
-    return np.clip(model.depth_um(ratio, lit) / model.depth_um(ratio), 0.05, 1.0)
+    if time_s is None:
+        duration = float(duration_s) if duration_s else 10.0
+        time_s = np.full(diameter.size, 0.5 * duration)
+    time_s = np.asarray(time_s, float)
+    duration = float(duration_s) if duration_s else float(np.max(time_s, initial=0.0))
+    lo, hi = max(float(d_um2_s.min()), 1e-3), max(float(d_um2_s.max()), 1e-3)
+    bins = np.geomspace(lo, hi * 1.001, _FADING_BINS) if hi > lo * 1.01 else np.array([lo])
+    table = fading_table(model, bins, rate_per_s, duration, supply_per_s)
+    seen = np.nan_to_num(np.asarray(ratio, float))
+    fresh = table.fresh_ratio(seen, d_um2_s, time_s)
+    slab = model.depth_um(fresh) * table(fresh, d_um2_s, time_s)
+    return np.clip(slab / model.depth_um(seen), MIN_FADING, 1.0 / MIN_FADING)
+
+
+MIN_FADING = 0.05
+"""Smallest share of its unbleached slab a track is counted in (at most 20 times its count)."""
+
+SUPPLY_GRID_PER_S = np.concatenate([[0.0], np.geomspace(0.01, 10.0, 13)])
+"""Fresh supply rates, 1/s, at which the fading is computed: from none (diffusion along z alone,
+the most fading) to a particle replaced every 0.1 s (hardly any)."""
+
+
+def fading_by_supply(
+    model: DepthModel,
+    ratio: np.ndarray,
+    diameter_nm: np.ndarray,
+    time_s: np.ndarray,
+    duration_s: float,
+    rate_per_s: float,
+    temperature_c: float,
+    viscosity_mpa_s: float | None,
+) -> np.ndarray:
+    """:func:`fading_factor` of each track at each rate of :data:`SUPPLY_GRID_PER_S`
+    ([rate, track])."""
+    return np.stack(
+        [
+            fading_factor(
+                model,
+                ratio,
+                diameter_nm,
+                rate_per_s,
+                temperature_c,
+                viscosity_mpa_s,
+                time_s,
+                duration_s,
+                supply,
+            )
+            for supply in SUPPLY_GRID_PER_S
+        ]
+    )
+
+
+def stationary_position(tilt: np.ndarray, mass: np.ndarray) -> float:
+    """Where on :data:`SUPPLY_GRID_PER_S` the corrected count stays level over the capture.
+
+    ``mass[k]`` is the corrected count at the grid's k-th rate, ``tilt[k]`` the same count
+    weighted by each track's time from the middle of its capture (in capture lengths). A sample's
+    concentration does not change while it is recorded, so its corrected detections are spread
+    evenly over the capture, and their mean time is the middle. Too little fresh supply
+    over-corrects the late tracks (mean time late), too much leaves the fading in (early). The
+    fractional grid index at which the mean time crosses the middle is returned; 0 where even
+    the most fading (no supply) leaves the mean early, the last index where the counts do not
+    fall at all.
+    """
+    lean = np.asarray(tilt, float) / np.where(np.asarray(mass) > 0, mass, 1.0)
+    if lean.size == 1 or lean[0] <= 0:
+        return 0.0
+    below = np.flatnonzero(lean < 0)
+    if below.size == 0:
+        return float(lean.size - 1)
+    k = int(below[0])
+    return float(k - 1 + lean[k - 1] / (lean[k - 1] - lean[k]))
+
+
+def _at_position(values: np.ndarray, position: float) -> np.ndarray:
+    """``values`` (first axis: the supply grid) interpolated at a fractional grid index."""
+    lo = int(np.floor(position))
+    hi = min(lo + 1, len(values) - 1)
+    w = position - lo
+    return (1.0 - w) * np.asarray(values[lo]) + w * np.asarray(values[hi])

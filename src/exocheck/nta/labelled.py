@@ -717,24 +717,23 @@ def _warnings(
                 "level"
             )
     rate = fluorescence.bleach_rate_per_s
-    if rate > 0 and fluorescence.measurement is not None:
-        from exocheck.nta.fluorescence import lit_share
-        from exocheck.physics import diffusion_um2_s
-
-        d50 = fluorescence.measurement.size.d50_nm or 100.0
-        d = float(diffusion_um2_s(d50, conditions.temperature_c, conditions.viscosity_mpa_s))
-        lit = lit_share(model, np.array([d]), rate)
-        ratio = np.array([10.0])
-        shrink = float(model.depth_um(ratio / lit.max(), lit)[0] / model.depth_um(ratio)[0])
-        if shrink < STRONG_BLEACHING:
-            out.append(
-                f"strong photobleaching (half-life {math.log(2) / rate:.2g} s at the sheet's "
-                f"centre): a {d50:.0f} nm particle is seen in {shrink:.0%} of its unbleached "
-                "slab; counts are corrected with a model of it whose supply of fresh particles "
-                "is assumed, and on simulated captures it over-corrected strong bleaching many "
-                "times over (docs/fluorescence.md): do not trust this fraction; lower the laser "
-                "power, use flow, or shorten the capture"
-            )
+    counts = fluorescence.counts
+    if rate > 0 and counts is not None and counts.fading_correction > 1.0 / STRONG_BLEACHING:
+        supply = counts.fresh_supply_per_s
+        fitted = (
+            f"; fresh particles arrive at {supply[0]:.2g}/s (95 %: {supply[1]:.2g}-{supply[2]:.2g}),"
+            " fitted so that the corrected count stays level over the capture"
+            if supply
+            else ""
+        )
+        out.append(
+            f"strong photobleaching (half-life {math.log(2) / rate:.2g} s at the sheet's "
+            f"centre): the fluorescent count is multiplied by {counts.fading_correction:.2g} for "
+            f"particles that faded{fitted}; the correction assumes the light reached the sample "
+            "as the capture started, and on simulated captures with a 1 s half-life it left "
+            "the fraction 1.3-1.8 times the truth (docs/fluorescence.md): lower the laser power, "
+            "use flow, or shorten the capture"
+        )
     n_fl = fluorescence.measurement.tracks.count if fluorescence.measurement else 0
     return _missing_warnings(n_fl, set(done), first=out)
 
