@@ -25,10 +25,11 @@ space is the lognormal family, so strong smoothing shrinks towards a lognormal o
 width, never towards a flat or a broadened curve). The weight λ is chosen by the data: K-fold
 cross-validated log-likelihood over tracks, held out in blocks of the capture's time (folds of
 equal size, :func:`balanced_folds`), over the whole path of λ with warm-started Newton solves, and
-the one-standard-error rule; each extra peak must pass a held-out likelihood-ratio test
-(:func:`_select_smoothing`). Tracks with the same likelihood row up to a fraction of its width are
-solved as one class with a count (:func:`track_classes`), so the cost per Newton step grows with the
-number of classes, not tracks. Uncertainty: a bootstrap over tracks (summary statistics, peak
+the one-standard-error rule; each extra peak must pass a held-out likelihood-ratio test, and a
+single population is drawn as the smoothest one-peak fit (:func:`_select_smoothing`). Tracks
+with the same likelihood row up to a fraction of its width are solved as one class with a count
+(:func:`track_classes`), so the cost per Newton step grows with the number of classes, not
+tracks. Uncertainty: a bootstrap over tracks (summary statistics, peak
 support, and the density's pointwise band).
 """
 
