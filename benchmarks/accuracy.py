@@ -8,10 +8,10 @@ Usage::
 Scenarios: ``ps100``, ``ps150``, ``ps200`` (polystyrene beads, CV 3 %), ``drift37`` (100 nm beads
 at 37 °C with 4 µm/s drift), ``bimodal`` (100 + 200 nm, 2:1), ``mix15`` (100 + 150 nm, 1:1),
 ``mix2`` (100 + 200 nm, 1:1), ``ev`` (lognormal, median 110 nm, GSD 1.35, refractive index 1.39,
-2·10⁹/mL, 200 photons/nm²: about 175 particles per frame), ``ev-standard`` (the same at 10⁹/mL) and
-``ev-sparse`` (5·10⁸/mL). ``--matrix`` runs the robustness matrix (:data:`MATRIX`: physics
-variants of the samples, each cell over several seeds) and prints one row per capture and a verdict
-per cell against the acceptance bounds. Videos are simulated once into ``--out`` (default
+2·10⁹/mL, 200 photons/nm²: about 175 particles per frame), ``ev-standard`` (the same at 10⁹/mL),
+``ev-sparse`` (5·10⁸/mL) and ``ev-dilute`` (2·10⁸/mL). ``--matrix`` runs the robustness matrix
+(:data:`MATRIX`: physics variants of the samples, each cell over several seeds) and prints one row
+per capture and a verdict per cell against the acceptance bounds. Videos are simulated once into ``--out`` (default
 ``bench-output/accuracy``) and reused. The truth is the set of particles that were ever visible in
 the video (``truth.json``), as in ``tests/nta/test_accuracy.py``.
 """
@@ -73,6 +73,7 @@ SCENARIOS: dict[str, tuple[list[Population], dict[str, Any]]] = {
     "ev": (_ev(2e9), {"photons_per_nm2": 200.0}),
     "ev-standard": (_ev(1e9), {"photons_per_nm2": 200.0}),
     "ev-sparse": (_ev(5e8), {"photons_per_nm2": 200.0}),
+    "ev-dilute": (_ev(2e8), {"photons_per_nm2": 200.0}),
     # 1 µm polystyrene beads on a wide-field microscope: 2 fps, 0.175 µm/px, out-of-focus rings,
     # JPEG frames, 40-60 beads per frame (the look of a real fluorescence-microscope recording)
     "bead1um": (
@@ -95,16 +96,26 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "ring": {"ring_um_per_um": 0.4},
     "jpeg": {"jpeg_quality": 75},
     "fps10": {"fps": 10.0},
+    "fps100": {"fps": 100.0, "exposure_ms": 5.0, "frames": 1800},
 }
 """Physics variants of the simulator, applied on top of a scenario's settings."""
 
 MATRIX: list[tuple[str, str]] = [
     ("ps100", "base"),
     ("ps100", "emccd"),
+    ("ps100", "jpeg"),
+    ("ps100", "sampled"),
+    ("ps100", "fps10"),
+    ("ps100", "fps100"),
+    ("drift37", "base"),
+    ("ev-dilute", "base"),
     ("ev-sparse", "base"),
     ("ev-sparse", "thin"),
+    ("ev-sparse", "thick"),
     ("ev-sparse", "flat"),
     ("ev-sparse", "noblur"),
+    ("ev-sparse", "ring"),
+    ("ev-standard", "base"),
     ("ev", "base"),
     ("mix15", "base"),
     ("mix2", "base"),
