@@ -233,6 +233,20 @@ def test_ring_spot_keeps_its_light_and_puts_it_on_a_circle() -> None:
     assert ring[32, 32] < ring[r.astype(int) == 10].max()  # a dark-ish centre: a ring, not a blob
 
 
+@pytest.mark.parametrize("ring_px", [0.0, 1.0, 2.5, 6.0, 10.0])
+def test_truth_judges_visibility_on_the_drawn_spot_peak(ring_px: float) -> None:
+    """The ground truth's peak (visibility) is the drawn spot's highest value: for a ring, far
+    below a Gaussian of the same light, which the truth used before."""
+    from exocheck.simulate import _peak_per_photon
+
+    drawn = _one_spot(ring_px=ring_px)
+    predicted = 1e4 * float(_peak_per_photon(np.array(3.0), np.array(ring_px), 1.5))
+    # the drawn image is pixel-integrated; a Gaussian of 1.5 px width loses ~4 % at its peak
+    assert drawn.max() == pytest.approx(predicted, rel=0.08)
+    if ring_px >= 6.0:
+        assert predicted < 0.5 * 1e4 / (2 * np.pi * 3.0**2)
+
+
 def test_flat_top_sheet_has_the_same_fwhm_and_a_flat_middle() -> None:
     from exocheck.simulate import _sheet_light
 
