@@ -44,7 +44,13 @@ from exocheck.nta.link import (
     split_at_jumps,
 )
 from exocheck.nta.locate import CHUNK_FRAMES, LocateResult, LocateSettings, detect_video
-from exocheck.nta.sizing import LIMIT_MARGIN, SizeResult, SizingSettings, size_distribution
+from exocheck.nta.sizing import (
+    CV_FOLDS,
+    LIMIT_MARGIN,
+    SizeResult,
+    SizingSettings,
+    size_distribution,
+)
 from exocheck.physics import scattering_cross_sections_nm2
 from exocheck.records import (
     Channel,
@@ -507,8 +513,6 @@ def time_blocks(videos: Sequence[VideoAnalysis]) -> np.ndarray:
     across a boundary, and equal in size whatever the density. Block k of every replicate
     video is one fold.
     """
-    from exocheck.nta.sizing import CV_FOLDS
-
     blocks = [
         np.minimum(
             CV_FOLDS * v.track_stats["first_frame"].to_numpy() // max(v.n_frames, 1), CV_FOLDS - 1

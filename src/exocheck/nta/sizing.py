@@ -29,8 +29,8 @@ the one-standard-error rule; each extra peak must pass a held-out likelihood-rat
 single population is drawn as the smoothest one-peak fit (:func:`_select_smoothing`). Tracks
 with the same likelihood row up to a fraction of its width are solved as one class with a count
 (:func:`track_classes`), so the cost per Newton step grows with the number of classes, not
-tracks. Uncertainty: a bootstrap over tracks (summary statistics, peak
-support, and the density's pointwise band).
+tracks. Uncertainty: a bootstrap over tracks (summary statistics, peak support, and the density's
+pointwise band).
 """
 
 from __future__ import annotations
