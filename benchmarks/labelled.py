@@ -293,6 +293,7 @@ def _figures(
         "labelled_d50_nm": measurement.size.d50_nm,
         "truth_labelled_d50_nm": _labelled_d50(truths),
         "bleach_half_life_s": measurement.diagnostics["bleach_half_life_s"],
+        "fresh_supply_per_s": measurement.diagnostics["fresh_supply_per_s"],
         "warnings": measurement.warnings,
     }
 

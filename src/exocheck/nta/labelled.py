@@ -397,6 +397,13 @@ def fraction_from_recordings(
                 for role, rec in done.items()
                 if role != "scatter" and rec.measurement is not None
             },
+            # the rate at which fresh particles replace faded ones, fitted so that the
+            # corrected count stays level over the capture; None without bleaching
+            "fresh_supply_per_s": {
+                role: _supply(rec.counts)
+                for role, rec in done.items()
+                if rec.counts is not None and role != "scatter"
+            },
             "saturated_track_fraction": {
                 role: rec.counts.saturated_fraction
                 for role, rec in done.items()
@@ -417,6 +424,14 @@ def fraction_from_recordings(
         warnings=warnings,
     )
     return measurement
+
+
+def _supply(counts: ChannelCounts) -> dict[str, float] | None:
+    """A channel's fitted fresh supply, 1/s, with its 95 % bootstrap range (None: not fitted)."""
+    if counts.fresh_supply_per_s is None:
+        return None
+    value, low, high = counts.fresh_supply_per_s
+    return {"value": value, "ci_low": low, "ci_high": high}
 
 
 def _check_settings(done: dict[str, Recording], role: str, calibrated: bool) -> None:
