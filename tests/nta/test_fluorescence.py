@@ -251,9 +251,11 @@ def test_optics_stated_30_percent_off(stained) -> None:
     edges = np.array([c.low_nm for c in lab.classes] + [lab.classes[-1].high_nm])
     _, truth = truth_by_class(stained["truths"], edges)
     corners = stated.diagnostics["fraction_at_profile_corners"]
-    # each corner of the lengths with the stated Gaussian sheet and with a flat top
-    assert len(corners) == 8
-    assert sum(k.endswith(", flat-top") for k in corners) == 4
+    # each corner of the lengths with the stated Gaussian sheet and with a flat top, and the
+    # stated lengths with a flat top
+    assert len(corners) == 9
+    assert sum(k.endswith(", flat-top") for k in corners) == 5
+    assert "sheet 10.4 um, defocus 2.1 um, flat-top" in corners
     assert all(lab.ci.low <= f <= lab.ci.high for f in corners.values())
     assert lab.ci.low <= truth <= lab.ci.high, (lab.ci, truth, corners)
 
