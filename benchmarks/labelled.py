@@ -20,6 +20,8 @@ reported range, per class and overall. Cases:
 
 Videos are cached under ``--out`` (default ``bench-output/labelled``): about 0.2 GB per
 capture, so 0.5-2 GB per case and seed (about 8 GB for ``free``, at 11 positions).
+``--drop-videos`` removes them once analysed; ``--keep-analysis`` keeps the analysed recordings
+(15-110 MB per case and seed) and counts from them on the next run of the same case, row and seed.
 """
 
 from __future__ import annotations
