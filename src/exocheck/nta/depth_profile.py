@@ -173,8 +173,9 @@ def fit_profile(
     may be pooled (a fluorescence channel's bleaching adds a drift of the log peak per frame far
     smaller than its diffusive changes). Returns None where fewer than four levels have enough
     pairs. The bootstrap resamples tracks. ``sheet_order`` is the sheet's shape assumed
-    (:class:`~exocheck.nta.fluorescence.DepthModel`: 1 Gaussian); the shape itself is not
-    fitted (see :func:`fitted_models`).
+    (:class:`~exocheck.nta.fluorescence.DepthModel`: 1 Gaussian); the shape itself cannot be
+    fitted on the slopes, and the labelled fraction's interval covers a flat top instead
+    (:func:`exocheck.nta.labelled.sheet_shape_models`).
 
     Parameters
     ----------
