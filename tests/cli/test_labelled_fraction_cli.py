@@ -93,6 +93,24 @@ def test_labelled_fraction_writes_record_and_plot(exo, channels, tmp_path):
     assert all(len(sha) == 64 for sha in record.provenance.inputs.values())
     assert "CD63" in outcome.stdout and "all " in outcome.stdout
     assert json.loads((out / "result.json").read_text())["schema"] == "exocheck.nta/1"
+    # no bleaching measured: no fresh supply fitted
+    assert record.diagnostics["fresh_supply_per_s"] == {"fluorescence": None}
+
+
+def test_fresh_supply_is_reported_with_its_range(exo, channels, tmp_path):
+    """A half-life given for a capture: the fresh supply, fitted so that the corrected count
+    stays level over the capture, is in the record with its 95 % bootstrap range on the grid
+    of rates (0-10/s). On this short capture (150 frames, 5 s) the range spans
+    most of the grid: the count's fall over time is not pinned down."""
+    out = tmp_path / "lf"
+    outcome = _run(exo, channels, out, "--bleach-half-life-s", 2.0)
+    assert outcome.code == 0, outcome.stderr
+    record = json.loads((out / "result.json").read_text())
+    supply = record["diagnostics"]["fresh_supply_per_s"]
+    assert set(supply) == {"fluorescence"}, supply
+    fitted = supply["fluorescence"]
+    assert 0.0 <= fitted["ci_low"] <= fitted["value"] <= fitted["ci_high"] <= 10.0, fitted
+    assert fitted["ci_high"] > fitted["ci_low"], fitted
 
 
 def test_few_fluorescent_tracks_and_missing_controls_are_warned(exo, channels, tmp_path):

@@ -62,16 +62,21 @@ class ProfileFit:
     levels: np.ndarray
     slope: np.ndarray
     n_tracks: int
+    sheet_order: int = 1
 
 
-def _slope_model(levels: np.ndarray, sheet_um: np.ndarray, defocus_um: np.ndarray) -> np.ndarray:
-    """``(d ln p / dz)²`` at profile levels ``levels`` for each (sheet, defocus) pair ([m, k])."""
+def _slope_model(
+    levels: np.ndarray, sheet_um: np.ndarray, defocus_um: np.ndarray, sheet_order: int = 1
+) -> np.ndarray:
+    """``(d ln p / dz)²`` at profile levels ``levels`` for each (sheet, defocus) pair ([m, k]),
+    for a sheet of the given order (:class:`~exocheck.nta.fluorescence.DepthModel`)."""
     z = np.linspace(0.0, 1.0, 2001)  # in units of 3 sheet widths, per model
+    n = 2 * sheet_order
     out = np.empty((sheet_um.size, levels.size))
     for i, (f, zr) in enumerate(zip(sheet_um, defocus_um, strict=True)):
         zz = z * 3.0 * f
-        log_p = -math.log(2.0) * (2.0 * zz / f) ** 2 - np.log1p((zz / zr) ** 2)
-        d_log_p = -8.0 * math.log(2.0) * zz / f**2 - 2.0 * zz / (zr**2 + zz**2)
+        log_p = -math.log(2.0) * (2.0 * zz / f) ** n - np.log1p((zz / zr) ** 2)
+        d_log_p = -math.log(2.0) * n * (2.0 / f) ** n * zz ** (n - 1) - 2.0 * zz / (zr**2 + zz**2)
         at = np.interp(-np.log(levels), -log_p, zz)
         out[i] = np.interp(at, zz, d_log_p) ** 2
     return out
@@ -136,7 +141,7 @@ def _measure(
 
 
 @functools.cache
-def _grid() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _grid(sheet_order: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The grid's (sheet, defocus) pairs, the level bins' centres and ``g`` of each pair there."""
     sheet, defocus = np.meshgrid(SHEET_GRID_UM, DEFOCUS_GRID_UM, indexing="ij")
     centres = np.exp(0.5 * (LEVEL_EDGES[:-1] + LEVEL_EDGES[1:]))
@@ -144,13 +149,15 @@ def _grid() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         sheet.ravel(),
         defocus.ravel(),
         centres,
-        _slope_model(centres, sheet.ravel(), defocus.ravel()),
+        _slope_model(centres, sheet.ravel(), defocus.ravel(), sheet_order),
     )
 
 
-def _best(levels: np.ndarray, slopes: np.ndarray, counts: np.ndarray) -> tuple[float, float]:
+def _best(
+    levels: np.ndarray, slopes: np.ndarray, counts: np.ndarray, sheet_order: int = 1
+) -> tuple[float, float]:
     """The (sheet, defocus) pair of the grid whose ``g`` is closest (weighted by pairs)."""
-    sheet, defocus, centres, table = _grid()
+    sheet, defocus, centres, table = _grid(sheet_order)
     columns = np.searchsorted(centres, levels - 1e-12)
     cost = np.sum(counts * (table[:, columns] - slopes) ** 2, axis=1)
     i = int(np.argmin(cost))
@@ -158,20 +165,39 @@ def _best(levels: np.ndarray, slopes: np.ndarray, counts: np.ndarray) -> tuple[f
 
 
 def fit_profile(
-    videos: Sequence[VideoAnalysis], n_bootstrap: int = 40, seed: int = 0
+    videos: Sequence[VideoAnalysis], n_bootstrap: int = 40, seed: int = 0, sheet_order: int = 1
 ) -> ProfileFit | None:
     """Fit the axial profile's two lengths to the tracks' peak changes (see the module).
 
     ``videos`` need sized tracks (``track_stats`` with ``d_um2_s``); channels of one instrument
     may be pooled (a fluorescence channel's bleaching adds a drift of the log peak per frame far
     smaller than its diffusive changes). Returns None where fewer than four levels have enough
-    pairs. The bootstrap resamples tracks.
+    pairs. The bootstrap resamples tracks. ``sheet_order`` is the sheet's shape assumed
+    (:class:`~exocheck.nta.fluorescence.DepthModel`: 1 Gaussian); the shape itself cannot be
+    fitted on the slopes, and the labelled fraction's interval covers a flat top instead
+    (:func:`exocheck.nta.labelled.sheet_shape_models`).
+
+    Parameters
+    ----------
+    videos : sequence of VideoAnalysis
+        Analysed captures with sized tracks.
+    n_bootstrap : int
+        Resamples of the tracks for the lengths' ranges.
+    seed : int
+        Seed of the resampling.
+    sheet_order : int
+        Order of the super-Gaussian sheet fitted.
+
+    Returns
+    -------
+    ProfileFit or None
+        The fitted lengths and what they rest on; None without four levels of enough pairs.
     """
     track, lag, change, level, d_um2_s, dt_s = _pairs(videos)
     levels, slopes, counts = _measure(lag, change, level, d_um2_s, dt_s)
     if levels.size < 4:
         return None
-    sheet, defocus = _best(levels, slopes, counts)
+    sheet, defocus = _best(levels, slopes, counts, sheet_order)
     rng = np.random.default_rng(seed)
     n_tracks = int(track.max()) + 1
     resampled = []
@@ -180,7 +206,7 @@ def fit_profile(
         take = np.repeat(np.arange(track.size), weight[track.astype(int)])
         lv, sl, ct = _measure(lag[take], change[take], level[take], d_um2_s[take], dt_s[take])
         if lv.size >= 4:
-            resampled.append(_best(lv, sl, ct))
+            resampled.append(_best(lv, sl, ct, sheet_order))
     return ProfileFit(
         sheet_fwhm_um=sheet,
         depth_of_field_um=defocus,
@@ -188,6 +214,7 @@ def fit_profile(
         levels=levels,
         slope=slopes,
         n_tracks=n_tracks,
+        sheet_order=sheet_order,
     )
 
 
@@ -195,12 +222,19 @@ def fitted_models(fit: ProfileFit, stated: DepthModel) -> tuple[DepthModel, list
     """The depth model of the fit, and the corners of its bootstrap's 95 % ranges."""
     from dataclasses import replace
 
-    best = replace(stated, sheet_fwhm_um=fit.sheet_fwhm_um, depth_of_field_um=fit.depth_of_field_um)
+    best = replace(
+        stated,
+        sheet_fwhm_um=fit.sheet_fwhm_um,
+        depth_of_field_um=fit.depth_of_field_um,
+        sheet_order=fit.sheet_order,
+    )
     if fit.resampled.shape[0] < 10:
         return best, []
     lo, hi = np.percentile(fit.resampled, [2.5, 97.5], axis=0)
     corners = [
-        replace(stated, sheet_fwhm_um=float(a), depth_of_field_um=float(b))
+        replace(
+            stated, sheet_fwhm_um=float(a), depth_of_field_um=float(b), sheet_order=fit.sheet_order
+        )
         for a in (lo[0], hi[0])
         for b in (lo[1], hi[1])
     ]

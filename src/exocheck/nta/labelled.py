@@ -36,6 +36,7 @@ from exocheck.nta.analyze import AnalysisSettings, Conditions, VideoAnalysis, an
 from exocheck.nta.concentration import Calibration
 from exocheck.nta.depth_profile import fit_profile, fitted_models
 from exocheck.nta.fluorescence import (
+    FLAT_TOP_ORDER,
     ChannelCounts,
     DepthModel,
     channel_counts,
@@ -292,6 +293,9 @@ def fraction_from_recordings(
         model, alternatives = fitted_models(fit, stated)
     else:
         alternatives = misstated_models(stated, optics_tolerance)
+    if fit is not None or optics_tolerance > 0:
+        # the sheet's shape is not measured: the interval covers a flat top as well
+        alternatives = [*alternatives, *sheet_shape_models([model, *alternatives])]
     for role, counts in counts_for(model).items():
         done[role].counts = counts
     edges = _class_range(scatter, size_range_nm)
@@ -310,9 +314,9 @@ def fraction_from_recordings(
         other, _, _, _ = _evaluate(
             done, dict(counts_for(alt)), edges, alt, cal_fl, settings, dilution, marker, names
         )
-        envelope[f"sheet {alt.sheet_fwhm_um:.3g} um, defocus {alt.depth_of_field_um:.3g} um"] = (
-            other.fraction
-        )
+        shape = "" if alt.sheet_order == model.sheet_order else f", {alt.sheet_shape}"
+        key = f"sheet {alt.sheet_fwhm_um:.3g} um, defocus {alt.depth_of_field_um:.3g} um{shape}"
+        envelope[key] = other.fraction
         result = _widen(result, other)
     warnings = _warnings(done, fluorescence, model, conditions) + sparse_notes
     if measure_profile and fit is None:
@@ -393,6 +397,13 @@ def fraction_from_recordings(
                 for role, rec in done.items()
                 if role != "scatter" and rec.measurement is not None
             },
+            # the rate at which fresh particles replace faded ones, fitted so that the
+            # corrected count stays level over the capture; None without bleaching
+            "fresh_supply_per_s": {
+                role: _supply(rec.counts)
+                for role, rec in done.items()
+                if rec.counts is not None and role != "scatter"
+            },
             "saturated_track_fraction": {
                 role: rec.counts.saturated_fraction
                 for role, rec in done.items()
@@ -413,6 +424,14 @@ def fraction_from_recordings(
         warnings=warnings,
     )
     return measurement
+
+
+def _supply(counts: ChannelCounts) -> dict[str, float] | None:
+    """A channel's fitted fresh supply, 1/s, with its 95 % bootstrap range (None: not fitted)."""
+    if counts.fresh_supply_per_s is None:
+        return None
+    value, low, high = counts.fresh_supply_per_s
+    return {"value": value, "ci_low": low, "ci_high": high}
 
 
 def _check_settings(done: dict[str, Recording], role: str, calibrated: bool) -> None:
@@ -579,6 +598,29 @@ def misstated_models(model: DepthModel, tolerance: float) -> list[DepthModel]:
         for a in factors
         for b in factors
     ]
+
+
+def sheet_shape_models(models: Sequence[DepthModel]) -> list[DepthModel]:
+    """The same profiles with a flat-top sheet (:data:`~exocheck.nta.fluorescence.FLAT_TOP_ORDER`).
+
+    The tracks do not show the sheet's shape: a flat top's steep edge is crossed within a frame
+    or two, where the peak's change is no longer linear in the step along z, and the profile
+    fitted with a flat top to the measured slopes goes far off (docs/fluorescence.md). A flat-top
+    sheet fitted as the nearest Gaussian moves the fraction (on simulated captures by up to a
+    tenth), so the interval covers the fractions of each profile with a flat top of the same
+    sheet width and defocus length.
+
+    Parameters
+    ----------
+    models : sequence of DepthModel
+        The profiles counted (the point's and the corners of its range).
+
+    Returns
+    -------
+    list of DepthModel
+        Each with a flat-top sheet; none for those that are flat-topped already.
+    """
+    return [replace(m, sheet_order=FLAT_TOP_ORDER) for m in models if m.sheet_order == 1]
 
 
 def _widen(result: LabelledFraction, other: LabelledFraction) -> LabelledFraction:
