@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -318,24 +319,17 @@ def test_poisson_interval_is_garwoods() -> None:
     assert poisson_interval(10) == pytest.approx((4.795, 18.39), abs=1e-2)
 
 
-@pytest.mark.parametrize(("sheet_um", "defocus_um"), [(8.0, 3.0), (4.71, 3.0), (12.0, 5.0)])
-def test_profile_is_measured_from_brownian_motion_along_z(sheet_um, defocus_um) -> None:
-    """Tracks whose peak follows p(z) = Gaussian sheet × 1/(1 + (z/z_R)²) as z diffuses, with 5 %
-    noise per frame: the fitted sheet width is the true one within 10 % (the fit's grid steps by
-    7.8 %), and the detection depth it gives, which is what the counts use, within 12 % from 2
-    to 100 times the threshold. The defocus length alone is less well determined (it trades
-    off against the sheet width; up to +47 % in these cases) and is not asserted."""
+def _tracks_through(profile) -> SimpleNamespace:
+    """400 tracks of 60 frames diffusing along z (D = 4 µm²/s, 30 fps) from within 1 µm of focus,
+    each frame's peak ``200 · profile(z)`` with 5 % noise: a video as the profile fit reads it."""
     import pandas as pd
-
-    from exocheck.nta.depth_profile import fit_profile
 
     rng = np.random.default_rng(1)
     fps, d_um2_s, n_tracks, n_frames = 30.0, 4.0, 400, 60
     z = rng.uniform(-1.0, 1.0, (n_tracks, 1)) + np.cumsum(
         rng.normal(0.0, math.sqrt(2 * d_um2_s / fps), (n_tracks, n_frames)), axis=1
     )
-    profile = np.exp(-math.log(2) * (2 * z / sheet_um) ** 2) / (1 + (z / defocus_um) ** 2)
-    signal = 200.0 * profile * np.exp(rng.normal(0.0, 0.05, z.shape))
+    signal = 200.0 * profile(z) * np.exp(rng.normal(0.0, 0.05, z.shape))
     tracks = pd.DataFrame(
         {
             "particle": np.repeat(np.arange(n_tracks), n_frames),
@@ -344,12 +338,22 @@ def test_profile_is_measured_from_brownian_motion_along_z(sheet_um, defocus_um) 
         }
     )
     stats = pd.DataFrame({"particle": np.arange(n_tracks), "d_um2_s": np.full(n_tracks, d_um2_s)})
+    return SimpleNamespace(tracks=tracks, track_stats=stats, fps=fps, threshold=1.0)
 
-    class Video:
-        pass
 
-    video = Video()
-    video.tracks, video.track_stats, video.fps, video.threshold = tracks, stats, fps, 1.0
+@pytest.mark.parametrize(("sheet_um", "defocus_um"), [(8.0, 3.0), (4.71, 3.0), (12.0, 5.0)])
+def test_profile_is_measured_from_brownian_motion_along_z(sheet_um, defocus_um) -> None:
+    """Tracks whose peak follows p(z) = Gaussian sheet × 1/(1 + (z/z_R)²) as z diffuses, with 5 %
+    noise per frame: the fitted sheet width is the true one within 10 % (the fit's grid steps by
+    7.8 %), and the detection depth it gives, which is what the counts use, within 12 % from 2
+    to 100 times the threshold. The defocus length alone is less well determined (it trades
+    off against the sheet width; up to +47 % in these cases) and is not asserted."""
+
+    from exocheck.nta.depth_profile import fit_profile
+
+    video = _tracks_through(
+        lambda z: np.exp(-math.log(2) * (2 * z / sheet_um) ** 2) / (1 + (z / defocus_um) ** 2)
+    )
     fit = fit_profile([video], n_bootstrap=0)
     assert fit is not None
     assert fit.sheet_fwhm_um == pytest.approx(sheet_um, rel=0.10)
@@ -403,32 +407,12 @@ def test_sheet_shape_is_not_read_off_brownian_slopes() -> None:
     profile's detection depth still comes out more than 40 % too deep, from 2 to 100 times the
     threshold; the same tracks through a Gaussian sheet give it within 12 %
     (``test_profile_is_measured_from_brownian_motion_along_z``)."""
-    import pandas as pd
 
     from exocheck.nta.depth_profile import fit_profile
     from exocheck.nta.fluorescence import FLAT_TOP_ORDER
 
-    rng = np.random.default_rng(1)
-    fps, d_um2_s, n_tracks, n_frames = 30.0, 4.0, 400, 60
-    z = rng.uniform(-1.0, 1.0, (n_tracks, 1)) + np.cumsum(
-        rng.normal(0.0, math.sqrt(2 * d_um2_s / fps), (n_tracks, n_frames)), axis=1
-    )
     true = DepthModel(8.0, 3.0, sheet_order=FLAT_TOP_ORDER)
-    signal = 200.0 * true.profile(z) * np.exp(rng.normal(0.0, 0.05, z.shape))
-    tracks = pd.DataFrame(
-        {
-            "particle": np.repeat(np.arange(n_tracks), n_frames),
-            "frame": np.tile(np.arange(n_frames), n_tracks),
-            "signal": signal.ravel(),
-        }
-    )
-    stats = pd.DataFrame({"particle": np.arange(n_tracks), "d_um2_s": np.full(n_tracks, d_um2_s)})
-
-    class Video:
-        pass
-
-    video = Video()
-    video.tracks, video.track_stats, video.fps, video.threshold = tracks, stats, fps, 1.0
+    video = _tracks_through(true.profile)
     fit = fit_profile([video], n_bootstrap=0, sheet_order=FLAT_TOP_ORDER)
     assert fit is not None and fit.sheet_order == FLAT_TOP_ORDER
     ratio = np.array([2.0, 5.0, 20.0, 100.0])
