@@ -564,6 +564,9 @@ def _peak_per_photon(sigma_px: np.ndarray, radius_px: np.ndarray, sigma0_px: flo
     sigma = np.asarray(sigma_px, float)
     radius = np.asarray(radius_px, float)
     gauss = 1.0 / (2.0 * np.pi * sigma**2)
+    ring = radius > sigma0_px
+    if not ring.any():  # no rings (the default optics): nothing more to compute
+        return gauss
     point = 0.9 / _RING_POINTS / (2.0 * np.pi * sigma0_px**2)
     # distances from one point of the ring to every point, and from the centre to each
     chord = 2.0 * radius[..., None] * np.sin(np.pi * np.arange(_RING_POINTS) / _RING_POINTS)
@@ -571,7 +574,7 @@ def _peak_per_photon(sigma_px: np.ndarray, radius_px: np.ndarray, sigma0_px: flo
         axis=-1
     ) + 0.1 * gauss * np.exp(-(radius**2) / (2.0 * sigma**2))
     at_centre = 0.1 * gauss + _RING_POINTS * point * np.exp(-(radius**2) / (2.0 * sigma0_px**2))
-    return np.where(radius > sigma0_px, np.maximum(on_ring, at_centre), gauss)
+    return np.where(ring, np.maximum(on_ring, at_centre), gauss)
 
 
 def _jpeg(frames: np.ndarray, quality: int) -> np.ndarray:
